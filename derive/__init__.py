@@ -1,0 +1,15 @@
+"""rnn-calculus: RNN, LSTM and GRU cells defined once as SymPy equations, with their
+Jacobians, backward passes, LaTeX and NumPy kernels derived from that one definition.
+
+>>> import derive
+>>> derive.cells()[:2]
+['lstm', 'lstm_peephole']
+>>> c = derive.cell("rnn_sigmoid")
+>>> c.jacobian("h", "h")          # d h_t / d h_{t-1}
+DiagMatrix(SigmoidPrime(a))*W_hh
+"""
+from .cell import Cell, CellError
+from .registry import UnknownCellError, cell, cells
+from .spec import SpecError, load_spec as cell_from_spec
+
+__all__ = ["Cell", "CellError", "SpecError", "UnknownCellError", "cell", "cells", "cell_from_spec"]

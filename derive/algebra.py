@@ -1,0 +1,288 @@
+"""Building matrix expressions without SymPy's reordering, and the two normal forms.
+
+SymPy's ``MatAdd``/``MatMul``/``HadamardProduct`` constructors are used with
+``evaluate=False`` so that the order of terms is ours. Two normal forms keep results in the
+shape a person writes:
+
+* :class:`VecPoly`: a column-vector expression built from ``+``, scalar multiples and
+  Hadamard products, expanded into a sum of Hadamard monomials with rational coefficients,
+  like terms collected, common factors pulled out (``a*c + b*c -> (a + b)*c``) and a stable
+  term order.
+* Jacobians live in :mod:`derive.linmap` as sums of ``diag(v) M1 M2 ...`` chains.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+from functools import total_ordering
+
+import sympy
+from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix,
+                   Transpose, ZeroMatrix)
+from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions.diagonal import DiagMatrix
+
+from .primitives import Elementwise
+from .symbols import Adjoint, Incoming, Param
+
+
+# ---------------------------------------------------------------------------------------
+# constructors
+# ---------------------------------------------------------------------------------------
+
+def add(terms, shape):
+    """Sum of matrix expressions in the given order; zeros dropped, nested sums flattened."""
+    flat = []
+    for t in terms:
+        if isinstance(t, ZeroMatrix):
+            continue
+        flat.extend(t.args if isinstance(t, MatAdd) else (t,))
+    if not flat:
+        return ZeroMatrix(*shape)
+    if len(flat) == 1:
+        return flat[0]
+    return MatAdd(*flat, evaluate=False)
+
+
+def matmul(*factors):
+    """Matrix product in the given order; identities dropped, a zero factor gives zero."""
+    coeff = sympy.Integer(1)
+    flat = []
+    for f in factors:
+        if isinstance(f, MatMul):
+            c, mats = f.as_coeff_matrices()
+            coeff *= c
+            flat.extend(mats)
+        elif isinstance(f, Identity):
+            continue
+        else:
+            flat.append(f)
+    rows = factors[0].shape[0]
+    cols = factors[-1].shape[1]
+    if coeff == 0 or any(isinstance(f, ZeroMatrix) for f in flat):
+        return ZeroMatrix(rows, cols)
+    if not flat:
+        return Identity(rows) if coeff == 1 else MatMul(coeff, Identity(rows), evaluate=False)
+    if coeff == 1 and len(flat) == 1:
+        return flat[0]
+    args = ([coeff] if coeff != 1 else []) + flat
+    return MatMul(*args, evaluate=False)
+
+
+def scale(coeff, expr):
+    """coeff * expr for a rational coefficient."""
+    coeff = sympy.Rational(coeff)
+    if coeff == 1:
+        return expr
+    if coeff == 0:
+        return ZeroMatrix(*expr.shape)
+    if isinstance(expr, MatMul):
+        c, mats = expr.as_coeff_matrices()
+        coeff *= c
+        expr = mats[0] if len(mats) == 1 else MatMul(*mats, evaluate=False)
+        if coeff == 1:
+            return expr
+    return MatMul(coeff, expr, evaluate=False)
+
+
+def hadamard(factors):
+    """Hadamard (entrywise) product in the given order."""
+    flat = []
+    for f in factors:
+        flat.extend(f.args if isinstance(f, HadamardProduct) else (f,))
+    if len(flat) == 1:
+        return flat[0]
+    return HadamardProduct(*flat, evaluate=False)
+
+
+def diag(v):
+    """diag(v): the square matrix with the column vector v on its diagonal."""
+    return DiagMatrix(v)
+
+
+def transpose(expr):
+    """expr^T with the transpose pushed to the leaves: (AB)^T = B^T A^T, diag(v)^T = diag(v)."""
+    if isinstance(expr, Transpose):
+        return expr.arg
+    if isinstance(expr, MatMul):
+        c, mats = expr.as_coeff_matrices()
+        return scale(c, matmul(*[transpose(m) for m in reversed(mats)]))
+    if isinstance(expr, MatAdd):
+        return add([transpose(a) for a in expr.args], (expr.shape[1], expr.shape[0]))
+    if isinstance(expr, (DiagMatrix, Identity)):
+        return expr
+    if isinstance(expr, ZeroMatrix):
+        return ZeroMatrix(expr.shape[1], expr.shape[0])
+    return Transpose(expr)
+
+
+def ones(shape):
+    return OneMatrix(*shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Hadamard polynomials
+# ---------------------------------------------------------------------------------------
+
+#: Order of atoms inside a monomial: parameters, deltas, variables, activations,
+#: derivatives (the order in which Greff et al. write their products, p_o * delta o_bar).
+_RANK_PARAM, _RANK_ADJOINT, _RANK_VAR, _RANK_OTHER, _RANK_FUNC, _RANK_DERIV = range(6)
+
+
+def atom_rank(atom) -> tuple:
+    """Sort key of an atom of a Hadamard monomial."""
+    if isinstance(atom, MatrixSymbol):
+        if isinstance(atom, (Adjoint, Incoming)):
+            rank = _RANK_ADJOINT
+        elif isinstance(atom, Param):
+            rank = _RANK_PARAM
+        else:
+            rank = _RANK_VAR
+        return (rank, atom.name)
+    if isinstance(atom, Elementwise):
+        return (_RANK_DERIV if atom.is_derivative else _RANK_FUNC, atom.name, str(atom.arg))
+    return (_RANK_OTHER, str(atom))
+
+
+@total_ordering
+class VecPoly:
+    """A sum of Hadamard monomials: {(atom, atom, ...): Fraction coefficient}.
+
+    Atoms are SymPy matrix expressions that are not sums, scalar multiples or Hadamard
+    products (symbols, ``f(u)`` nodes, matrix-vector products). The empty monomial is the
+    all-ones vector. Instances are immutable and hashable.
+    """
+
+    __slots__ = ("terms", "shape", "_key")
+
+    def __init__(self, terms: dict, shape):
+        clean = {m: c for m, c in terms.items() if c != 0}
+        self.terms = tuple(sorted(clean.items(), key=lambda mc: _monomial_key(mc[0])))
+        self.shape = tuple(shape)
+        self._key = tuple((tuple(map(atom_rank, m)), c) for m, c in self.terms)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def one(cls, shape):
+        return cls({(): Fraction(1)}, shape)
+
+    @classmethod
+    def zero(cls, shape):
+        return cls({}, shape)
+
+    @classmethod
+    def atom(cls, a):
+        return cls({(a,): Fraction(1)}, a.shape)
+
+    @classmethod
+    def from_expr(cls, e) -> "VecPoly":
+        """Expand a vector expression into a Hadamard polynomial."""
+        if isinstance(e, MatAdd):
+            out = cls.zero(e.shape)
+            for a in e.args:
+                out = out + cls.from_expr(a)
+            return out
+        if isinstance(e, HadamardProduct):
+            out = cls.one(e.shape)
+            for a in e.args:
+                out = out * cls.from_expr(a)
+            return out
+        if isinstance(e, ZeroMatrix):
+            return cls.zero(e.shape)
+        if isinstance(e, OneMatrix):
+            return cls.one(e.shape)
+        if isinstance(e, MatMul):
+            c, mats = e.as_coeff_matrices()
+            if c != 1:
+                inner = mats[0] if len(mats) == 1 else MatMul(*mats, evaluate=False)
+                return cls.from_expr(inner).scaled(c)
+        if isinstance(e, Elementwise):
+            return cls.atom(type(e)(cls.from_expr(e.arg).to_expr()))
+        if isinstance(e, MatMul):
+            # matrix times vector: normalise the vector operand, keep the product an atom
+            *mats, v = e.args
+            return cls.atom(matmul(*mats, cls.from_expr(v).to_expr()))
+        return cls.atom(e)
+
+    # -- arithmetic --------------------------------------------------------------------
+    def __add__(self, other):
+        acc = dict(self.terms)
+        for m, c in other.terms:
+            acc[m] = acc.get(m, 0) + c
+        return VecPoly(acc, self.shape)
+
+    def __neg__(self):
+        return self.scaled(-1)
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __mul__(self, other):
+        """Hadamard product."""
+        acc: dict = {}
+        for m1, c1 in self.terms:
+            for m2, c2 in other.terms:
+                m = tuple(sorted(m1 + m2, key=atom_rank))
+                acc[m] = acc.get(m, 0) + c1 * c2
+        return VecPoly(acc, self.shape)
+
+    def scaled(self, c):
+        c = Fraction(int(sympy.Rational(c).p), int(sympy.Rational(c).q))
+        return VecPoly({m: k * c for m, k in self.terms}, self.shape)
+
+    def is_zero(self):
+        return not self.terms
+
+    def is_one(self):
+        return self.terms == (((), Fraction(1)),)
+
+    def __eq__(self, other):
+        return isinstance(other, VecPoly) and self._key == other._key
+
+    def __lt__(self, other):
+        return self._key < other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"VecPoly({self.to_expr()})"
+
+    # -- back to SymPy -----------------------------------------------------------------
+    def to_expr(self):
+        """The SymPy expression, with the common Hadamard factor of all terms pulled out."""
+        if not self.terms:
+            return ZeroMatrix(*self.shape)
+        common = None
+        for m, _ in self.terms:
+            cnt = Counter(m)
+            common = cnt if common is None else common & cnt
+        if len(self.terms) == 1 or not common:
+            return add([_monomial_expr(m, c, self.shape) for m, c in self.terms], self.shape)
+        rest = {}
+        for m, c in self.terms:
+            left = Counter(m)
+            left.subtract(common)
+            rest[tuple(sorted(left.elements(), key=atom_rank))] = c
+        inner = VecPoly(rest, self.shape)
+        factors = sorted(common.elements(), key=atom_rank)
+        inner_expr = inner.to_expr()
+        if isinstance(inner_expr, MatMul) and inner_expr.args[0].is_number:
+            coeff, inner_expr = inner_expr.args[0], matmul(*inner_expr.args[1:])
+            return scale(coeff, hadamard(factors + [inner_expr]))
+        return hadamard(factors + [inner_expr])
+
+
+def _monomial_key(m):
+    return (len(m), tuple(map(atom_rank, m)))
+
+
+def _monomial_expr(m, c, shape):
+    if not m:
+        return scale(sympy.Rational(c.numerator, c.denominator), OneMatrix(*shape))
+    return scale(sympy.Rational(c.numerator, c.denominator), hadamard(list(m)))
+
+
+def vsimplify(e):
+    """Normal form of a column-vector expression (see :class:`VecPoly`)."""
+    return VecPoly.from_expr(e).to_expr()

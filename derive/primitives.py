@@ -1,0 +1,152 @@
+"""Elementwise primitives as SymPy matrix expressions, each with its derivative beside it.
+
+Every primitive ``f`` is a :class:`Elementwise` node ``f(u)`` applied entry by entry to a
+column vector ``u``. Next to its definition it registers, in the style of JAX primitives:
+
+* ``scalar(x)``: the scalar SymPy definition (used when a cell is expanded to explicit entries);
+* ``derivative``: the primitive node for ``f'`` (so ``d f(u) = diag(f'(u)) du`` and the
+  transpose rule ``delta_u = f'(u) * delta``);
+* ``from_output``: ``f'`` written with the output ``y = f(u)`` (``sigma' = y(1-y)``,
+  ``tanh' = 1 - y^2``), which kernels use when ``y`` is already computed;
+* ``numpy``: the name of the stable NumPy implementation in :mod:`derive.numpy_primitives`.
+
+The derivative rules are facts to be proved, not trusted: ``tests/test_primitives.py``
+checks every ``derivative.scalar`` against SymPy's own ``diff`` of ``scalar``.
+"""
+from __future__ import annotations
+
+import sympy
+from sympy.matrices.expressions import MatrixExpr
+
+
+class Elementwise(MatrixExpr):
+    """``f(u)``: a scalar function applied to every entry of the matrix expression ``u``."""
+
+    name: str = ""          # spec-language and NumPy name, e.g. "sigmoid"
+    latex: str = ""         # LaTeX operator, e.g. r"\sigma"
+    numpy: str = ""         # function in derive.numpy_primitives
+    derivative: type | None = None
+    is_derivative = False   # True for f' nodes (sigma', tanh', relu')
+
+    def __new__(cls, arg):
+        return MatrixExpr.__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.scalar(self.arg._entry(i, j, **kwargs))
+
+    def doit(self, **hints):
+        return type(self)(self.arg.doit(**hints)) if hints.get("deep", True) else self
+
+    def _eval_transpose(self):
+        return None
+
+    @staticmethod
+    def scalar(x):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @staticmethod
+    def from_output(y):
+        """f'(u) in terms of y = f(u); None when f' is not a function of y alone."""
+        return None
+
+    @classmethod
+    def gamma(cls):
+        """sup over the reals of f' (every f' here is >= 0, so this is sup |f'|): the gamma
+        of Pascanu et al. (2013), section 2.1. Computed by SymPy, not typed in."""
+        return _GAMMA_CACHE.setdefault(cls, cls._sup_abs_derivative())
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        from sympy.calculus.util import maximum
+        x = sympy.Symbol("x", real=True)
+        return maximum(cls.derivative.scalar(x), x, sympy.S.Reals)
+
+
+class SigmoidPrime(Elementwise):
+    """sigma'(x) = sigma(x) (1 - sigma(x))."""
+    name, latex, numpy, is_derivative = "sigmoid_prime", r"\sigma'", "sigmoid_prime", True
+
+    @staticmethod
+    def scalar(x):
+        s = Sigmoid.scalar(x)
+        return s * (1 - s)
+
+
+class Sigmoid(Elementwise):
+    """sigma(x) = 1 / (1 + e^{-x}), the logistic sigmoid."""
+    name, latex, numpy = "sigmoid", r"\sigma", "sigmoid"
+    derivative = SigmoidPrime
+
+    @staticmethod
+    def scalar(x):
+        return 1 / (1 + sympy.exp(-x))
+
+    @staticmethod
+    def from_output(y):
+        return y * (1 - y)
+
+
+class TanhPrime(Elementwise):
+    """tanh'(x) = 1 - tanh(x)^2."""
+    name, latex, numpy, is_derivative = "tanh_prime", r"\tanh'", "tanh_prime", True
+
+    @staticmethod
+    def scalar(x):
+        return 1 - sympy.tanh(x) ** 2
+
+
+class Tanh(Elementwise):
+    """tanh(x)."""
+    name, latex, numpy = "tanh", r"\tanh", "tanh"
+    derivative = TanhPrime
+
+    @staticmethod
+    def scalar(x):
+        return sympy.tanh(x)
+
+    @staticmethod
+    def from_output(y):
+        return 1 - y * y
+
+
+class ReluPrime(Elementwise):
+    """relu'(x) = 1 for x > 0 and 0 for x <= 0 (the subgradient PyTorch uses at 0)."""
+    name, latex, numpy, is_derivative = "relu_prime", r"\operatorname{relu}'", "relu_prime", True
+
+    @staticmethod
+    def scalar(x):
+        return sympy.Heaviside(x, 0)
+
+
+class Relu(Elementwise):
+    """relu(x) = max(x, 0)."""
+    name, latex, numpy = "relu", r"\operatorname{relu}", "relu"
+    derivative = ReluPrime
+
+    @staticmethod
+    def scalar(x):
+        return sympy.Max(x, 0)
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        # relu' is piecewise constant: take the larger of its two branches.
+        pos, neg = sympy.Symbol("x", positive=True), sympy.Symbol("x", negative=True)
+        return sympy.Max(*(cls.derivative.scalar(v) for v in (pos, neg, sympy.S.Zero)))
+
+
+#: Functions a cell definition may call, by spec-language name.
+FUNCTIONS: dict[str, type[Elementwise]] = {cls.name: cls for cls in (Sigmoid, Tanh, Relu)}
+
+#: Every primitive node, derivatives included.
+ALL_PRIMITIVES: tuple[type[Elementwise], ...] = (
+    Sigmoid, SigmoidPrime, Tanh, TanhPrime, Relu, ReluPrime)
+
+_GAMMA_CACHE: dict = {}
