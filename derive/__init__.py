@@ -12,4 +12,17 @@ from .cell import Cell, CellError
 from .registry import UnknownCellError, cell, cells
 from .spec import SpecError, load_spec as cell_from_spec
 
-__all__ = ["Cell", "CellError", "SpecError", "UnknownCellError", "cell", "cells", "cell_from_spec"]
+__all__ = ["Cell", "CellError", "SpecError", "UnknownCellError", "cell", "cells",
+           "cell_from_spec", "kernels", "latex"]
+
+
+def kernels(name):
+    """NumPy kernels for a cell (name or Cell), built at run time through lambdify."""
+    from .kernels import kernels as _kernels
+    return _kernels(name)
+
+
+def latex(*args, **kwargs):
+    """LaTeX of a cell's equations or of a derived expression (see derive.latex)."""
+    from .latex import latex as _latex
+    return _latex(*args, **kwargs)

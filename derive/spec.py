@@ -329,7 +329,8 @@ def parse_spec(text: str, path="<spec>") -> Cell:
         raise SpecError(f"TOML syntax error: {str(exc).split(' (at')[0]}", path, line, col) from None
     loc = _Locator(text)
     for section in doc:
-        if section not in ("cell", "params", "equations", "readout", "readout_params", "latex"):
+        if section not in ("cell", "params", "equations", "readout", "readout_params", "latex",
+                           "torch"):
             raise SpecError(f"unknown table [{section}]", path, *loc.find(section, ""))
     meta = _require(doc, "cell", dict, path, loc, "cell") if "cell" in doc else None
     if meta is None:
@@ -380,10 +381,35 @@ def parse_spec(text: str, path="<spec>") -> Cell:
     for k, v in latex.items():
         if k not in scope or not isinstance(v, str):
             raise SpecError(f"[latex] entry {k!r} does not name a symbol of the cell", path, *loc.find("latex", k))
+    torch = _read_torch(doc.get("torch"), params, path, loc)
     return Cell(name, states=states, params=params, equations=equations, readout=readout,
                 readout_params=readout_params, title=meta.get("title", ""),
                 reference=meta.get("reference", ""), description=meta.get("description", ""),
-                notation=latex, source=str(path), torch=meta.get("torch"))
+                notation=latex, source=str(path), torch=torch)
+
+
+def _read_torch(table, params, path, loc):
+    """[torch]: how PyTorch packs this cell's parameters (data, not math).
+
+    ``module`` names the torch.nn class; every other key is a PyTorch state-dict key
+    (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``) listing the
+    parameters stacked in it, in PyTorch's row order. A parameter listed under both biases
+    is their sum (PyTorch's redundant pair of biases)."""
+    if table is None:
+        return None
+    if not isinstance(table.get("module"), str):
+        raise SpecError("[torch] needs module = \"LSTM\" (or RNN, GRU)", path, *loc.find("torch", "module"))
+    out = {"module": table["module"]}
+    for key, names in table.items():
+        if key == "module":
+            continue
+        if key == "nonlinearity":
+            out[key] = str(names)
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) and n in params for n in names):
+            raise SpecError(f"[torch] {key} must list parameters of the cell", path, *loc.find("torch", key))
+        out[key] = list(names)
+    return out
 
 
 def _uses(expr, sym):
