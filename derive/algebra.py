@@ -12,7 +12,6 @@ shape a person writes:
 """
 from __future__ import annotations
 
-from collections import Counter
 from fractions import Fraction
 from functools import total_ordering
 
@@ -250,27 +249,77 @@ class VecPoly:
 
     # -- back to SymPy -----------------------------------------------------------------
     def to_expr(self):
-        """The SymPy expression, with the common Hadamard factor of all terms pulled out."""
-        if not self.terms:
+        """The SymPy expression, factored.
+
+        Hadamard products are commutative, associative and distribute over ``+``, so the
+        polynomial ring over the atoms is the right algebra: SymPy's multivariate
+        ``factor`` (over the rationals) gives ``(1 - z) * (W_hn h + b_hn)`` instead of its
+        four expanded monomials. Factors are normalised so their first term is positive
+        (``1 - z``, not ``-(z - 1)``)."""
+        if self.is_zero():
             return ZeroMatrix(*self.shape)
-        common = None
-        for m, _ in self.terms:
-            cnt = Counter(m)
-            common = cnt if common is None else common & cnt
-        if len(self.terms) == 1 or not common:
-            return add([_monomial_expr(m, c, self.shape) for m, c in self.terms], self.shape)
-        rest = {}
-        for m, c in self.terms:
-            left = Counter(m)
-            left.subtract(common)
-            rest[tuple(sorted(left.elements(), key=atom_rank))] = c
-        inner = VecPoly(rest, self.shape)
-        factors = sorted(common.elements(), key=atom_rank)
-        inner_expr = inner.to_expr()
-        if isinstance(inner_expr, MatMul) and inner_expr.args[0].is_number:
-            coeff, inner_expr = inner_expr.args[0], matmul(*inner_expr.args[1:])
-            return scale(coeff, hadamard(factors + [inner_expr]))
-        return hadamard(factors + [inner_expr])
+        if len(self.terms) == 1:
+            (m, c), = self.terms
+            return _monomial_expr(m, c, self.shape)
+        return _factored_expr(self)
+
+    def flat_expr(self):
+        """The expanded sum of monomials in canonical order (no factoring)."""
+        if self.is_zero():
+            return ZeroMatrix(*self.shape)
+        return add([_monomial_expr(m, c, self.shape) for m, c in self.terms], self.shape)
+
+
+_FACTOR_CACHE: dict = {}
+
+
+def _factored_expr(poly: VecPoly):
+    cached = _FACTOR_CACHE.get(poly)
+    if cached is not None:
+        return cached
+    atoms = sorted({a for m, _ in poly.terms for a in m}, key=atom_rank)
+    syms = sympy.symbols(f"_a0:{len(atoms)}", commutative=True)
+    to_sym = dict(zip(atoms, syms))
+    to_atom = dict(zip(syms, atoms))
+    scalar = sympy.Add(*[sympy.Rational(c.numerator, c.denominator) *
+                         sympy.Mul(*[to_sym[a] for a in m]) for m, c in poly.terms])
+    coeff, factors = sympy.factor_list(scalar)
+    monomial_atoms, sums = [], []
+    for base, power in factors:
+        if base.is_Symbol:
+            monomial_atoms += [to_atom[base]] * int(power)
+            continue
+        part = _poly_from_scalar(base, to_atom, poly.shape)
+        first_coeff = part.terms[0][1]
+        if first_coeff < 0:           # make the first term positive: 1 - z, not z - 1
+            part = -part
+            coeff *= (-1) ** int(power)
+        sums += [part] * int(power)
+    monomial_atoms.sort(key=atom_rank)
+    sums.sort()
+    factors_expr = monomial_atoms + [p.flat_expr() for p in sums]
+    if not factors_expr:
+        out = scale(coeff, OneMatrix(*poly.shape))
+    else:
+        out = scale(coeff, hadamard(factors_expr))
+    _FACTOR_CACHE[poly] = out
+    return out
+
+
+def _poly_from_scalar(expr, to_atom, shape) -> VecPoly:
+    """A commutative polynomial in the placeholder symbols back to a VecPoly."""
+    terms: dict = {}
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        c, rest = term.as_coeff_Mul()
+        atoms = []
+        for f in sympy.Mul.make_args(rest):
+            if f == 1:
+                continue
+            base, e = f.as_base_exp()
+            atoms += [to_atom[base]] * int(e)
+        key = tuple(sorted(atoms, key=atom_rank))
+        terms[key] = terms.get(key, 0) + Fraction(int(c.p), int(c.q))
+    return VecPoly(terms, shape)
 
 
 def _monomial_key(m):
