@@ -1,7 +1,8 @@
 """``python -m derive``: derive every cell and write (or check) the generated files.
 
 Exit status: 0 success; 1 ``--check`` found stale or missing files; 2 a user error (unknown
-cell, bad spec, unwritable output), reported in one line without a traceback.
+cell, bad spec, unknown notation, unwritable output), reported in one line without a
+traceback; 3 ``--pdf`` was asked for and no TeX engine is installed or the compile failed.
 """
 from __future__ import annotations
 
@@ -29,7 +30,17 @@ def build_parser():
     p.add_argument("--check", action="store_true",
                    help="compare what would be written with --out; list stale or missing files; "
                         "exit 1 if any; write nothing")
+    p.add_argument("--notation", default=None, metavar="NAME",
+                   help="symbol names in the LaTeX and Markdown output: "
+                        + ", ".join(_notation_names()) + " (default: seed)")
+    p.add_argument("--pdf", action="store_true",
+                   help="also compile derivations.tex to derivations.pdf in --out (needs pdflatex)")
     return p
+
+
+def _notation_names():
+    from .notation import MAPS
+    return list(MAPS)
 
 
 def select_cells(args):
@@ -56,6 +67,11 @@ def run(argv=None) -> int:
         for name in registry.cells():
             print(f"{name:22s} {registry.cell(name).title}")
         return 0
+    if args.notation is not None and args.notation not in _notation_names():
+        raise UsageError(f"unknown notation {args.notation!r}; valid notations: "
+                         + ", ".join(_notation_names()))
+    if args.pdf and args.check:
+        raise UsageError("--pdf writes derivations.pdf; it cannot be combined with --check")
     cells = select_cells(args)
     files = render_all(cells, args)
     if args.check:
@@ -72,6 +88,14 @@ def run(argv=None) -> int:
         return 0
     changed = write_tree(files, args.out)
     print(f"wrote {len(changed)} of {len(files)} files to {args.out}/")
+    if args.pdf:
+        from .export_latex import PdfError, compile_pdf
+        try:
+            pdf = compile_pdf(args.out)
+        except PdfError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        print(f"wrote {pdf}")
     return 0
 
 

@@ -61,7 +61,9 @@ class Elementwise(MatrixExpr):
     def gamma(cls):
         """sup over the reals of f' (every f' here is >= 0, so this is sup |f'|): the gamma
         of Pascanu et al. (2013), section 2.1. Computed by SymPy, not typed in."""
-        return _GAMMA_CACHE.setdefault(cls, cls._sup_abs_derivative())
+        if cls not in _GAMMA_CACHE:          # (setdefault would recompute it every call)
+            _GAMMA_CACHE[cls] = cls._sup_abs_derivative()
+        return _GAMMA_CACHE[cls]
 
     @classmethod
     def _sup_abs_derivative(cls):
