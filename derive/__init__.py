@@ -22,7 +22,4 @@ def kernels(name):
     return _kernels(name)
 
 
-def latex(*args, **kwargs):
-    """LaTeX of a cell's equations or of a derived expression (see derive.latex)."""
-    from .latex import latex as _latex
-    return _latex(*args, **kwargs)
+from .latex_printer import latex  # noqa: E402

@@ -89,7 +89,7 @@ class Cell:
         return f"<Cell {self.name}: states {', '.join(self.states)}>"
 
     def _repr_latex_(self):
-        from .latex import cell_equations_latex
+        from .latex_printer import cell_equations_latex
         return "$$" + cell_equations_latex(self) + "$$"
 
     @property

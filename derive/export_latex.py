@@ -1,7 +1,7 @@
 """Exporter: ``latex/<cell>.tex`` snippets, ``derivations.tex`` (a standalone article) and
 ``derivations.md`` (the same content with ``$...$`` / ``$$...$$`` math).
 
-Every formula is printed by :mod:`derive.latex` from a derived expression: the cell's
+Every formula is printed by :mod:`derive.latex_printer` from a derived expression: the cell's
 equations, ``step_jacobian()``, ``backward()``, the readout's transpose rule, the activation
 bounds (``gamma()`` and the identity ``gamma - f'(u) = a (f(u) - u*)^2`` found by SymPy from
 the registered derivative) and the corrections of the seed note (:mod:`derive.seed`). Only
@@ -21,7 +21,7 @@ import sympy
 from sympy import DiagMatrix, MatMul, MatrixSymbol
 
 from .algebra import VecPoly, add, matmul, transpose
-from .latex import Eq, LossGradient, align_env, aligned_env, mark, printer, strip_breaks
+from .latex_printer import Eq, LossGradient, align_env, aligned_env, mark, printer, strip_breaks
 from .notation import T, Namer, index_latex, notation_map
 from .primitives import FUNCTIONS, Elementwise
 from .rules import VJP, lookup

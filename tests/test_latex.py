@@ -13,7 +13,7 @@ from sympy import MatAdd, MatMul
 
 import derive
 from derive import export_latex as E
-from derive.latex import LINE_WIDTH, expr_latex, layout_rhs, mark, strip_breaks
+from derive.latex_printer import LINE_WIDTH, expr_latex, layout_rhs, mark, strip_breaks
 from derive.notation import MAPS, NotationError, default_body, notation_map
 from derive.symbols import Adjoint, Incoming, Input, Param, PrevState, Var
 
@@ -151,7 +151,7 @@ def test_line_breaking_only_inserts_breaks():
         c = derive.cell(name)
         ctx = E.Ctx(c, None)
         eqs = E.jacobian_eqs(ctx)
-        from derive.latex import align_env
+        from derive.latex_printer import align_env
         broken = _one_line(align_env(eqs))
         flat = [re.sub(r"\s+", "", "%s=%s" % (e.lhs, strip_breaks(e.rhs))) for e in eqs]
         assert broken == flat

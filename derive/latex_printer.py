@@ -14,8 +14,6 @@ them for one-line output.
 from __future__ import annotations
 
 import re
-import sys
-import types
 from dataclasses import dataclass
 
 import sympy
@@ -475,14 +473,3 @@ def latex(obj, *, cell=None, notation=None) -> str:
         return expr_latex(obj, cell=cell, notation=notation)
     raise TypeError(f"derive.latex: cannot print a {type(obj).__name__}; pass a cell, a cell "
                     f"name, a SymPy expression or a (symbol, expression) pair")
-
-
-# ``import derive.latex`` rebinds the package attribute ``derive.latex`` (the API function of
-# derive/__init__.py) to this module; making the module callable keeps ``derive.latex(...)``
-# working either way.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return latex(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
