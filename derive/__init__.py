@@ -2,24 +2,17 @@
 Jacobians, backward passes, LaTeX and NumPy kernels derived from that one definition.
 
 >>> import derive
->>> derive.cells()[:2]
-['lstm', 'lstm_peephole']
+>>> "lstm_peephole" in derive.cells()
+True
 >>> c = derive.cell("rnn_sigmoid")
 >>> c.jacobian("h", "h")          # d h_t / d h_{t-1}
 DiagMatrix(SigmoidPrime(a))*W_hh
 """
 from .cell import Cell, CellError
+from .kernel_runtime import kernels
+from .latex_printer import latex
 from .registry import UnknownCellError, cell, cells
 from .spec import SpecError, load_spec as cell_from_spec
 
 __all__ = ["Cell", "CellError", "SpecError", "UnknownCellError", "cell", "cells",
            "cell_from_spec", "kernels", "latex"]
-
-
-def kernels(name):
-    """NumPy kernels for a cell (name or Cell), built at run time through lambdify."""
-    from .kernels import kernels as _kernels
-    return _kernels(name)
-
-
-from .latex_printer import latex  # noqa: E402

@@ -1,0 +1,419 @@
+"""NumPy kernels (issue 3) against independent oracles, for every built-in cell.
+
+Oracles: SymPy's explicit entry-by-entry evaluation of the cell's equations (forward),
+central finite differences in float64 (backward, step_jacobian), and the generated module
+file against the run-time route (identical results). PyTorch comparisons live in
+tests/test_kernels_torch.py.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import numpy
+import pytest
+import sympy
+from sympy import ImmutableMatrix
+
+import derive
+from derive.export_kernels import export
+from derive.kernelgen import generate, module_source
+from derive.symbols import DIMS
+
+CELLS = derive.cells()
+T, B, D, H = 3, 2, 3, 4
+EPS = 1e-6
+# central differences with eps = 1e-6 in float64: truncation O(eps^2) plus rounding
+# O(1e-16 / eps) on losses of size O(10) give errors around 1e-9; 1e-6 leaves a wide margin
+# while a wrong term in a gradient is O(1e-1).
+FD_TOL = 1e-6
+
+
+def _setup(k, seed=0, scale=2.0):
+    rng = numpy.random.default_rng(seed)
+    p = {n: v * scale for n, v in k.init_params(D, H, rng=rng).items()}
+    xs = rng.standard_normal((T, B, D))
+    s0 = tuple(0.5 * rng.standard_normal((B, H)) for _ in k.STATE)
+    return rng, p, xs, s0
+
+
+def _final_state(k, p, xs, s0):
+    st = s0
+    for t in range(xs.shape[0]):
+        st = k.step(p, xs[t], st)
+    return st
+
+
+@pytest.fixture(scope="module", params=CELLS)
+def kern(request):
+    return derive.kernels(request.param)
+
+
+# ---------------------------------------------------------------------------------------
+# forward: the kernel's step against SymPy's explicit evaluation of the equations
+# ---------------------------------------------------------------------------------------
+
+def _explicit_step(cell, p, x, s):
+    """One step for one batch row, evaluating the spec's equations entry by entry in SymPy."""
+    dims = {DIMS["H"]: H, DIMS["D"]: D}
+    subs = {sympy.OneMatrix(DIMS["H"], 1): ImmutableMatrix.ones(H, 1),
+            sympy.OneMatrix(DIMS["D"], 1): ImmutableMatrix.ones(D, 1)}
+    for name, sym in cell.params.items():
+        a = numpy.asarray(p[name], dtype=float)
+        subs[sym] = ImmutableMatrix(a.reshape(int(sym.shape[0].subs(dims)), -1).tolist())
+    subs[cell.input] = ImmutableMatrix(x.reshape(-1, 1).tolist())
+    for k, st in enumerate(cell.states):
+        subs[cell.prev[st]] = ImmutableMatrix(s[k].reshape(-1, 1).tolist())
+    for eq in cell.equations:
+        val = eq.rhs.xreplace(subs)
+        val = val.as_explicit() if hasattr(val, "as_explicit") else val
+        subs[eq.lhs] = ImmutableMatrix(val.evalf(30))
+    return [numpy.array(subs[cell.symbol(st)].tolist(), dtype=float).ravel() for st in cell.states]
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_step_matches_explicit_sympy_evaluation(name):
+    cell, k = derive.cell(name), derive.kernels(name)
+    _, p, xs, s0 = _setup(k)
+    new = k.step(p, xs[0], s0)
+    for b in range(B):
+        want = _explicit_step(cell, p, xs[0][b], [s[b] for s in s0])
+        for st, got, w in zip(k.STATE, new, want):
+            numpy.testing.assert_allclose(got[b], w, rtol=1e-12, atol=1e-12, err_msg=f"{name}: {st}")
+
+
+def test_forward_equals_repeated_step(kern):
+    _, p, xs, s0 = _setup(kern)
+    hs, _ = kern.forward(p, xs, s0)
+    st = s0
+    out = kern.STATE.index("h") if "h" in kern.STATE else 0
+    for t in range(T):
+        st = kern.step(p, xs[t], st)
+        numpy.testing.assert_allclose(hs[t], st[out], rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------
+# backward and step_jacobian against central finite differences
+# ---------------------------------------------------------------------------------------
+
+def test_backward_matches_finite_differences(kern):
+    """Every parameter and every initial state, with a loss on all hs and on the final state."""
+    rng, p, xs, s0 = _setup(kern)
+    dhs = rng.standard_normal((T, B, H))
+    dsT = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
+
+    def loss(p, s0):
+        hs, _ = kern.forward(p, xs, s0)
+        sT = _final_state(kern, p, xs, s0)
+        return float((hs * dhs).sum() + sum((a * w).sum() for a, w in zip(sT, dsT)))
+
+    _, cache = kern.forward(p, xs, s0)
+    grads, ds0 = kern.backward(p, cache, dhs, dsT)
+    assert list(grads) == list(kern.PARAMS)
+    for name, value in p.items():
+        num = numpy.zeros_like(value)
+        for i in numpy.ndindex(value.shape):
+            q = dict(p)
+            q[name] = value.copy()
+            q[name][i] += EPS
+            up = loss(q, s0)
+            q[name][i] -= 2 * EPS
+            num[i] = (up - loss(q, s0)) / (2 * EPS)
+        numpy.testing.assert_allclose(grads[name], num, atol=FD_TOL, rtol=0, err_msg=name)
+        assert grads[name].shape == value.shape
+    for j, st in enumerate(kern.STATE):
+        num = numpy.zeros_like(s0[j])
+        for i in numpy.ndindex(s0[j].shape):
+            sp = [a.copy() for a in s0]
+            sp[j][i] += EPS
+            up = loss(p, tuple(sp))
+            sp[j][i] -= 2 * EPS
+            num[i] = (up - loss(p, tuple(sp))) / (2 * EPS)
+        numpy.testing.assert_allclose(ds0[j], num, atol=FD_TOL, rtol=0, err_msg=f"dstate0 {st}")
+
+
+def test_step_jacobian_matches_finite_differences(kern):
+    _, p, xs, s0 = _setup(kern, seed=1)
+    J = kern.step_jacobian(p, xs[0], s0)
+    S = H * len(kern.STATE)
+    assert J.shape == (B, S, S)
+    num = numpy.zeros_like(J)
+    for j in range(len(kern.STATE)):
+        for i in range(H):
+            sp = [a.copy() for a in s0]
+            sp[j][:, i] += EPS
+            up = numpy.concatenate(kern.step(p, xs[0], tuple(sp)), axis=1)
+            sp[j][:, i] -= 2 * EPS
+            dn = numpy.concatenate(kern.step(p, xs[0], tuple(sp)), axis=1)
+            num[:, :, j * H + i] = (up - dn) / (2 * EPS)
+    numpy.testing.assert_allclose(J, num, atol=FD_TOL, rtol=0)
+
+
+def test_zero_length_sequence(kern):
+    _, p, _, s0 = _setup(kern)
+    hs, cache = kern.forward(p, numpy.zeros((0, B, D)), s0)
+    assert hs.shape == (0, B, H)
+    dsT = tuple(numpy.ones((B, H)) for _ in kern.STATE)
+    grads, ds0 = kern.backward(p, cache, numpy.zeros((0, B, H)), dsT)
+    assert all(not g.any() for g in grads.values())
+    assert all((d == 1).all() for d in ds0)
+
+
+# ---------------------------------------------------------------------------------------
+# the generated file and the run-time route
+# ---------------------------------------------------------------------------------------
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generated_module_equals_runtime_route(kern, tmp_path):
+    cell = derive.cell(kern.KERNEL.cell.name)
+    src = module_source(generate(cell))
+    assert src == module_source(generate(cell)), "generated source is not deterministic"
+    path = tmp_path / f"{cell.name}.py"
+    path.write_text(src)
+    gen = _load(path, f"gen_{cell.name}")
+    rng, p, xs, s0 = _setup(kern, seed=3)
+    dhs = rng.standard_normal((T, B, H))
+    for mod_a, mod_b in [(gen, kern)]:
+        hs_a, c_a = mod_a.forward(p, xs, s0)
+        hs_b, c_b = mod_b.forward(p, xs, s0)
+        assert numpy.array_equal(hs_a, hs_b)
+        g_a, d_a = mod_a.backward(p, c_a, dhs)
+        g_b, d_b = mod_b.backward(p, c_b, dhs)
+        for n in p:
+            assert numpy.array_equal(g_a[n], g_b[n]), n
+        for a, b in zip(d_a, d_b):
+            assert numpy.array_equal(a, b)
+        assert numpy.array_equal(mod_a.step_jacobian(p, xs[0], s0), mod_b.step_jacobian(p, xs[0], s0))
+    assert gen.STATE == kern.STATE and gen.PARAMS == kern.PARAMS
+
+
+def test_exporter_writes_every_cell_deterministically():
+    cells = [derive.cell(n) for n in CELLS]
+    a, b = export(cells, None), export(cells, None)
+    assert a == b
+    assert set(a) == {f"kernels/{n}.py" for n in CELLS} | {"kernels/__init__.py"}
+    for path, text in a.items():
+        compile(text, path, "exec")
+
+
+def test_generated_module_runs_without_sympy(tmp_path):
+    (tmp_path / "lstm_kernel.py").write_text(module_source(generate(derive.cell("lstm"))))
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["sympy"] = None          # any import of sympy now fails
+        sys.modules["derive"] = None
+        sys.path.insert(0, {str(tmp_path)!r})
+        import numpy, lstm_kernel as k
+        p = k.init_params(3, 4, rng=0)
+        hs, cache = k.forward(p, numpy.ones((2, 1, 3)))
+        grads, ds0 = k.backward(p, cache, numpy.ones_like(hs))
+        J = k.step_jacobian(p, numpy.ones((1, 3)), (numpy.zeros((1, 4)),) * 2)
+        imported = sorted(m for m in sys.modules if m.split(".")[0] in ("sympy", "derive")
+                          and sys.modules[m] is not None)
+        print(hs.shape, J.shape, imported)
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "(2, 1, 4) (1, 8, 8) []"
+
+
+# ---------------------------------------------------------------------------------------
+# numerics: dtypes and stability
+# ---------------------------------------------------------------------------------------
+
+def test_float32_stays_float32_and_agrees_with_float64(kern):
+    """float32 in -> float32 out everywhere. Documented tolerance: with |preactivations| of
+    order 1 and T = 3, float32 results agree with float64 to 1e-4 relative to the largest
+    entry (float32 eps is 1.2e-7; the loops accumulate a few hundred roundings)."""
+    rng, p, xs, s0 = _setup(kern, seed=4, scale=1.0)
+    dhs = rng.standard_normal((T, B, H))
+    f32 = lambda a: a.astype(numpy.float32)  # noqa: E731
+    p32, xs32, s32 = {n: f32(v) for n, v in p.items()}, f32(xs), tuple(map(f32, s0))
+    hs64, c64 = kern.forward(p, xs, s0)
+    hs32, c32 = kern.forward(p32, xs32, s32)
+    g64, d64 = kern.backward(p, c64, dhs)
+    g32, d32 = kern.backward(p32, c32, f32(dhs))
+    J64, J32 = kern.step_jacobian(p, xs[0], s0), kern.step_jacobian(p32, xs32[0], s32)
+    st32 = kern.step(p32, xs32[0], s32)
+    for a in [hs32, J32, *d32, *g32.values(), *st32]:
+        assert a.dtype == numpy.float32
+    pairs = [(hs32, hs64), (J32, J64)] + list(zip(d32, d64)) + [(g32[n], g64[n]) for n in p]
+    for lo, hi in pairs:
+        scale = max(1.0, float(numpy.abs(hi).max()))
+        assert float(numpy.abs(lo - hi).max()) <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_sigmoid_and_derivatives_raise_no_floating_point_errors(dtype):
+    """The primitives copied into every module, and the from-output derivative forms the
+    kernels use (sigma' = y (1 - y), tanh' = 1 - y^2), on |x| <= 1e4 under errstate(all=raise)."""
+    ns = generate(derive.cell("lstm")).namespace()
+    x = numpy.concatenate([numpy.linspace(-1e4, 1e4, 20001),
+                           [0.0, 1e-3, -1e-3, 20.0, -20.0, 40.0, -40.0, 90.0, -90.0, 750.0, -750.0]])
+    x = x.astype(dtype)
+    with numpy.errstate(all="raise"):
+        for fn in ("sigmoid", "sigmoid_prime", "tanh", "tanh_prime"):
+            y = ns[fn](x)
+            assert y.dtype == dtype and numpy.isfinite(y).all(), fn
+        s = ns["sigmoid"](x)
+        t = ns["tanh"](x)
+        ds, dt_ = s * (1 - s), 1 - t * t
+    assert ((s >= 0) & (s <= 1)).all() and ((ds >= 0) & (ds <= 0.25)).all()
+    assert ((dt_ >= 0) & (dt_ <= 1)).all()
+    assert s[x == 0][0] == 0.5 and ns["sigmoid"](numpy.array([-1e4], dtype))[0] >= 0
+
+
+def test_kernel_with_huge_preactivations_stays_finite(kern):
+    """Preactivations up to ~1e4: no overflow, invalid or divide-by-zero anywhere in forward,
+    backward or the jacobian. (Underflow is allowed: a product of tiny gradient factors
+    rounding toward zero is the correctly rounded result.)"""
+    rng, p, xs, s0 = _setup(kern, seed=5)
+    xs = xs * 2e3
+    with numpy.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        hs, cache = kern.forward(p, xs, s0)
+        grads, ds0 = kern.backward(p, cache, rng.standard_normal(hs.shape))
+        J = kern.step_jacobian(p, xs[0], s0)
+    if kern.KERNEL.cell.name in ("lstm_noaf", "lstm_niaf"):
+        return      # no output activation: values grow, but must still be finite numbers
+    for a in [hs, J, *ds0, *grads.values()]:
+        assert numpy.isfinite(a).all()
+
+
+# ---------------------------------------------------------------------------------------
+# strict input checking
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lstm():
+    return derive.kernels("lstm")
+
+
+def test_missing_extra_and_misshaped_parameters(lstm):
+    p = lstm.init_params(D, H, rng=0)
+    xs = numpy.zeros((T, B, D))
+    q = dict(p)
+    del q["W_hf"]
+    with pytest.raises(ValueError, match=r"missing parameter 'W_hf'.*\(H, H\)"):
+        lstm.forward(q, xs)
+    with pytest.raises(ValueError, match=r"unexpected parameter 'W_zz'"):
+        lstm.forward({**p, "W_zz": numpy.zeros((H, H))}, xs)
+    with pytest.raises(ValueError, match=r"parameter 'W_hf': expected shape \(H, H\) = \(4, 4\), "
+                                         r"got \(4, 5\)"):
+        lstm.forward({**p, "W_hf": numpy.zeros((H, H + 1))}, xs)
+    with pytest.raises(ValueError, match=r"parameter 'b_o': expected shape \(H,\) = \(4,\), got \(4, 1\)"):
+        lstm.forward({**p, "b_o": numpy.zeros((H, 1))}, xs)
+
+
+def test_bad_inputs_name_the_argument(lstm):
+    p = lstm.init_params(D, H, rng=0)
+    with pytest.raises(ValueError, match=r"xs: expected shape \(T, B, D=3\), got \(3, 2, 4\)"):
+        lstm.forward(p, numpy.zeros((T, B, D + 1)))
+    with pytest.raises(ValueError, match=r"state0\[1\] \(c\): expected shape \(B=2, H=4\), got \(3, 4\)"):
+        lstm.forward(p, numpy.zeros((T, B, D)), (numpy.zeros((B, H)), numpy.zeros((B + 1, H))))
+    with pytest.raises(ValueError, match=r"state must be a tuple of 2 arrays"):
+        lstm.step(p, numpy.zeros((B, D)), numpy.zeros((B, H)))
+    with pytest.raises(ValueError, match=r"xs: dtype must be float32 or float64, got int64"):
+        lstm.forward(p, numpy.zeros((T, B, D), dtype=numpy.int64))
+    with pytest.raises(ValueError, match=r"xs: dtype float32 does not match the parameters' dtype float64"):
+        lstm.forward(p, numpy.zeros((T, B, D), dtype=numpy.float32))
+    mixed = {**p, "b_i": p["b_i"].astype(numpy.float32)}
+    with pytest.raises(ValueError, match=r"parameter 'b_i': dtype float32 does not match"):
+        lstm.forward(mixed, numpy.zeros((T, B, D)))
+    bad = {**p, "W_hc": p["W_hc"].copy()}
+    bad["W_hc"][1, 2] = numpy.nan
+    with pytest.raises(ValueError, match=r"parameter 'W_hc': contains non-finite"):
+        lstm.forward(bad, numpy.zeros((T, B, D)))
+    hs, cache = lstm.forward(p, numpy.zeros((T, B, D)))
+    with pytest.raises(ValueError, match=r"dhs: expected shape \(T=3, B=2, H=4\), got \(3, 2, 5\)"):
+        lstm.backward(p, cache, numpy.zeros((T, B, H + 1)))
+    with pytest.raises(ValueError, match=r"cache: expected the cache returned by this cell's forward"):
+        lstm.backward(p, {"cell": "gru"}, numpy.zeros((T, B, H)))
+    with pytest.raises(ValueError, match=r"input_size must be a positive integer"):
+        lstm.init_params(0, H)
+
+
+def test_inputs_are_never_modified(kern):
+    rng, p, xs, s0 = _setup(kern, seed=6)
+    dhs = rng.standard_normal((T, B, H))
+    dsT = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
+    copies = ({n: v.copy() for n, v in p.items()}, xs.copy(), [a.copy() for a in s0],
+              dhs.copy(), [a.copy() for a in dsT])
+    for a in [*p.values(), xs, *s0, dhs, *dsT]:
+        a.flags.writeable = False           # an in-place write would raise
+    hs, cache = kern.forward(p, xs, s0)
+    kern.backward(p, cache, dhs, dsT)
+    kern.step(p, xs[0], s0)
+    kern.step_jacobian(p, xs[0], s0)
+    assert all(numpy.array_equal(p[n], copies[0][n]) for n in p)
+    assert numpy.array_equal(xs, copies[1]) and numpy.array_equal(dhs, copies[3])
+
+
+def test_init_params_is_deterministic_and_typed(lstm):
+    a = lstm.init_params(D, H, rng=7, dtype=numpy.float32)
+    b = lstm.init_params(D, H, rng=numpy.random.default_rng(7), dtype=numpy.float32)
+    assert list(a) == list(lstm.PARAMS)
+    for n, spec in lstm.PARAMS.items():
+        assert a[n].shape == tuple({"H": H, "D": D}[d] for d in spec)
+        assert a[n].dtype == numpy.float32 and numpy.array_equal(a[n], b[n])
+        assert numpy.abs(a[n]).max() <= 1 / numpy.sqrt(H)
+
+
+def test_runtime_route_accepts_a_user_cell():
+    spec = textwrap.dedent('''
+        [cell]
+        name = "tied"
+        states = ["h"]
+        [params]
+        W = ["H", "H"]
+        U = ["H", "D"]
+        V = ["H", "H"]
+        b = ["H"]
+        [equations]
+        a = "U @ x + W @ V @ h_prev - W @ h_prev + 2 * b"
+        h = "tanh(a) * sigmoid(b) + 0.5 * h_prev"
+    ''')
+    from derive.spec import parse_spec
+    cell = parse_spec(spec, "tied.toml")
+    k = derive.kernels(cell)
+    rng = numpy.random.default_rng(0)
+    p = k.init_params(D, H, rng=rng)
+    xs = rng.standard_normal((T, B, D))
+    s0 = (rng.standard_normal((B, H)),)
+    dhs = rng.standard_normal((T, B, H))
+    hs, cache = k.forward(p, xs, s0)
+    grads, (dh0,) = k.backward(p, cache, dhs)
+    for name in p:
+        num = numpy.zeros_like(p[name])
+        for i in numpy.ndindex(p[name].shape):
+            q = {**p, name: p[name].copy()}
+            q[name][i] += EPS
+            up = (k.forward(q, xs, s0)[0] * dhs).sum()
+            q[name][i] -= 2 * EPS
+            num[i] = (up - (k.forward(q, xs, s0)[0] * dhs).sum()) / (2 * EPS)
+        numpy.testing.assert_allclose(grads[name], num, atol=FD_TOL, rtol=0, err_msg=name)
+    want = _explicit_step(cell, p, xs[0][0], [s0[0][0]])
+    numpy.testing.assert_allclose(hs[0][0], want[0], rtol=1e-12, atol=1e-12)
+
+
+def test_symbolic_primitive_derivatives_match_from_output_forms():
+    """The identities the kernels rely on, proved symbolically: f'(u) = from_output(f(u))."""
+    from derive.primitives import ALL_PRIMITIVES
+    u, y = sympy.Symbol("u", real=True), sympy.Symbol("y")
+    checked = 0
+    for prim in ALL_PRIMITIVES:
+        form = prim.from_output(y)
+        if prim.derivative is None or form is None:
+            continue
+        lhs = prim.derivative.scalar(u)
+        rhs = form.subs(y, prim.scalar(u))
+        assert sympy.simplify((lhs - rhs).rewrite(sympy.exp)) == 0, prim.name
+        checked += 1
+    assert checked >= 2
