@@ -264,10 +264,11 @@ class VecPoly:
         return _factored_expr(self)
 
     def flat_expr(self):
-        """The expanded sum of monomials in canonical order (no factoring)."""
+        """The expanded sum of monomials in canonical order, positive terms first (no factoring)."""
         if self.is_zero():
             return ZeroMatrix(*self.shape)
-        return add([_monomial_expr(m, c, self.shape) for m, c in self.terms], self.shape)
+        ordered = sorted(self.terms, key=lambda mc: mc[1] < 0)      # stable: keeps canonical order
+        return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
 
 
 _FACTOR_CACHE: dict = {}
@@ -297,6 +298,14 @@ def _factored_expr(poly: VecPoly):
         sums += [part] * int(power)
     monomial_atoms.sort(key=atom_rank)
     sums.sort()
+    if coeff < 0 and sums:
+        # move the minus sign into a sum: sigma'(i) * (g - c_prev), not -(sigma'(i) * (c_prev - g))
+        # (choose the factor whose negation loses the fewest positive terms)
+        odd = [i for i in range(len(sums)) if sums.count(sums[i]) % 2 == 1]
+        k = max(odd, key=lambda i: (_positives(-sums[i]) - _positives(sums[i]), -i)) if odd else None
+        if k is not None:
+            sums[k] = -sums[k]
+            coeff = -coeff
     factors_expr = monomial_atoms + [p.flat_expr() for p in sums]
     if not factors_expr:
         out = scale(coeff, OneMatrix(*poly.shape))
@@ -304,6 +313,10 @@ def _factored_expr(poly: VecPoly):
         out = scale(coeff, hadamard(factors_expr))
     _FACTOR_CACHE[poly] = out
     return out
+
+
+def _positives(p: VecPoly) -> int:
+    return sum(1 for _, c in p.terms if c > 0)
 
 
 def _poly_from_scalar(expr, to_atom, shape) -> VecPoly:

@@ -12,457 +12,355 @@ Every cell, built-in or user-defined, is written this way (``derive/cells/*.toml
     W_hh = ["H", "H"]
     b_h = ["H"]
 
-    [equations]              # in order; x is the input, <state>_prev the previous state
+    [equations]              # x is the input, <state>_prev the previous state
     a = "W_xh @ x + W_hh @ h_prev + b_h"
     h = "tanh(a)"
 
-Expression language: ``@`` matrix product, ``*`` Hadamard product (or a number times a
-matrix), ``+``, ``-``, numbers, parentheses and the functions ``sigmoid``, ``tanh``, ``relu``.
-The text is read by the tokenizer and recursive-descent parser below into SymPy matrix
-expressions; nothing is passed to ``eval``, ``exec`` or ``sympify``. Input size, token count
-and nesting depth are bounded, so a hostile spec fails fast with a :class:`SpecError` naming
-file, line and column.
+Expression language (``docs/cells.md`` has the full description)::
+
+    expr  := term (('+' | '-') term)*
+    term  := unary (('*' | '@') unary)*          '*' and '@' bind equally, left to right
+    unary := '-' unary | atom
+    atom  := number | name | function '(' expr ')' | '(' expr ')'
+
+``@`` is the matrix product (its left operand a parameter matrix, or a product of them),
+``*`` the Hadamard product of two vectors or a number times anything, numbers are decimal
+(``2``, ``0.5``; a number in a sum means that number times the all-ones vector, so ``1 - z``
+is ``1 - z`` entry by entry), functions are ``sigmoid``, ``tanh``, ``relu``.
+
+The text is read by the project's own tokenizer and recursive-descent parser
+(:mod:`derive.spec_lang`) into SymPy matrix expressions; nothing is passed to ``eval``, ``exec`` or ``sympify``. Input size, token count,
+nesting depth, number length, name length, counts of states, parameters and equations, and
+the size of the derivation (:func:`derivation_size`) are bounded, so a hostile spec fails
+fast with a :class:`SpecError` naming file, line and column (1-based, in characters).
 """
 from __future__ import annotations
 
+import difflib
+import keyword
 import re
+import stat
 import sys
+import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
 import sympy
-from sympy import MatrixSymbol
 
-from .algebra import add, hadamard, matmul, ones, scale
 from .cell import Cell, Equation
-from .primitives import FUNCTIONS
-from .symbols import DIMS, Param, PrevState, Var, prev_name
+from .primitives import ALL_PRIMITIVES
+from .spec_lang import (MAX_DEPTH, MAX_EXPR_CHARS, MAX_NAME_CHARS, MAX_TOKENS, SpecError,
+                        derivation_size, describe_char, is_vector, parse_expression, shape_str,
+                        tokenize)
+from .spec_positions import TomlPositions
+from .symbols import DIMS, Input, Param, PrevState, Var, prev_name
+
+__all__ = ["SpecError", "load_spec", "parse_spec", "derivation_size", "MAX_SPEC_BYTES",
+           "MAX_EXPR_CHARS", "MAX_TOKENS", "MAX_DEPTH", "MAX_DERIVATION_SIZE"]
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-MAX_SPEC_BYTES = 256 * 1024
-MAX_EXPR_CHARS = 4000
-MAX_TOKENS = 1000
-MAX_DEPTH = 40
-NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+# -- limits (every one is reported by name when exceeded) -----------------------------------
+MAX_SPEC_BYTES = 256 * 1024      # whole file
+MAX_TEXT_CHARS = 2000            # title, reference, description
+MAX_LATEX_CHARS = 100            # one [latex] entry
+MAX_STATES = 8
+MAX_PARAMS = 64
+MAX_EQUATIONS = 64               # step equations plus readout equations
+MAX_DERIVATION_SIZE = 2000       # see derivation_size(); the largest built-in cell is 258
 
-
-class SpecError(ValueError):
-    """A problem in a cell spec, located by file, line and column."""
-
-    def __init__(self, message, path="<spec>", line=0, col=0):
-        self.path, self.line, self.col, self.message = str(path), line, col, message
-        where = f"{self.path}:{line}:{col}" if line else self.path
-        super().__init__(f"{where}: {message}")
-
-
-# ---------------------------------------------------------------------------------------
-# tokenizer and parser
-# ---------------------------------------------------------------------------------------
-
-_TOKEN_RE = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-                       r"|(?P<op>[-+*@()]))")
-
-
-def tokenize(text, locate):
-    """[(kind, value, offset)]; ``locate(offset)`` turns an offset into (line, col)."""
-    if len(text) > MAX_EXPR_CHARS:
-        raise SpecError(f"expression is {len(text)} characters long; the limit is "
-                        f"{MAX_EXPR_CHARS}", *locate(0))
-    tokens, pos = [], 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN_RE.match(text, pos)
-        if not m:
-            ch = text[pos:].lstrip()[:1]
-            off = pos + (len(text[pos:]) - len(text[pos:].lstrip()))
-            raise SpecError(f"unexpected character {ch!r}", *locate(off))
-        kind = m.lastgroup
-        tokens.append((kind, m.group(kind), m.start(kind)))
-        if len(tokens) > MAX_TOKENS:
-            raise SpecError(f"expression has more than {MAX_TOKENS} tokens", *locate(pos))
-        pos = m.end()
-    tokens.append(("end", "", len(text)))
-    return tokens
-
-
-class _Parser:
-    """Recursive descent over: expr := term (('+'|'-') term)*;
-    term := unary (('*'|'@') unary)*;  unary := '-' unary | atom;
-    atom := number | name | name '(' expr ')' | '(' expr ')'."""
-
-    def __init__(self, text, scope, locate):
-        self.tokens = tokenize(text, locate)
-        self.i = 0
-        self.scope = scope          # name -> SymPy symbol
-        self.locate = locate
-        self.depth = 0
-        self.used = []              # (name, offset) of every symbol referenced
-
-    def error(self, msg, offset=None):
-        if offset is None:
-            offset = self.tokens[self.i][2]
-        return SpecError(msg, *self.locate(offset))
-
-    def peek(self):
-        return self.tokens[self.i]
-
-    def take(self):
-        tok = self.tokens[self.i]
-        self.i += 1
-        return tok
-
-    def parse(self):
-        node = self.expr()
-        kind, val, off = self.peek()
-        if kind != "end":
-            raise self.error(f"unexpected {val!r}")
-        return node
-
-    def _nest(self):
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels")
-
-    def expr(self):
-        self._nest()
-        left, loff = self.term()
-        while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
-            _, op, off = self.take()
-            right, roff = self.term()
-            left = self.combine_add(left, right, op, off)
-        self.depth -= 1
-        return left
-
-    def term(self):
-        left, loff = self.unary()
-        while self.peek()[0] == "op" and self.peek()[1] in ("*", "@"):
-            _, op, off = self.take()
-            right, _ = self.unary()
-            left = self.combine_mul(left, right, op, off)
-        return left, loff
-
-    def unary(self):
-        kind, val, off = self.peek()
-        if kind == "op" and val == "-":
-            self.take()
-            self._nest()
-            inner, _ = self.unary()
-            self.depth -= 1
-            return (-inner if isinstance(inner, Fraction) else scale(-1, inner)), off
-        return self.atom(), off
-
-    def atom(self):
-        kind, val, off = self.take()
-        if kind == "num":
-            return Fraction(val)
-        if kind == "op" and val == "(":
-            inner = self.expr()
-            self.expect(")")
-            return inner
-        if kind == "name":
-            if self.peek()[1] == "(" and self.peek()[0] == "op":
-                fn = FUNCTIONS.get(val)
-                if fn is None:
-                    raise self.error(f"unknown function {val!r}; the functions are "
-                                     + ", ".join(sorted(FUNCTIONS)), off)
-                self.take()
-                arg = self.expr()
-                self.expect(")")
-                if isinstance(arg, Fraction):
-                    raise self.error(f"{val}() of a number is not a cell quantity", off)
-                return fn(arg)
-            if val in FUNCTIONS:
-                raise self.error(f"function {val!r} needs an argument in parentheses", off)
-            sym = self.scope.get(val)
-            if sym is None:
-                raise self.error(f"undeclared symbol {val!r}", off)
-            self.used.append((val, off))
-            return sym
-        if kind == "end":
-            raise self.error("expression ends too early", off)
-        raise self.error(f"unexpected {val!r}", off)
-
-    def expect(self, ch):
-        kind, val, off = self.take()
-        if val != ch:
-            raise self.error(f"expected {ch!r}, found {val or 'end of expression'!r}", off)
-
-    # -- typing and building ----------------------------------------------------------
-    def combine_add(self, a, b, op, off):
-        if isinstance(a, Fraction) and isinstance(b, Fraction):
-            return a + b if op == "+" else a - b
-        shape = (b if isinstance(a, Fraction) else a).shape
-        a = _const(a, shape)
-        b = _const(b, shape)
-        if a.shape != b.shape:
-            raise self.error(f"shape mismatch in {op!r}: {_shape(a)} vs {_shape(b)}", off)
-        return add([a, b if op == "+" else scale(-1, b)], shape)
-
-    def combine_mul(self, a, b, op, off):
-        if isinstance(a, Fraction) or isinstance(b, Fraction):
-            if op == "@":
-                raise self.error("'@' needs two matrices; use '*' to scale by a number", off)
-            if isinstance(a, Fraction) and isinstance(b, Fraction):
-                return a * b
-            k, m = (a, b) if isinstance(a, Fraction) else (b, a)
-            return scale(sympy.Rational(k.numerator, k.denominator), m)
-        if op == "@":
-            if a.shape[1] != b.shape[0]:
-                raise self.error(f"shape mismatch in '@': {_shape(a)} @ {_shape(b)}", off)
-            if a.shape[1] == 1:
-                raise self.error("'@' of two column vectors: use '*' for the elementwise product", off)
-            if not isinstance(a, Param) and not (hasattr(a, "free_symbols") and
-                                                 all(isinstance(s, Param) for s in _matrix_leaves(a))):
-                raise self.error("the left operand of '@' must be a parameter matrix", off)
-            return matmul(a, b)
-        if a.shape != b.shape:
-            raise self.error(f"shape mismatch in '*': {_shape(a)} * {_shape(b)}", off)
-        if a.shape[1] != 1:
-            raise self.error("'*' is the elementwise product of vectors; use '@' for matrices", off)
-        return hadamard([a, b])
-
-
-def _const(v, shape):
-    if isinstance(v, Fraction):
-        return scale(sympy.Rational(v.numerator, v.denominator), ones(shape))
-    return v
-
-
-def _shape(e):
-    r, c = e.shape
-    return f"({r}, {c})" if c != 1 else f"({r},)"
-
-
-def _matrix_leaves(e):
-    if isinstance(e, MatrixSymbol):
-        return [e]
-    return [s for a in e.args if hasattr(a, "shape") for s in _matrix_leaves(a)]
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z", re.ASCII)
+TABLES = ("cell", "params", "equations", "readout", "readout_params", "latex", "torch")
+CELL_KEYS = ("name", "title", "reference", "description", "states")
+#: Names a cell may not use: the input, keywords of generated code, module names used by
+#: generated kernels, and the spec-language and derivative function names.
+RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive"}
+                     | set(keyword.kwlist) | set(keyword.softkwlist)
+                     | {cls.name for cls in ALL_PRIMITIVES})
+RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step
 
 
 # ---------------------------------------------------------------------------------------
 # spec files
 # ---------------------------------------------------------------------------------------
 
-class _Locator:
-    """Maps (table, key) and an offset within its string value to (line, col) in the file."""
+class _Spec:
+    """One spec being read: the text, its path and positions, and error helpers."""
 
-    def __init__(self, text):
-        self.lines = text.splitlines()
+    def __init__(self, text, path):
+        self.text, self.path = text, path
+        self.pos = TomlPositions(text)
 
-    def find(self, table, key):
-        """(line, col of the first character inside the quotes) of ``key = "..."`` in [table]."""
-        section = None
-        for n, raw in enumerate(self.lines, 1):
-            s = raw.strip()
-            if s.startswith("[") and s.endswith("]"):
-                section = s.strip("[]").strip()
-                continue
-            if section == table:
-                m = re.match(r"\s*(" + re.escape(key) + r")\s*=\s*(['\"]{1,3})", raw)
-                if m:
-                    return n, m.end() + 1
-        return 0, 0
+    def error(self, msg, where=(0, 0)):
+        return SpecError(msg, self.path, *where)
 
-    def for_value(self, table, key):
-        line, col = self.find(table, key)
-
-        def locate(offset):
-            return (line, col + offset) if line else (0, 0)
-        return locate
+    def table(self, doc, name, required):
+        val = doc.get(name)
+        if val is None:
+            if required:
+                raise self.error(f"spec needs a [{name}] table")
+            return {}
+        if not isinstance(val, dict):
+            raise self.error(f"[{name}] must be a table, got {_toml_kind(val)}", self.pos.key(name))
+        return val
 
 
-def _require(table, key, kind, path, loc, section):
-    if key not in table:
-        raise SpecError(f"[{section}] needs {key!r}", path, *loc.find(section, key))
-    val = table[key]
-    if not isinstance(val, kind):
-        raise SpecError(f"[{section}] {key!r} must be a {kind.__name__}", path, *loc.find(section, key))
-    return val
-
-
-def _check_name(name, path, loc, section, what):
-    if not NAME_RE.match(name) or name in FUNCTIONS or name == "x":
-        raise SpecError(f"{what} name {name!r} is not allowed (letters, digits and _, starting "
-                        f"with a letter; not a function name or 'x')", path, *loc.find(section, name))
-
-
-def _param_shape(name, dims, path, loc):
-    if not isinstance(dims, list) or not 1 <= len(dims) <= 2 or any(d not in DIMS for d in dims):
-        raise SpecError(f"parameter {name!r}: shape must be [\"H\"], [\"H\", \"D\"] or "
-                        f"[\"H\", \"H\"] (dims are H and D), got {dims!r}", path,
-                        *loc.find("params", name))
-    rows = DIMS[dims[0]]
-    cols = DIMS[dims[1]] if len(dims) == 2 else 1
-    return rows, cols
+def _toml_kind(v):
+    return {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
+            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
 
 def load_spec(path) -> Cell:
     """Read a cell spec file (see the module docstring)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise SpecError(f"cannot read spec: {exc.strerror}", path) from None
-    if size > MAX_SPEC_BYTES:
-        raise SpecError(f"spec file is {size} bytes; the limit is {MAX_SPEC_BYTES}", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError("cannot read spec: not a regular file", path)
+    if st.st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file is {st.st_size} bytes; the limit is {MAX_SPEC_BYTES}", path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec: {exc}", path) from None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror}", path) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file is larger than {MAX_SPEC_BYTES} bytes", path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SpecError(f"spec is not UTF-8 text (byte 0x{data[exc.start]:02x})", path, line,
+                        exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1) from None
     return parse_spec(text, path)
 
 
 def parse_spec(text: str, path="<spec>") -> Cell:
     """Build a :class:`Cell` from spec text."""
-    if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
+    if not isinstance(text, str):
+        raise SpecError(f"spec text must be a string, got {type(text).__name__}", path)
+    if len(text) > MAX_SPEC_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes", path)
+    text = text.removeprefix("\ufeff")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+), column (\d+)", str(exc))
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        if not m and "end of document" in str(exc):
+            line = text.count("\n") + 1
+            col = len(text) - text.rfind("\n")
         raise SpecError(f"TOML syntax error: {str(exc).split(' (at')[0]}", path, line, col) from None
-    loc = _Locator(text)
-    for section in doc:
-        if section not in ("cell", "params", "equations", "readout", "readout_params", "latex",
-                           "torch"):
-            raise SpecError(f"unknown table [{section}]", path, *loc.find(section, ""))
-    meta = _require(doc, "cell", dict, path, loc, "cell") if "cell" in doc else None
-    if meta is None:
-        raise SpecError("spec needs a [cell] table", path)
-    name = _require(meta, "name", str, path, loc, "cell")
-    if not NAME_RE.match(name):
-        raise SpecError(f"cell name {name!r} must be letters, digits and _", path, *loc.find("cell", "name"))
-    states = _require(meta, "states", list, path, loc, "cell")
-    if not states or not all(isinstance(s, str) for s in states):
-        raise SpecError("[cell] states must be a non-empty list of names", path, *loc.find("cell", "states"))
-    for s in states:
-        _check_name(s, path, loc, "cell", "state")
+    except RecursionError:
+        raise SpecError("TOML syntax error: arrays or tables nested too deeply", path) from None
+    except ValueError as exc:           # e.g. an integer with more than 4300 digits
+        raise SpecError(f"TOML value error: {str(exc).split(';')[0]}", path) from None
+    return _build(doc, _Spec(text, path))
 
-    scope: dict = {"x": None}
-    from .symbols import Input
-    scope["x"] = Input("x", DIMS["D"], 1)
+
+def _build(doc, sp: _Spec) -> Cell:
+    pos = sp.pos
+    for section, val in doc.items():
+        if section not in TABLES:
+            close = difflib.get_close_matches(section, TABLES, n=1)
+            raise sp.error(f"unknown table [{section}]" + (f"; did you mean [{close[0]}]?" if close
+                                                           else f"; the tables are {', '.join(TABLES)}"),
+                           pos.key(section))
+    meta = sp.table(doc, "cell", required=True)
+    for key in meta:
+        if key not in CELL_KEYS:
+            raise sp.error(f"unknown key {key!r} in [cell]; the keys are {', '.join(CELL_KEYS)}",
+                           pos.key("cell", key))
+    name = _require(meta, "name", str, sp)
+    if not NAME_RE.match(name) or len(name) > MAX_NAME_CHARS:
+        raise sp.error(f"cell name {name!r} must be letters, digits and _, starting with a letter "
+                       f"(at most {MAX_NAME_CHARS} characters)", pos.value("cell", "name"))
+    texts = {k: _text(meta, k, sp) for k in ("title", "reference", "description")}
+    states = _require(meta, "states", list, sp)
+    if not states or not all(isinstance(s, str) for s in states):
+        raise sp.error("[cell] states must be a non-empty array of names", pos.value("cell", "states"))
+    if len(states) > MAX_STATES:
+        raise sp.error(f"{len(states)} states; the limit is {MAX_STATES}", pos.value("cell", "states"))
+    for k, s in enumerate(states):
+        _check_name(s, "state", sp, pos.item(k, "cell", "states"))
+        if s in states[:k]:
+            raise sp.error(f"state {s!r} is listed twice", pos.item(k, "cell", "states"))
+
+    scope: dict = {"x": Input("x", DIMS["D"], 1)}
     for s in states:
         scope[prev_name(s)] = PrevState(prev_name(s), DIMS["H"], 1)
 
     def read_params(table_name):
         out = {}
-        for pname, dims in doc.get(table_name, {}).items():
-            _check_name(pname, path, loc, table_name, "parameter")
+        for pname, dims in sp.table(doc, table_name, required=False).items():
+            where = pos.key(table_name, pname)
+            _check_name(pname, "parameter", sp, where)
             if pname in scope:
-                raise SpecError(f"parameter {pname!r} is declared twice", path, *loc.find(table_name, pname))
-            out[pname] = Param(pname, *_param_shape(pname, dims, path, loc))
+                other = scope[pname]
+                what = ("a parameter" if isinstance(other, Param) else
+                        "an equation" if isinstance(other, Var) else "a previous state")
+                raise sp.error(f"parameter {pname!r} has the name of {what}", where)
+            out[pname] = Param(pname, *_param_shape(pname, dims, sp, pos.value(table_name, pname)))
             scope[pname] = out[pname]
         return out
 
+    n_params = len(sp.table(doc, "params", False)) + len(sp.table(doc, "readout_params", False))
+    if n_params > MAX_PARAMS:
+        raise sp.error(f"{n_params} parameters; the limit is {MAX_PARAMS}", pos.key("params"))
+    step_table = sp.table(doc, "equations", required=True)
+    readout_table = sp.table(doc, "readout", required=False)
+    if len(step_table) + len(readout_table) > MAX_EQUATIONS:
+        raise sp.error(f"{len(step_table) + len(readout_table)} equations; the limit is "
+                       f"{MAX_EQUATIONS}", pos.key("equations"))
+    # the step sees [params] only; the readout also sees [readout_params] and the step's values
     params = read_params("params")
+    readout_names = [n for n in sp.table(doc, "readout_params", False) if n not in scope]
+    for n in readout_names:             # known, but not to the step (see _Parser.atom)
+        scope[n] = None
+    equations = _read_equations(step_table, "equations", scope, sp, states)
+    for n in readout_names:
+        if scope[n] is None:
+            del scope[n]
+    for k, s in enumerate(states):
+        if s not in step_table:
+            raise sp.error(f"state {s!r} has no equation in [equations]", pos.item(k, "cell", "states"))
     readout_params = read_params("readout_params")
-    equations = _read_equations(doc.get("equations"), "equations", scope, params, path, loc, text)
-    names = {eq.lhs.name for eq in equations}
-    for s in states:
-        if s not in names:
-            raise SpecError(f"state {s!r} has no equation in [equations]", path, *loc.find("cell", "states"))
-    readout = _read_equations(doc.get("readout", {}), "readout", scope, readout_params, path, loc,
-                              text, allow_empty=True)
-    for eq in equations + readout:
+    readout = _read_equations(readout_table, "readout", scope, sp, states, allow_empty=True)
+    for eq in equations:
         if eq.lhs.name in states and eq.rhs.shape != (DIMS["H"], 1):
-            raise SpecError(f"state {eq.lhs.name!r} must be an (H,) vector, got {_shape(eq.rhs)}",
-                            path, eq.line, 1)
-    unused = [p for p in params if not any(_uses(eq.rhs, params[p]) for eq in equations)]
-    if unused:
-        raise SpecError(f"parameter {unused[0]!r} is declared but not used by any equation",
-                        path, *loc.find("params", unused[0]))
-    latex = doc.get("latex", {})
-    for k, v in latex.items():
-        if k not in scope or not isinstance(v, str):
-            raise SpecError(f"[latex] entry {k!r} does not name a symbol of the cell", path, *loc.find("latex", k))
-    torch = _read_torch(doc.get("torch"), params, path, loc)
+            raise sp.error(f"state {eq.lhs.name!r} must be an (H,) vector, got {shape_str(eq.rhs)}",
+                           pos.value("equations", eq.lhs.name))
+    for table_name, declared, eqs in (("params", params, equations),
+                                      ("readout_params", readout_params, readout)):
+        unused = [p for p in declared if not any(_uses(eq.rhs, declared[p]) for eq in eqs)]
+        if unused:
+            where = "[equations]" if table_name == "params" else "[readout]"
+            raise sp.error(f"parameter {unused[0]!r} is declared but not used by any equation "
+                           f"in {where}", pos.key(table_name, unused[0]))
+    size = derivation_size(equations + readout)
+    if size > MAX_DERIVATION_SIZE:
+        raise sp.error(f"the derivation would be too large: the chain rule through these "
+                       f"equations has {size if size < 10**12 else 'more than 10^12'} terms "
+                       f"(limit {MAX_DERIVATION_SIZE}); name shared subexpressions or "
+                       f"simplify the cell", pos.key("equations"))
+    latex = _read_latex(sp.table(doc, "latex", required=False), scope, sp)
+    torch = _read_torch(doc.get("torch"), params, sp)
     return Cell(name, states=states, params=params, equations=equations, readout=readout,
-                readout_params=readout_params, title=meta.get("title", ""),
-                reference=meta.get("reference", ""), description=meta.get("description", ""),
-                notation=latex, source=str(path), torch=torch)
+                readout_params=readout_params, notation=latex, source=str(sp.path), torch=torch,
+                **texts)
 
 
-def _read_torch(table, params, path, loc):
-    """[torch]: how PyTorch packs this cell's parameters (data, not math).
+def _require(table, key, kind, sp):
+    if key not in table:
+        raise sp.error(f"[cell] needs {key!r}", sp.pos.key("cell"))
+    val = table[key]
+    if not isinstance(val, kind):
+        raise sp.error(f"[cell] {key!r} must be {_toml_kind(kind())}, got {_toml_kind(val)}",
+                       sp.pos.value("cell", key))
+    return val
 
-    ``module`` names the torch.nn class; every other key is a PyTorch state-dict key
-    (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``) listing the
-    parameters stacked in it, in PyTorch's row order. A parameter listed under both biases
-    is their sum (PyTorch's redundant pair of biases)."""
-    if table is None:
-        return None
-    if not isinstance(table.get("module"), str):
-        raise SpecError("[torch] needs module = \"LSTM\" (or RNN, GRU)", path, *loc.find("torch", "module"))
-    out = {"module": table["module"]}
-    for key, names in table.items():
-        if key == "module":
-            continue
-        if key == "nonlinearity":
-            out[key] = str(names)
-            continue
-        if not isinstance(names, list) or not all(isinstance(n, str) and n in params for n in names):
-            raise SpecError(f"[torch] {key} must list parameters of the cell", path, *loc.find("torch", key))
-        out[key] = list(names)
-    return out
+
+def _text(meta, key, sp):
+    """A free-text field: a string of printable characters (newlines allowed), bounded."""
+    val = meta.get(key, "")
+    where = sp.pos.value("cell", key)
+    if not isinstance(val, str):
+        raise sp.error(f"[cell] {key!r} must be a string, got {_toml_kind(val)}", where)
+    if len(val) > MAX_TEXT_CHARS:
+        raise sp.error(f"[cell] {key!r} has {len(val)} characters; the limit is {MAX_TEXT_CHARS}",
+                       where)
+    for ch in val:
+        if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise sp.error(f"[cell] {key!r} contains the control or format character "
+                           f"{describe_char(ch)}", where)
+    return val
+
+
+def _check_name(name, what, sp, where):
+    if not NAME_RE.match(name):
+        bad = next((c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))), None)
+        detail = f"; {describe_char(bad)} is not allowed" if bad else ""
+        raise sp.error(f"{what} name {name!r} must be ASCII letters, digits and _, starting "
+                       f"with a letter{detail}", where)
+    if len(name) > MAX_NAME_CHARS:
+        raise sp.error(f"{what} name {name[:12]}... has {len(name)} characters; the limit is "
+                       f"{MAX_NAME_CHARS}", where)
+    if name in RESERVED or name.startswith(RESERVED_PREFIXES) or name.endswith("_prev"):
+        raise sp.error(f"{what} name {name!r} is reserved (x, *_prev, delta_*, Delta_*, "
+                       f"function names and Python keywords are)", where)
+
+
+def _param_shape(name, dims, sp, where):
+    if not isinstance(dims, list) or not 1 <= len(dims) <= 2 or \
+            any(not isinstance(d, str) or d not in DIMS for d in dims):
+        raise sp.error(f"parameter {name!r}: shape must be [rows] or [rows, cols] with dims "
+                       f"\"H\" and \"D\" (e.g. [\"H\", \"D\"]), got {dims!r}", where)
+    rows = DIMS[dims[0]]
+    cols = DIMS[dims[1]] if len(dims) == 2 else 1
+    return rows, cols
 
 
 def _uses(expr, sym):
     return expr == sym or any(_uses(a, sym) for a in getattr(expr, "args", ()) if hasattr(a, "shape"))
 
 
-def _read_equations(table, section, scope, params, path, loc, text, allow_empty=False):
-    if table is None or (not table and not allow_empty):
-        raise SpecError(f"spec needs an [{section}] table with at least one equation", path)
-    if not isinstance(table, dict):
-        raise SpecError(f"[{section}] must be a table", path)
+def _read_equations(table, section, scope, sp, states, allow_empty=False):
+    pos = sp.pos
+    if not table and not allow_empty:
+        raise sp.error(f"spec needs an [{section}] table with at least one equation", pos.key(section))
     names = list(table)
     for n in names:
-        _check_name(n, path, loc, section, "equation")
-        if n in scope and not isinstance(scope[n], Var):
-            raise SpecError(f"equation {n!r} reuses the name of a parameter or input", path, *loc.find(section, n))
+        where = pos.key(section, n)
+        _check_name(n, "equation", sp, where)
+        if n in scope:
+            what = ("an equation" if isinstance(scope[n], Var) else
+                    "a readout parameter" if scope[n] is None else "a parameter")
+            raise sp.error(f"equation {n!r} reuses the name of {what}", where)
+        if section == "readout" and n in states:
+            raise sp.error(f"readout equation {n!r} has the name of a state", where)
         if not isinstance(table[n], str):
-            raise SpecError(f"equation {n!r} must be a string", path, *loc.find(section, n))
-    # every equation name is visible (so a forward reference is reported as a cycle,
-    # not as an undeclared symbol); shapes come from parsing in dependency order
+            raise sp.error(f"equation {n!r} must be a string, got {_toml_kind(table[n])}",
+                           pos.value(section, n))
     pending = {n: table[n] for n in names}
+    locators = {n: pos.value_locator((section, n), pending[n]) for n in names}
     parsed: dict = {}
-    visiting: list = []
+    visiting: list = []                   # [(name, offset of the reference that led here)]
 
     def parse(n):
         if n in parsed:
-            return parsed[n]
-        if n in visiting:
-            cyc = visiting[visiting.index(n):] + [n]
-            raise SpecError("cycle between equations: " + " -> ".join(cyc), path, *loc.find(section, n))
+            return
         visiting.append(n)
-        locate = loc.for_value(section, n)
-        # resolve names referenced by this equation first
-        for kind, val, off in tokenize(pending[n], locate):
-            if kind == "name" and val in pending and val not in parsed:
-                if val == n:
-                    raise SpecError(f"equation {n!r} refers to itself; use {prev_name(n)} for the "
-                                    f"previous step", path, *locate(off))
-                parse(val)
-        p = _Parser(pending[n], scope, locate)
-        rhs = p.parse()
+        locate = locators[n]
+        # parse the equations this one refers to first (their shapes are needed)
+        for kind, val, off in tokenize(pending[n], locate, sp.path):
+            if kind != "name" or val not in pending or val in parsed:
+                continue
+            if val == n:
+                hint = f"; use {prev_name(n)} for the previous step" if n in states else ""
+                raise sp.error(f"equation {n!r} refers to itself{hint}", locate(off))
+            if val in visiting:
+                cyc = visiting[visiting.index(val):] + [val]
+                prev_states = [s for s in cyc if s in states]
+                hint = (f"; for the previous step's value write {prev_name(prev_states[0])}"
+                        if prev_states else "")
+                raise sp.error("cycle between equations: " + " -> ".join(cyc) + hint, locate(off))
+            parse(val)
+        rhs = parse_expression(pending[n], scope, locate, sp.path)
         if isinstance(rhs, Fraction):
-            raise SpecError(f"equation {n!r} is a bare number", path, *locate(0))
+            raise sp.error(f"equation {n!r} is a bare number", locate(0))
+        if not is_vector(rhs):
+            raise sp.error(f"equation {n!r} is a {shape_str(rhs)} matrix; equations define "
+                           f"vectors", locate(0))
         lhs = Var(n, *rhs.shape)
         scope[n] = lhs
         parsed[n] = Equation(lhs, rhs, locate(0)[0])
         visiting.pop()
-        return parsed[n]
 
-    # placeholder scope entries so undeclared-symbol errors don't hide equation names
-    for n in names:
-        if n in scope and isinstance(scope[n], Var):
-            raise SpecError(f"equation {n!r} is defined twice", path, *loc.find(section, n))
     for n in names:
         parse(n)
     # keep the file's order when it is already a valid order, else dependency order
@@ -486,3 +384,120 @@ def _var_names(expr):
     if isinstance(expr, Var):
         return [expr.name]
     return [s for a in getattr(expr, "args", ()) if hasattr(a, "shape") for s in _var_names(a)]
+
+
+# -- [latex] --------------------------------------------------------------------------------
+
+#: LaTeX commands a [latex] entry may use: accents, fonts and letters, nothing that reads
+#: or writes files, defines macros or changes catcodes.
+LATEX_COMMANDS = frozenset("""
+    bar tilde hat check breve vec dot ddot widetilde widehat overline underline
+    mathrm mathbf mathit mathsf mathtt mathcal mathfrak mathbb boldsymbol bm operatorname
+    imath jmath ell prime star ast circ dagger
+    alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu
+    xi pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega
+    Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega
+""".split())
+_LATEX_TOKEN_RE = re.compile(r"\\([A-Za-z]+)|\\(.)|([A-Za-z0-9 _^{}'(),.+\-*|/])|(.)", re.ASCII | re.S)
+
+
+def _read_latex(table, scope, sp):
+    out = {}
+    for k, v in table.items():
+        where = sp.pos.value("latex", k)
+        if k not in scope:
+            raise sp.error(f"[latex] entry {k!r} does not name a symbol of the cell", sp.pos.key("latex", k))
+        if not isinstance(v, str):
+            raise sp.error(f"[latex] entry {k!r} must be a string, got {_toml_kind(v)}", where)
+        if len(v) > MAX_LATEX_CHARS:
+            raise sp.error(f"[latex] entry {k!r} has {len(v)} characters; the limit is "
+                           f"{MAX_LATEX_CHARS}", where)
+        locate = sp.pos.value_locator(("latex", k), v)
+        if "^^" in v:
+            raise sp.error(f"[latex] entry {k!r}: '^^' (TeX's character-code notation) is not "
+                           f"allowed", locate(v.index("^^")))
+        depth = 0
+        for m in _LATEX_TOKEN_RE.finditer(v):
+            cmd, sym, plain, bad = m.groups()
+            if cmd is not None and cmd not in LATEX_COMMANDS:
+                raise sp.error(f"[latex] entry {k!r}: command \\{cmd} is not allowed (allowed: "
+                               f"accents, font commands and Greek letters)", locate(m.start()))
+            if sym is not None and sym not in ", ;!":
+                raise sp.error(f"[latex] entry {k!r}: \\{sym} is not allowed", locate(m.start()))
+            if bad is not None:
+                raise sp.error(f"[latex] entry {k!r}: character {describe_char(bad)} is not "
+                               f"allowed", locate(m.start()))
+            if plain == "{":
+                depth += 1
+            elif plain == "}":
+                depth -= 1
+                if depth < 0:
+                    raise sp.error(f"[latex] entry {k!r}: unbalanced '}}'", locate(m.start()))
+        if depth:
+            raise sp.error(f"[latex] entry {k!r}: unbalanced '{{'", where)
+        out[k] = v
+    return out
+
+
+# -- [torch] --------------------------------------------------------------------------------
+
+TORCH_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+TORCH_KEYS = {"weight_ih_l0": ("H", "D"), "weight_hh_l0": ("H", "H"),
+              "bias_ih_l0": ("H",), "bias_hh_l0": ("H",)}
+
+
+def _read_torch(table, params, sp):
+    """[torch]: how PyTorch packs this cell's parameters (data, not math).
+
+    ``module`` names the torch.nn class (RNN, GRU, LSTM); ``nonlinearity`` (RNN only) is
+    ``tanh`` or ``relu``. Each of ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+    ``bias_hh_l0`` lists the parameters stacked in that PyTorch tensor, in PyTorch's row
+    order, one per gate. A parameter listed under both biases (at the same gate) is their
+    sum, PyTorch's redundant pair of biases; a bias listed under one only is that tensor's
+    block alone (the GRU's b_hn). Every parameter of the cell must appear."""
+    if table is None:
+        return None
+    pos = sp.pos
+    if not isinstance(table, dict):
+        raise sp.error(f"[torch] must be a table, got {_toml_kind(table)}", pos.key("torch"))
+    module = table.get("module")
+    if module not in TORCH_GATES:
+        raise sp.error(f"[torch] module must be one of {', '.join(TORCH_GATES)}, got {module!r}",
+                       pos.value("torch", "module") if "module" in table else pos.key("torch"))
+    out = {"module": module}
+    if "nonlinearity" in table:
+        if module != "RNN" or table["nonlinearity"] not in ("tanh", "relu"):
+            raise sp.error("[torch] nonlinearity must be \"tanh\" or \"relu\", and only for "
+                           "module = \"RNN\"", pos.value("torch", "nonlinearity"))
+        out["nonlinearity"] = table["nonlinearity"]
+    gates = TORCH_GATES[module]
+    for key in table:
+        if key not in TORCH_KEYS and key not in ("module", "nonlinearity"):
+            raise sp.error(f"unknown key {key!r} in [torch]; the keys are module, nonlinearity, "
+                           + ", ".join(TORCH_KEYS), pos.key("torch", key))
+    listed = set()
+    for key, dims in TORCH_KEYS.items():
+        names = table.get(key)
+        if not isinstance(names, list) or len(names) != gates:
+            raise sp.error(f"[torch] {key} must list {gates} parameter(s), one per gate of "
+                           f"torch.nn.{module}", pos.value("torch", key) if key in table else pos.key("torch"))
+        want = tuple(DIMS[d] for d in dims) + ((1,) if len(dims) == 1 else ())
+        for k, n in enumerate(names):
+            if not isinstance(n, str) or n not in params:
+                raise sp.error(f"[torch] {key}: {n!r} is not a parameter of the cell",
+                               pos.item(k, "torch", key))
+            if params[n].shape != want:
+                raise sp.error(f"[torch] {key}: {n!r} is {shape_str(params[n])}, but {key} stacks "
+                               f"{shape_str(sympy.ZeroMatrix(*want))} blocks", pos.item(k, "torch", key))
+        out[key] = list(names)
+        listed.update(names)
+    ih, hh = out["bias_ih_l0"], out["bias_hh_l0"]
+    for k, n in enumerate(ih):
+        if n in hh and hh.index(n) != k:
+            raise sp.error(f"[torch] bias {n!r} is listed under both biases at different gates",
+                           pos.item(k, "torch", "bias_ih_l0"))
+    missing = [p for p in params if p not in listed]
+    if missing:
+        raise sp.error(f"[torch] does not place parameter {missing[0]!r} in any PyTorch tensor",
+                       pos.key("torch"))
+    return out
