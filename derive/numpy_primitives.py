@@ -11,24 +11,26 @@ and they keep the input dtype (float32 stays float32).
 import numpy
 
 
-def _clip_limit(x):
-    # exp(-limit) is still a normal number in this dtype, so exp never underflows.
-    return 80.0 if x.dtype == numpy.float32 else 700.0
+def _magnitude(x, scale=1.0):
+    """|x| clipped to [0, limit]: exp(-scale * limit) is still a normal number in x's dtype,
+    so exp never underflows; magnitudes below the smallest normal number are flushed to 0
+    (NumPy's exp flags underflow for subnormal arguments; exp(-a) rounds to 1 there anyway)."""
+    limit = (80.0 if x.dtype == numpy.float32 else 700.0) / scale
+    a = numpy.minimum(numpy.abs(x), limit)
+    return numpy.where(a < numpy.finfo(x.dtype).tiny, 0, a).astype(x.dtype, copy=False)
 
 
 def sigmoid(x):
     """sigma(x) = 1 / (1 + exp(-x)), evaluated as exp(-|x|) so exp never overflows."""
     x = numpy.asarray(x)
-    lim = _clip_limit(x)
-    e = numpy.exp(-numpy.minimum(numpy.abs(x), lim))
+    e = numpy.exp(-_magnitude(x))
     return numpy.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def sigmoid_prime(x):
     """sigma'(x) = sigma(x) sigma(-x) = exp(-|x|) / (1 + exp(-|x|))**2, never cancelling to 0 early."""
     x = numpy.asarray(x)
-    lim = _clip_limit(x)
-    e = numpy.exp(-numpy.minimum(numpy.abs(x), lim))
+    e = numpy.exp(-_magnitude(x))
     return (e / ((1 + e) * (1 + e))).astype(x.dtype, copy=False)
 
 
@@ -40,8 +42,7 @@ def tanh(x):
 def tanh_prime(x):
     """tanh'(x) = sech(x)**2 = 4 exp(-2|x|) / (1 + exp(-2|x|))**2 (no 1 - tanh**2 cancellation)."""
     x = numpy.asarray(x)
-    lim = _clip_limit(x) / 2
-    e = numpy.exp(-2 * numpy.minimum(numpy.abs(x), lim))
+    e = numpy.exp(-2 * _magnitude(x, scale=2.0))
     return (4 * e / ((1 + e) * (1 + e))).astype(x.dtype, copy=False)
 
 

@@ -1,0 +1,51 @@
+"""derive.seed: the seed note's statements as data, decided against the derivations."""
+import pytest
+import sympy
+
+import derive
+from derive.seed import SEED_CLAIMS, seed_claim, seed_ids
+
+WRONG = {"seed.eq2", "seed.activation", "seed.bptt", "seed.bptt.total_loss",
+         "seed.bptt.immediate_partial", "seed.bptt.product_order", "seed.bptt.index_range",
+         "seed.rnn_jacobian", "seed.sigmoid_range", "seed.vanishing", "seed.lstm_cell_jacobian",
+         "seed.typo"}
+
+
+def test_interface_and_ids():
+    assert len(set(seed_ids())) == len(SEED_CLAIMS)
+    for c in SEED_CLAIMS:
+        assert c.id.startswith("seed.")
+        assert c.quote_latex and c.explanation and c.statement
+        assert isinstance(c.holds, bool)
+        assert c.holds_from in ("derived", "stated")
+
+
+def test_every_erratum_of_equations_md_is_covered():
+    assert sorted({e for c in SEED_CLAIMS for e in c.erratum}) == list(range(1, 12))
+
+
+def test_verdicts():
+    assert {c.id for c in SEED_CLAIMS if not c.holds} == WRONG
+    for c in SEED_CLAIMS:
+        if c.holds:
+            assert c.corrected() is None
+
+
+def test_corrections_are_the_derived_expressions():
+    assert seed_claim("seed.rnn_jacobian").corrected() == derive.cell("rnn_sigmoid").jacobian("h", "h")
+    assert seed_claim("seed.lstm_cell_jacobian").corrected() == \
+        derive.cell("lstm_peephole").jacobian("c", "c")
+    assert seed_claim("seed.eq2").corrected() == derive.cell("rnn_sigmoid").definition("y")
+    assert seed_claim("seed.sigmoid_range").corrected() == sympy.Interval.Lopen(0, sympy.Rational(1, 4))
+
+
+def test_the_no_peephole_lstm_has_the_seeds_block():
+    """The seed's dc_t/dc_(t-1) = f_t is right for the lstm cell (no peepholes, h fixed)."""
+    from derive.algebra import diag
+    c = derive.cell("lstm")
+    assert c.jacobian("c", "c") == diag(c.symbol("f"))
+
+
+def test_unknown_id():
+    with pytest.raises(KeyError, match="seed.nope"):
+        seed_claim("seed.nope")

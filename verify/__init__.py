@@ -1,0 +1,19 @@
+"""rnn-calculus verification: property suites, gradient checking, conformance checking of
+anyone's RNN/LSTM implementation, and the claims report on the seed note.
+
+* :mod:`verify.strategies`: Hypothesis strategies for every cell (sizes, parameters with
+  controlled scale and ||W_hh||_2, inputs, states);
+* :mod:`verify.properties`: the properties, one function each (sigma' and tanh' bounds exactly
+  and in floating point, gates in (0, 1), Jacobian norm bounds, the LSTM direct path, derived
+  Jacobians and BPTT against finite differences);
+* :func:`verify.gradcheck.gradcheck`: central differences for any forward/backward pair;
+* :func:`check_cell`: conformance of a user's step forward/backward, through a layout
+  adapter (:mod:`verify.layouts`: seed names, PyTorch packed, CS231n packed);
+* :mod:`verify.claims` and ``python -m verify``: every claim with a verdict.
+"""
+from .conformance import ConformanceResult, Mismatch, check_cell
+from .gradcheck import gradcheck, gradcheck_kernel
+from .layouts import CS231nLayout, SeedLayout, TorchLayout
+
+__all__ = ["check_cell", "ConformanceResult", "Mismatch", "gradcheck", "gradcheck_kernel",
+           "SeedLayout", "TorchLayout", "CS231nLayout"]

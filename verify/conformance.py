@@ -1,0 +1,297 @@
+"""Conformance checking of anyone's RNN/LSTM step implementation against the derived reference.
+
+    from verify import check_cell
+    from verify.layouts import CS231nLayout
+
+    result = check_cell("lstm", forward=lstm_step_forward, backward=lstm_step_backward,
+                        layout=CS231nLayout("lstm"))
+    print(result)            # which output or gradient differs, by how much, on the shrunk case
+    assert result.ok
+
+Hypothesis draws sizes, parameters, an input, a state and an upstream gradient ``dstate``
+for the new state; the reference is the derived kernel (``derive.kernels(cell)``: ``step``
+for the new state, ``forward``/``backward`` with T = 1 for the parameter and previous-state
+gradients) and, for ``dx``, the derived backward step (``cell.backward().input`` evaluated on
+the case). The user's functions are called through a layout adapter (:mod:`verify.layouts`).
+On a mismatch Hypothesis shrinks the case, and the result lists every output and gradient
+that differs on the minimal case, with the max absolute / relative error and where.
+
+A user function that raises, returns the wrong number of arrays, the wrong shape, NaN or
+infinity, or modifies its inputs in place gives a failed result, not an exception.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+import derive
+
+from . import strategies as vst
+from .layouts import CS231nLayout, Layout, SeedLayout
+from .properties import cell_values, evaluate, reference_kernels
+
+__all__ = ["Mismatch", "ConformanceResult", "check_cell", "reference_step_backward"]
+
+
+@dataclass
+class Mismatch:
+    """One output or gradient that differs (or a call that failed)."""
+    phase: str              # "forward" or "backward"
+    what: str               # e.g. "next_c", "dx", "dWx[:, 6:9].T (W_xo)", "call"
+    kind: str               # "value", "error", "shape", "nonfinite", "mutated", "type"
+    message: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    index: tuple | None = None
+
+    def __str__(self):
+        return f"{self.phase} {self.what}: {self.message}"
+
+
+@dataclass
+class ConformanceResult:
+    """Outcome of :func:`check_cell`. ``ok`` is True when no case failed; otherwise
+    ``mismatches`` describe the minimal failing ``case`` (a dict of the arrays)."""
+    cell: str
+    layout: str
+    ok: bool
+    examples: int
+    seed: int
+    mismatches: list = field(default_factory=list)
+    case: dict | None = None
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        head = (f"check_cell({self.cell!r}, layout={self.layout!r}): "
+                f"{'OK' if self.ok else 'FAILED'} after {self.examples} case(s) run, shrinking included "
+                f"(seed {self.seed})")
+        if self.ok:
+            return head
+        lines = [head]
+        if self.case:
+            d = self.case
+            lines.append(f"minimal case: B={d['x'].shape[0]}, D={d['x'].shape[1]}, "
+                         f"H={d['state'][0].shape[1]}")
+        for m in self.mismatches:
+            lines.append(f"  {m}")
+        if self.case:
+            d = self.case
+            with numpy.printoptions(precision=6, suppress=True, threshold=40, linewidth=100):
+                lines.append(f"  x = {numpy.asarray(d['x'])!r}".replace("\n", " "))
+                for s, v, g in zip(d["state_names"], d["state"], d["dstate"]):
+                    lines.append(f"  {s}_prev = {numpy.asarray(v)!r}".replace("\n", " "))
+                    lines.append(f"  d{s}_next (upstream gradient) = {numpy.asarray(g)!r}".replace("\n", " "))
+                zero = [n for n, v in d["params"].items() if not numpy.any(v)]
+                for n, v in d["params"].items():
+                    if n not in zero:
+                        lines.append(f"  {n} = {numpy.asarray(v)!r}".replace("\n", " "))
+                if zero:
+                    lines.append(f"  zero parameters: {', '.join(zero)}")
+        return "\n".join(lines)
+
+
+class _Failed(AssertionError):
+    def __init__(self, mismatches, case):
+        super().__init__("\n".join(str(m) for m in mismatches))
+        self.mismatches, self.case = mismatches, case
+
+
+# ---------------------------------------------------------------------------------------
+# the reference
+# ---------------------------------------------------------------------------------------
+
+def reference_step_backward(cell, params, x, state, dstate):
+    """The derived gradients of one step for upstream gradient ``dstate`` of the new state:
+    ``(grads, dx, dstate_prev)``. ``grads`` and ``dstate_prev`` come from the derived
+    kernel's BPTT with T = 1; ``dx`` from the derived backward step ``cell.backward()``
+    (its ``input`` expression) evaluated on the case."""
+    c = derive.cell(cell) if isinstance(cell, str) else cell
+    k = reference_kernels(c.name)
+    dhs = numpy.asarray(dstate[list(k.STATE).index("h")])[None]
+    rest = tuple(numpy.zeros_like(d) if s == "h" else d for s, d in zip(k.STATE, dstate))
+    _, cache = k.forward(params, numpy.asarray(x)[None], tuple(state))
+    grads, dprev = k.backward(params, cache, dhs, rest)
+    env = dict(params, x=x)
+    env.update({f"{s}_prev": v for s, v in zip(c.states, state)})
+    env.update(cell_values(c, params, x, state))
+    bw = c.backward()
+    for i, s in enumerate(c.states):
+        env[bw.incoming[s].name] = dstate[i]
+    for delta, expr in bw.assignments:
+        env[delta.name] = _full(evaluate(expr, env), x.shape[0], state[0].shape[1])
+    dx = _full(evaluate(bw.input, env), x.shape[0], x.shape[1])
+    return dict(grads), dx, tuple(dprev)
+
+
+def _full(v, B, n):
+    return numpy.broadcast_to(v, (B, n)) if numpy.ndim(v) < 2 else v
+
+
+# ---------------------------------------------------------------------------------------
+# comparing a user's arrays
+# ---------------------------------------------------------------------------------------
+
+def _compare(phase, what, got, want, atol, rtol, out):
+    try:
+        arr = numpy.asarray(got)
+    except Exception as exc:  # noqa: BLE001 - any user object
+        out.append(Mismatch(phase, what, "type", f"is not an array ({type(exc).__name__}: {exc})"))
+        return
+    if arr.dtype.kind not in "fiu":
+        out.append(Mismatch(phase, what, "type", f"has dtype {arr.dtype}, expected a float array"))
+        return
+    if arr.shape != want.shape:
+        out.append(Mismatch(phase, what, "shape", f"has shape {arr.shape}, expected {want.shape}"))
+        return
+    arr = arr.astype(numpy.float64)
+    want = numpy.asarray(want, dtype=numpy.float64)
+    if not numpy.all(numpy.isfinite(arr)):
+        i = tuple(int(j) for j in numpy.argwhere(~numpy.isfinite(arr))[0])
+        out.append(Mismatch(phase, what, "nonfinite", f"contains {arr[i]} at {i} (expected "
+                            f"{want[i]:.6g})", index=i))
+        return
+    err = numpy.abs(arr - want)
+    if arr.size == 0 or numpy.all(err <= atol + rtol * numpy.abs(want)):
+        return
+    i = tuple(int(j) for j in numpy.unravel_index(int(numpy.argmax(err)), err.shape))
+    scale = float(numpy.max(numpy.abs(want)))
+    rel = float(err[i]) / scale if scale else float("inf")
+    rel_text = f" (relative {rel:.3e})" if scale else " (expected all zero)"
+    out.append(Mismatch(phase, what, "value",
+                        f"max abs error {float(err[i]):.3e}{rel_text} at {i}: got "
+                        f"{arr[i]:.8g}, expected {want[i]:.8g}",
+                        max_abs=float(err[i]), max_rel=rel, index=i))
+
+
+def _snapshot(*objs):
+    flat = []
+    for o in objs:
+        if isinstance(o, dict):
+            flat.extend((k, numpy.array(v, copy=True)) for k, v in o.items())
+        elif isinstance(o, (tuple, list)):
+            flat.extend((str(i), numpy.array(v, copy=True)) for i, v in enumerate(o))
+        else:
+            flat.append(("", numpy.array(o, copy=True)))
+    return flat
+
+
+def _mutated(before, *objs):
+    after = _snapshot(*objs)
+    return [k for (k, a), (_, b) in zip(before, after) if not numpy.array_equal(a, b, equal_nan=True)]
+
+
+def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
+    k = reference_kernels(cell)
+    names = list(k.STATE)
+    ref_params = layout.from_user(layout.to_user(case.params))
+    ref_params = {n: numpy.asarray(v, dtype=case.x.dtype) for n, v in ref_params.items()}
+    out = []
+    ctx = None
+    user_params = layout.to_user(ref_params)
+    x, state = numpy.array(case.x, copy=True), tuple(numpy.array(s, copy=True) for s in case.state)
+    if forward is not None:
+        want = k.step(ref_params, case.x, case.state)
+        before = _snapshot(user_params, x, state)
+        try:
+            got, ctx = layout.call_forward(forward, user_params, x, state)
+        except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
+            out.append(Mismatch("forward", "call", "error", f"raised {type(exc).__name__}: {exc}"))
+            got = None
+        if got is not None:
+            for s, g, w in zip(names, got, want):
+                _compare("forward", f"next_{s}", g, numpy.asarray(w), atol, rtol, out)
+        changed = _mutated(before, user_params, x, state)
+        if changed:
+            out.append(Mismatch("forward", "inputs", "mutated",
+                                f"modified its inputs in place: {', '.join(changed)}"))
+    if backward is not None and not out:
+        gref, dxref, dprevref = reference_step_backward(cell, ref_params, case.x, case.state, dstate)
+        before = _snapshot(user_params, x, state)
+        try:
+            grads, dx, dprev = layout.call_backward(backward, ctx, user_params, x, state,
+                                                    tuple(numpy.array(d, copy=True) for d in dstate))
+        except Exception as exc:  # noqa: BLE001
+            out.append(Mismatch("backward", "call", "error", f"raised {type(exc).__name__}: {exc}"))
+        else:
+            _compare("backward", "dx", dx, dxref, atol, rtol, out)
+            for s, g, w in zip(names, dprev, dprevref):
+                _compare("backward", f"dprev_{s}", g, numpy.asarray(w), atol, rtol, out)
+            try:
+                views = layout.grad_views(grads)
+            except Exception as exc:  # noqa: BLE001
+                out.append(Mismatch("backward", "grads", "type",
+                                    f"could not read the parameter gradients: {type(exc).__name__}: {exc}"))
+                views = []
+            for v in views:
+                _compare("backward", f"{v.label} ({v.param})", v.array, numpy.asarray(gref[v.param]),
+                         atol, rtol, out)
+        changed = _mutated(before, user_params, x, state)
+        if changed:
+            out.append(Mismatch("backward", "inputs", "mutated",
+                                f"modified its inputs in place: {', '.join(changed)}"))
+    if out:
+        raise _Failed(out, {"params": ref_params, "x": case.x, "state": case.state,
+                            "dstate": dstate, "state_names": names})
+
+
+def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.float64,
+               max_examples=None, seed=None, atol=None, rtol=None, hidden=st.integers(1, 4),
+               batch=st.integers(1, 3), input_size=st.integers(1, 3), scale=1.0):
+    """Check a user's step ``forward`` and/or ``backward`` for ``cell`` against the derived
+    reference on Hypothesis-generated cases; returns a :class:`ConformanceResult`.
+
+    ``layout``: a :class:`verify.layouts.Layout` (default: the seed's names,
+    :class:`SeedLayout`), which also fixes how the functions are called. ``max_examples``
+    defaults to the active Hypothesis profile's; ``seed`` makes the run reproducible (a random
+    one is drawn and reported otherwise). Tolerances default to ``atol=1e-9, rtol=1e-7`` in
+    float64 and ``1e-4`` in float32 (``|got - want| <= atol + rtol |want|`` entry by entry).
+    When both functions are given, backward is compared only on cases where forward matched
+    (a wrong forward makes every gradient wrong; fix it first)."""
+    name = cell if isinstance(cell, str) else cell.name
+    derive.cell(name)                          # unknown cell: UnknownCellError naming it
+    if forward is None and backward is None:
+        raise ValueError("check_cell needs forward= and/or backward=")
+    layout = layout if layout is not None else SeedLayout(name)
+    if not isinstance(layout, Layout):
+        raise TypeError(f"layout must be a verify.layouts.Layout, got {type(layout).__name__}")
+    if layout.cell.name != name:
+        raise ValueError(f"layout is for cell {layout.cell.name!r}, not {name!r}")
+    if backward is not None and forward is None and isinstance(layout, CS231nLayout):
+        raise ValueError("the CS231n convention passes forward's cache to backward: give forward= too")
+    dtype = numpy.dtype(dtype)
+    f32 = dtype == numpy.float32
+    atol = atol if atol is not None else (1e-4 if f32 else 1e-9)
+    rtol = rtol if rtol is not None else (1e-4 if f32 else 1e-7)
+    seed = random.getrandbits(32) if seed is None else int(seed)
+    examples = [0]
+    failure: list = []
+    profile = settings()
+    n = max_examples if max_examples is not None else profile.max_examples
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, deadline=None, database=None, report_multiple_bugs=False,
+              suppress_health_check=list(HealthCheck), print_blob=False,
+              phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @given(case=vst.step_cases(name, hidden=hidden, batch=batch, input_size=input_size,
+                               dtype=dtype, scale=scale), data=st.data())
+    def run(case, data):
+        examples[0] += 1
+        B, H = case.state[0].shape
+        dstate = data.draw(vst.states(name, B, H, dtype=dtype, scale=scale), label="dstate")
+        _run_case(name, layout, forward, backward, case, dstate, atol, rtol)
+
+    try:
+        run()
+    except _Failed as exc:
+        failure.append(exc)
+    if failure:
+        f = failure[-1]
+        return ConformanceResult(name, layout.name, False, examples[0], seed, f.mismatches, f.case)
+    return ConformanceResult(name, layout.name, True, examples[0], seed)
