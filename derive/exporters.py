@@ -6,6 +6,9 @@ import importlib
 
 EXPORTERS = [
     "derive.export_summary",
+    "derive.export_latex",
+    "derive.export_kernels",
+    "derive.export_flow",
 ]
 
 
