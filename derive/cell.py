@@ -80,6 +80,7 @@ class Cell:
         self.prev = {s: PrevState(prev_name(s), DIMS["H"], 1) for s in self.states}
         self._defs = {eq.lhs.name: eq for eq in self.equations + self.readout}
         self._jac_cache: dict = {}
+        self._expr_cache: dict = {}
         missing = [s for s in self.states if s not in self._defs]
         if missing:
             raise CellError(f"cell {name!r}: state {missing[0]!r} has no equation")
@@ -163,7 +164,11 @@ class Cell:
         ``of``: a state or any equation name; ``wrt``: a state name (meaning its value at
         t-1), ``"x"``, a vector parameter, or an equation name (its total effect).
         """
-        return self.textbook_order(self.jacobian_linmap(of, wrt).to_expr())
+        key = (of.name if isinstance(of, MatrixSymbol) else of,
+               wrt.name if isinstance(wrt, MatrixSymbol) else wrt)
+        if key not in self._expr_cache:
+            self._expr_cache[key] = self.textbook_order(self.jacobian_linmap(of, wrt).to_expr())
+        return self._expr_cache[key]
 
     def textbook_order(self, expr):
         """Reorder every sum so terms follow the parameters' declaration order (the i, f, g, o

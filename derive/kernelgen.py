@@ -570,6 +570,20 @@ class Kernel:
 
 
 def generate(cell) -> Kernel:
+    """The kernels of ``cell`` (cached per cell object: the exporter, the run-time route and the
+    gradient-flow experiment share one generation)."""
+    hit = _GENERATED.get(id(cell))
+    if hit is not None and hit[0] is cell:
+        return hit[1]
+    kernel = _generate(cell)
+    _GENERATED[id(cell)] = (cell, kernel)
+    return kernel
+
+
+_GENERATED: dict = {}
+
+
+def _generate(cell) -> Kernel:
     plan = build_plan(cell)
     d = Driver(plan)
     L = _Lines()

@@ -67,9 +67,19 @@ class Elementwise(MatrixExpr):
 
     @classmethod
     def _sup_abs_derivative(cls):
-        from sympy.calculus.util import maximum
+        """f' is smooth on the reals. If f'' has exactly one real zero c and f^(3)(c) < 0, c is
+        the only critical point and a strict local maximum, hence the global one:
+        sup f' = f'(c). Otherwise the supremum is the largest of f' at the critical points and
+        its limits at -oo and +oo."""
         x = sympy.Symbol("x", real=True)
-        return maximum(cls.derivative.scalar(x), x, sympy.S.Reals)
+        fp = cls.derivative.scalar(x)
+        fpp = sympy.diff(fp, x)
+        critical = sympy.solve(fpp, x)
+        if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
+            return sympy.nsimplify(fp.subs(x, critical[0]))
+        candidates = [fp.subs(x, c) for c in critical]
+        candidates += [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
+        return sympy.Max(*candidates)
 
 
 class SigmoidPrime(Elementwise):
