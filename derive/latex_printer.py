@@ -21,6 +21,7 @@ from sympy import MatMul, MatrixSymbol
 from sympy.printing.latex import LatexPrinter
 
 from .notation import T, Namer
+from .textprint import ConstantMatricesMixin
 
 # ---------------------------------------------------------------------------------------
 # break marks
@@ -55,7 +56,7 @@ class LossGradient(MatrixSymbol):
         return self.name[len("grad_"):]
 
 
-class ProjectLatexPrinter(LatexPrinter):
+class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
     """SymPy's LaTeX printer with the project's matrix vocabulary."""
 
     printmethod = "_project_latex"
@@ -83,15 +84,6 @@ class ProjectLatexPrinter(LatexPrinter):
         target = Var(expr.of_name, *expr.shape)
         return r"\nabla_{%s} L_{%s}" % (self._namer.symbol(target, self._time),
                                        self._index())
-
-    def _print_Identity(self, expr):
-        return "I"
-
-    def _print_ZeroMatrix(self, expr):
-        return "0"
-
-    def _print_OneMatrix(self, expr):
-        return "1"
 
     # -- sums and products ---------------------------------------------------------------
     def _print_MatAdd(self, expr):

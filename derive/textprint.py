@@ -10,7 +10,20 @@ from sympy.printing.str import StrPrinter
 from .primitives import Elementwise
 
 
-class TextPrinter(StrPrinter):
+class ConstantMatricesMixin:
+    """The constant matrices as a person writes them: I, 0 and 1 (the all-ones vector)."""
+
+    def _print_Identity(self, expr):
+        return "I"
+
+    def _print_ZeroMatrix(self, expr):
+        return "0"
+
+    def _print_OneMatrix(self, expr):
+        return "1"
+
+
+class TextPrinter(ConstantMatricesMixin, StrPrinter):
     _default_settings = {**StrPrinter._default_settings, "order": "none"}
 
     def _print_MatrixSymbol(self, expr):
@@ -44,15 +57,6 @@ class TextPrinter(StrPrinter):
 
     def _print_Transpose(self, expr):
         return self._wrap(expr.arg, ("MatAdd", "MatMul", "HadamardProduct")) + "ᵀ"
-
-    def _print_Identity(self, expr):
-        return "I"
-
-    def _print_ZeroMatrix(self, expr):
-        return "0"
-
-    def _print_OneMatrix(self, expr):
-        return "1"
 
     def _print_Elementwise(self, expr):
         name = {"sigmoid": "σ", "sigmoid_prime": "σ'"}.get(expr.name, expr.name.replace("_prime", "'"))
