@@ -14,6 +14,8 @@ import io
 import math
 import sys
 
+import numpy
+
 from .gradient_flow import GradientFlowError, experiment, require_recurrence
 
 CSV_PATH = "figures/gradient_flow.csv"
@@ -202,8 +204,22 @@ def _has_recurrence(cell) -> bool:
     return True
 
 
+#: Worth running in a separate process beside the symbolic exporters (see derive.exporters).
+PARALLEL = True
+
+
 def export(cells, options) -> dict:
-    experiments = [experiment(c) for c in cells if _has_recurrence(c)]
+    experiments = []
+    for c in cells:
+        if not _has_recurrence(c):
+            continue
+        try:
+            with numpy.errstate(over="ignore", invalid="ignore"):    # reported below instead
+                experiments.append(experiment(c))
+        except (GradientFlowError, ValueError, FloatingPointError) as exc:
+            # e.g. a user-defined cell whose state overflows under random parameters: the
+            # experiment cannot say anything about it, the other exports still stand
+            print(f"note: gradient flow of cell {c.name!r} skipped: {exc}", file=sys.stderr)
     files = {CSV_PATH: csv_text(experiments)}
     files.update(figures(experiments))
     return files
