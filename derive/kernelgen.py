@@ -228,14 +228,21 @@ class Driver:
             return f"_S_{self.state_index[self.var_state[u]]}[1:]"
         return f"_V_{u.name}"
 
-    def _fwd_value(self, sym, t="t"):
-        """Code of a forward value inside the forward loop (or after it, at step t)."""
+    def _leaf_value(self, sym, t):
+        """Code of a parameter, the input or a previous state at step t; None for others."""
         if isinstance(sym, Param):
             return self._param(sym.name)
         if isinstance(sym, Input):
             return f"xs[{t}]"
         if isinstance(sym, PrevState):
             return f"_S_{self.state_index[sym.name[:-5]]}[{t}]"
+        return None
+
+    def _fwd_value(self, sym, t="t"):
+        """Code of a forward value inside the forward loop (or after it, at step t)."""
+        leaf = self._leaf_value(sym, t)
+        if leaf is not None:
+            return leaf
         if sym in self.slot_of:
             s = self.slot_of[sym]
             g = self.plan.groups[s.group]
@@ -251,12 +258,9 @@ class Driver:
 
     def _stored_value(self, sym, t="t"):
         """Code of a forward value kept in the cache, at step t."""
-        if isinstance(sym, Param):
-            return self._param(sym.name)
-        if isinstance(sym, Input):
-            return f"xs[{t}]"
-        if isinstance(sym, PrevState):
-            return f"_S_{self.state_index[sym.name[:-5]]}[{t}]"
+        leaf = self._leaf_value(sym, t)
+        if leaf is not None:
+            return leaf
         if sym in self.var_state:
             return f"_S_{self.state_index[self.var_state[sym]]}[{t} + 1]"
         if sym in self.const:
