@@ -678,10 +678,20 @@ def _seed_refs(claim, names):
     return out
 
 
+#: The article presents the seed note's cells first, in the note's order, then the others
+#: by name (a reading order, not math).
+READING_ORDER = ("rnn_sigmoid", "rnn_tanh", "lstm_peephole", "lstm_peephole_full", "lstm")
+
+
+def reading_order(cells) -> list:
+    rank = {name: k for k, name in enumerate(READING_ORDER)}
+    return sorted(cells, key=lambda c: (rank.get(c.name, len(rank)), c.name))
+
+
 def document_blocks(cells, notation=None, figure=False, per_cell=None) -> list:
     """The article: conventions, one section per cell, the figure, the seed note."""
     blocks = intro_blocks(cells, notation)
-    for c in cells:
+    for c in reading_order(cells):
         blocks += per_cell[c.name] if per_cell else cell_blocks(c, notation)
     if figure:
         blocks += [Figure(FIGURE, "Norm of the state Jacobian over k steps for random weights "
