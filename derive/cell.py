@@ -16,9 +16,9 @@ from functools import cached_property
 
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
 
-from .algebra import VecPoly, add
+from .algebra import VecPoly
 from .linmap import LinMap
-from .rules import JVP, VJP, lookup
+from .rules import JVP, lookup, pull_back, sum_cotangents
 from .symbols import (DIMS, Adjoint, Incoming, Input, Param, PrevState, Var, adjoint_name,
                       incoming_name, prev_name)
 
@@ -206,7 +206,7 @@ class Cell:
         assignments = []
         adjoint_of = {}
 
-        def push(e, ct):
+        def leaf(e, ct):
             nonlocal input_ct
             if isinstance(e, Var):
                 received.setdefault(e.name, []).append(ct)
@@ -217,11 +217,8 @@ class Cell:
                 input_ct = input_ct + ct
             elif isinstance(e, Param):
                 param_ct.setdefault(e.name, []).append(ct)
-            elif isinstance(e, MatrixSymbol):
-                raise CellError(f"cell {self.name!r}: unexpected symbol {e}")
             else:
-                for child, child_ct in lookup(VJP, e)(e, ct):
-                    push(child, child_ct)
+                raise CellError(f"cell {self.name!r}: unexpected symbol {e}")
 
         for eq in reversed(self.equations):
             name = eq.lhs.name
@@ -235,20 +232,10 @@ class Cell:
             delta = Adjoint(adjoint_name(name), *eq.lhs.shape)
             adjoint_of[delta.name] = name
             assignments.append((delta, total))
-            push(eq.rhs, VecPoly.atom(delta))
+            pull_back(eq.rhs, VecPoly.atom(delta), leaf)
 
-        params = {}
-        for pname, psym in self.params.items():
-            parts = param_ct.get(pname, [])
-            if not parts:
-                continue
-            if psym.shape[1] == 1:
-                acc = VecPoly.zero(psym.shape)
-                for ct in parts:
-                    acc = acc + ct
-                params[pname] = acc
-            else:
-                params[pname] = add(parts, psym.shape)
+        params = {name: sum_cotangents(param_ct[name], p.shape)
+                  for name, p in self.params.items() if param_ct.get(name)}
         bw = _inline(Backward(incoming, assignments, prev_ct, input_ct, params, adjoint_of))
         o = self.textbook_order
         return Backward(bw.incoming, [(d, o(e)) for d, e in bw.assignments],

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import sympy
 from sympy import DiagMatrix, MatMul, MatrixSymbol
 
-from .algebra import VecPoly, add, matmul, transpose
+from .algebra import VecPoly, matmul, transpose
 from .latex_printer import Eq, LossGradient, align_env, aligned_env, mark, printer, strip_breaks
 from .notation import T, Namer, index_latex, notation_map
 from .primitives import FUNCTIONS, Elementwise
-from .rules import VJP, lookup
+from .rules import pull_back, sum_cotangents
 from .symbols import Adjoint, Param, Var, adjoint_name, prev_name
 
 K = sympy.Symbol("k", integer=True)
@@ -158,7 +158,7 @@ def readout_backward(cell):
     states: dict = {}
     params: dict = {}
 
-    def push(e, ct):
+    def leaf(e, ct):
         if isinstance(e, Var):
             if e.name not in cell.states:
                 raise ValueError(f"cell {cell.name!r}: the readout reads {e.name!r}, which is not "
@@ -166,24 +166,15 @@ def readout_backward(cell):
             states[e.name] = states.get(e.name, VecPoly.zero(e.shape)) + ct
         elif isinstance(e, Param):
             params.setdefault(e.name, []).append(ct)
-        elif isinstance(e, MatrixSymbol):
-            raise ValueError(f"cell {cell.name!r}: the readout reads {e.name!r}")
         else:
-            for child, child_ct in lookup(VJP, e)(e, ct):
-                push(child, child_ct)
+            raise ValueError(f"cell {cell.name!r}: the readout reads {e.name!r}")
 
     for eq in cell.readout:
-        push(eq.rhs, VecPoly.atom(LossGradient.of(eq.lhs)))
+        pull_back(eq.rhs, VecPoly.atom(LossGradient.of(eq.lhs)), leaf)
     out_params = {}
     for name, parts in params.items():
-        shape = cell.readout_params[name].shape
-        if shape[1] == 1:
-            acc = VecPoly.zero(shape)
-            for ct in parts:
-                acc = acc + ct
-            out_params[name] = acc.to_expr()
-        else:
-            out_params[name] = add(parts, shape)
+        acc = sum_cotangents(parts, cell.readout_params[name].shape)
+        out_params[name] = acc.to_expr() if isinstance(acc, VecPoly) else acc
     return {s: v.to_expr() for s, v in states.items()}, out_params
 
 

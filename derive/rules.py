@@ -9,13 +9,14 @@ Read each pair together, as with JAX primitives. For a node ``e`` with children 
   receives the cotangent ``ct`` (a :class:`~derive.algebra.VecPoly`). A matrix parameter
   ``M`` in ``M v`` receives the outer product ``ct v^T`` as a SymPy expression.
 
-Symbols (leaves) are handled by the driver in :mod:`derive.cell`.
+:func:`pull_back` applies the VJP rules down to the symbols (leaves); what a symbol
+receives is up to the caller (:mod:`derive.cell` accumulates deltas and gradients).
 """
 from __future__ import annotations
 
-from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix, ZeroMatrix
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, ZeroMatrix
 
-from .algebra import VecPoly, matmul, transpose
+from .algebra import VecPoly, add, matmul, transpose
 from .linmap import LinMap
 from .primitives import Elementwise
 
@@ -151,3 +152,24 @@ def lookup(table, e):
         if cls in table:
             return table[cls]
     raise NotImplementedError(f"no differentiation rule for {type(e).__name__}: {e}")
+
+
+def pull_back(e, ct, leaf):
+    """Apply the transpose rules from ``e`` down to its leaves: ``leaf(symbol, cotangent)``
+    is called once for every occurrence of a symbol, with the cotangent that reaches it."""
+    if isinstance(e, MatrixSymbol):
+        leaf(e, ct)
+        return
+    for child, child_ct in lookup(VJP, e)(e, ct):
+        pull_back(child, child_ct, leaf)
+
+
+def sum_cotangents(parts, shape):
+    """The sum of the cotangents a symbol received: a VecPoly for a vector, the SymPy sum of
+    the outer products for a matrix."""
+    if shape[1] == 1:
+        acc = VecPoly.zero(shape)
+        for ct in parts:
+            acc = acc + ct
+        return acc
+    return add(parts, shape)
