@@ -328,13 +328,8 @@ def cell_values(cell, params, x, state) -> dict:
 
 
 def reference_kernels(name):
-    """The derived kernels of a cell, ``derive.kernels(name)``. (Once the submodule
-    ``derive.kernels`` is imported it shadows the package function of the same name; both
-    spellings are accepted here.)"""
-    fn = derive.kernels
-    if not callable(fn):
-        fn = fn.kernels
-    return fn(name)
+    """The derived kernels of a cell, ``derive.kernels(name)``."""
+    return derive.kernels(name)
 
 
 _kernel = reference_kernels
