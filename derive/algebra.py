@@ -330,13 +330,32 @@ def _factored_expr(poly: VecPoly):
         if k is not None:
             sums[k] = -sums[k]
             coeff = -coeff
-    factors_expr = monomial_atoms + [p.flat_expr() for p in sums]
+    factors_expr = monomial_atoms + [_collected(p) for p in sums]
     if not factors_expr:
         out = scale(coeff, OneMatrix(*poly.shape))
     else:
         out = scale(coeff, hadamard(factors_expr))
     _FACTOR_CACHE[poly] = out
     return out
+
+
+def _collected(p: VecPoly):
+    """An irreducible sum, with the terms that share atoms grouped: the atom found in most
+    terms (at least two, not all) is pulled out of those terms, with their other common
+    atoms, and the rest is treated the same way:
+    ``f + w*g*s - w*c*s  ->  f + w*s*(g - c)``."""
+    counts: dict = {}
+    for m, _ in p.terms:
+        for a in set(m):
+            counts[a] = counts.get(a, 0) + 1
+    best = [a for a, n in counts.items() if 2 <= n < len(p.terms)]
+    if not best:
+        return p.flat_expr()
+    pivot = min(best, key=lambda a: (-counts[a], atom_rank(a)))
+    group = VecPoly({m: c for m, c in p.terms if pivot in m}, p.shape)
+    rest = VecPoly({m: c for m, c in p.terms if pivot not in m}, p.shape)
+    return add([group.to_expr(), _collected(rest) if len(rest.terms) > 1 else rest.to_expr()],
+               p.shape)
 
 
 def _positives(p: VecPoly) -> int:

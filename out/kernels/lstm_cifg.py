@@ -287,10 +287,10 @@ def _jac(c_prev, _e0, f, g, i, o, W_ci, W_co):
     _t4 = g - c_prev
     _L1 = i * _t3 * _t4 * _t2
     _L2 = _e0 * o * _t1
-    _L3 = (f + W_ci * g * i * _t3 - W_ci * c_prev * i * _t3) * _t2
+    _L3 = (W_ci * i * _t3 * _t4 + f) * _t2
     _L4 = i * _t0
     _L5 = i * _t3 * _t4
-    _L6 = f + W_ci * g * i * _t3 - W_ci * c_prev * i * _t3
+    _L6 = W_ci * i * _t3 * _t4 + f
     return [_L0, _L1, _L2, _L3, _L4, _L5, _L6]
 
 
