@@ -3,7 +3,7 @@
 Verdicts:
 
 * ``proved``: established symbolically (SymPy identities, the derivation engine comparing the
-  seed's parsed formula with the derived result, or :mod:`verify.proofs` when present);
+  seed's parsed formula with the derived result, or :mod:`verify.proofs`);
 * ``checked``: no failure on ``examples`` Hypothesis-generated cases (the property functions of
   :mod:`verify.properties`), under the active profile and a printed seed;
 * ``refuted``: false, with a counterexample and the correction (derived).
@@ -26,6 +26,7 @@ import derive
 from derive.seed import SEED_CLAIMS
 from derive.textprint import text
 
+from . import proofs
 from . import properties as P
 from . import strategies as vst
 
@@ -152,69 +153,23 @@ def _scalar_claim(prop, strategy, what, proof=None):
 
 
 # ---------------------------------------------------------------------------------------
-# symbolic proofs (verify.proofs when available, else SymPy here)
+# symbolic proofs (verify.proofs)
 # ---------------------------------------------------------------------------------------
 
-def _proofs_module():
-    try:
-        from . import proofs
-    except ImportError:
-        return None
-    return proofs
-
-
-def _use_proof(names, fallback):
-    """Call the first function of verify.proofs among ``names`` (returning a truthy proof
-    object or bool); otherwise run ``fallback() -> (ok, how)``."""
+def _use_proof(prove_fn):
+    """``() -> (ok, how)`` from a :mod:`verify.proofs` function returning a ``Proof``."""
     def prove():
-        mod = _proofs_module()
-        for name in names:
-            fn = getattr(mod, name, None) if mod else None
-            if fn is None:
-                continue
-            try:
-                res = fn()
-            except Exception as exc:  # noqa: BLE001 - a proof that errors is no proof
-                return False, f"verify.proofs.{name} raised {type(exc).__name__}: {exc}"
-            ok = bool(getattr(res, "ok", getattr(res, "holds", res)))
-            how = getattr(res, "statement", None) or getattr(res, "summary", None) or ""
-            return ok, f"verify.proofs.{name}: {how or 'proved'}".rstrip()
-        return fallback()
+        try:
+            res = prove_fn()
+        except Exception as exc:  # noqa: BLE001 - a proof that errors is no proof
+            return False, f"verify.proofs.{prove_fn.__name__} raised {type(exc).__name__}: {exc}"
+        return bool(res.holds), f"verify.proofs.{prove_fn.__name__}: {res.statement or 'proved'}"
     return prove
-
-
-def _sympy_sigmoid_identity():
-    import sympy
-    from derive.primitives import Sigmoid
-    x = sympy.Symbol("x", real=True)
-    d = sympy.diff(Sigmoid.scalar(x), x)
-    ok = sympy.simplify(d - Sigmoid.derivative.scalar(x)) == 0
-    return ok, "SymPy: diff(1/(1+exp(-x)), x) - sigma(x)(1 - sigma(x)) simplifies to 0"
-
-
-def _sympy_sigmoid_bound():
-    import sympy
-    s = sympy.Symbol("s", positive=True)
-    ok = sympy.expand(sympy.Rational(1, 4) - s * (1 - s) - (s - sympy.Rational(1, 2)) ** 2) == 0
-    return ok, ("SymPy: 1/4 - s(1-s) = (s - 1/2)^2 >= 0 with s = sigma(x) in (0, 1), so "
-                "0 < sigma' <= 1/4, equality iff sigma(x) = 1/2 iff x = 0")
-
-
-def _sympy_tanh_bound():
-    import sympy
-    t = sympy.Symbol("t", real=True)
-    ok = sympy.expand(1 - (1 - t ** 2) - t ** 2) == 0
-    return ok, ("SymPy: 1 - tanh'(x) = tanh(x)^2 >= 0 with |tanh x| < 1, so 0 < tanh' <= 1, "
-                "equality iff x = 0")
 
 
 def _gamma_text():
     from derive.primitives import Relu, Sigmoid, Tanh
     return f"gamma from derive.primitives: sigmoid {Sigmoid.gamma()}, tanh {Tanh.gamma()}, relu {Relu.gamma()}"
-
-
-def _norm_bound_fallback():
-    return False, ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,14 +242,12 @@ def _toolkit_claims(cells):
     specs = [
         ClaimSpec("sigmoid.derivative.identity", "sigma'(x) = sigma(x) (1 - sigma(x)) for every real x.",
                   "toolkit", _scalar_claim(P.sigmoid_prime_exact, _reals(), "exact interval check",
-                                           _use_proof(["sigmoid_derivative", "prove_sigmoid_derivative"],
-                                                      _sympy_sigmoid_identity))),
+                                           _use_proof(proofs.sigmoid_derivative))),
         ClaimSpec("sigmoid.derivative.bound",
                   "0 < sigma'(x) <= 1/4 for every real x, with equality only at x = 0.",
                   "toolkit", _scalar_claim(P.sigmoid_prime_exact, _reals(),
                                            "exact interval check (mpmath.iv) at reals of any magnitude",
-                                           _use_proof(["sigmoid_derivative_bound", "prove_sigmoid_bound"],
-                                                      _sympy_sigmoid_bound))),
+                                           _use_proof(proofs.sigmoid_prime_bounds))),
         ClaimSpec("sigmoid.derivative.float",
                   "The float kernel numpy_primitives.sigmoid_prime is in (0, 1/4 + 1 ulp], within 4 ulp "
                   "of sigma'(x) for |x| <= 700 (float64) / 80 (float32), constant and positive beyond, "
@@ -309,8 +262,7 @@ def _toolkit_claims(cells):
         ClaimSpec("tanh.derivative.bound", "0 < tanh'(x) <= 1 for every real x, with equality only at x = 0.",
                   "toolkit", _scalar_claim(P.tanh_prime_exact, _reals(),
                                            "exact interval check (mpmath.iv) at reals of any magnitude",
-                                           _use_proof(["tanh_derivative_bound", "prove_tanh_bound"],
-                                                      _sympy_tanh_bound))),
+                                           _use_proof(proofs.tanh_prime_bounds))),
         ClaimSpec("tanh.derivative.float",
                   "The float kernel numpy_primitives.tanh_prime is in (0, 1 + 1 ulp], within 4 ulp of "
                   "tanh'(x) for |x| <= 350 / 40, constant and positive beyond.",
@@ -329,12 +281,12 @@ def _toolkit_claims(cells):
                   "||dh_t/dh_{t-1}||_2 <= gamma ||W_hh||_2, gamma = sup phi' (1/4 sigmoid, 1 tanh, 1 relu).",
                   "toolkit", _with_proof(_property_claim(P.step_jacobian_norm_bound, _rnn_cells, _norm_step,
                                                          "step norm bound"),
-                                         ["norm_bound", "prove_norm_bound"])),
+                                         proofs.norm_bound)),
         ClaimSpec("rnn.norm_bound.chain",
                   "||dh_t/dh_k||_2 <= (gamma ||W_hh||_2)^(t-k) for all k < t along any sequence.",
                   "toolkit", _with_proof(_property_claim(P.jacobian_chain_bound, _rnn_cells, _norm_seq,
                                                          "chain norm bound"),
-                                         ["chain_bound", "norm_bound_chain", "prove_chain_bound"])),
+                                         proofs.chain_bound)),
         ClaimSpec("lstm.cell.direct_path",
                   "LSTM without peepholes, gates held fixed: dc_t/dc_k = diag(prod_{j=k+1}^t f_j) "
                   "(the one-step block dc_t/dc_{t-1} is diag(f_t)).",
@@ -342,7 +294,7 @@ def _toolkit_claims(cells):
                                                                         _direct_path_cells, _seq,
                                                                         "direct path"),
                                                         _direct_path_cells, lambda c: [("c", "c")]),
-                                         ["lstm_direct_path", "direct_path", "prove_direct_path"])),
+                                         proofs.lstm_direct_path)),
     ]
     for c in cells:
         specs.append(ClaimSpec(f"cell.{c}.forward",
@@ -386,13 +338,13 @@ def _with_explicit(run_checked, cells, blocks):
     return run
 
 
-def _with_proof(run_checked, names):
+def _with_proof(run_checked, prove_fn):
     """A checked property claim upgraded to ``proved`` when verify.proofs proves it."""
     def run(ctx):
         out = run_checked(ctx)
         if out["verdict"] != "checked":
             return out
-        ok, how = _use_proof(names, _norm_bound_fallback)()
+        ok, how = _use_proof(prove_fn)()
         if ok:
             out = dict(out, verdict="proved", evidence=f"{how}; also {out['evidence']}")
         return out

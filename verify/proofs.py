@@ -337,11 +337,6 @@ def chain_bound(cells=None, n: int = 2) -> Proof:
     return p
 
 
-#: Names other modules look up (verify.claims tries these).
-sigmoid_derivative_bound = sigmoid_prime_bounds
-tanh_derivative_bound = tanh_prime_bounds
-
-
 def _multiset(items):
     out: dict = {}
     for it in items:
