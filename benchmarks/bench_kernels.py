@@ -216,6 +216,20 @@ def load_generated(tmp):
     return mod
 
 
+def problem(gen, dtype):
+    """(params, xs, dhs, run_gen): the benchmark's LSTM problem in ``dtype`` and the generated
+    kernel's forward+backward on it."""
+    rng = numpy.random.default_rng(0)
+    p = gen.init_params(D, H, rng=rng, dtype=dtype)
+    xs = rng.standard_normal((T, B, D)).astype(dtype)
+    dhs = rng.standard_normal((T, B, H)).astype(dtype)
+
+    def run_gen():
+        hs, cache = gen.forward(p, xs)
+        return hs, gen.backward(p, cache, dhs)
+    return p, xs, dhs, run_gen
+
+
 def gemm_rate(dtype, n=2048):
     a = numpy.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     bm = numpy.random.default_rng(1).standard_normal((n, n)).astype(dtype)
@@ -234,14 +248,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         gen = load_generated(tmp)
         for dtype in (numpy.float32, numpy.float64):
-            rng = numpy.random.default_rng(0)
-            p = gen.init_params(D, H, rng=rng, dtype=dtype)
-            xs = rng.standard_normal((T, B, D)).astype(dtype)
-            dhs = rng.standard_normal((T, B, H)).astype(dtype)
-
-            def run_gen():
-                hs, cache = gen.forward(p, xs)
-                return hs, gen.backward(p, cache, dhs)
+            p, xs, dhs, run_gen = problem(gen, dtype)
 
             # same answers before timing anything
             hs_g, (g_g, _) = run_gen()

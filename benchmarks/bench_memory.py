@@ -39,14 +39,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         gen = bk.load_generated(tmp)
         for dtype in (numpy.float32, numpy.float64):
-            rng = numpy.random.default_rng(0)
-            p = gen.init_params(D, H, rng=rng, dtype=dtype)
-            xs = rng.standard_normal((T, B, D)).astype(dtype)
-            dhs = rng.standard_normal((T, B, H)).astype(dtype)
-
-            def run_gen():
-                hs, cache = gen.forward(p, xs)
-                return hs, gen.backward(p, cache, dhs)
+            p, xs, dhs, run_gen = bk.problem(gen, dtype)
             run_gen()                                  # warm-up (lazy imports, caches)
             m_gen = peak_bytes(run_gen)
             m_tuned = peak_bytes(lambda: bk.tuned_fwd_bwd(p, xs, dhs))
