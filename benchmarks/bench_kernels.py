@@ -10,7 +10,11 @@ T=50, B=32, D=H=256, float32 and float64, 2 threads. Baselines, all in this proc
   recurrent GEMM per step for all gates, whole-sequence weight-gradient GEMMs; it uses the
   same stable primitives (derive.numpy_primitives) as the generated kernel;
 * plain NumPy: a matrix product per gate per step, forward and backward;
-* torch.nn.LSTM on CPU with autograd (if torch is installed).
+* torch.nn.LSTM on CPU with autograd (if torch is installed), as PyTorch runs it (in float32
+  it dispatches to oneDNN's fused LSTM primitive) and with oneDNN switched off
+  (``torch.backends.mkldnn.flags(enabled=False)``: ATen's own cell loop on MKL GEMMs);
+* the GEMM floor: the LSTM's matrix products alone, same shapes and layouts, back to back
+  (no elementwise work at all), the fastest any NumPy LSTM built on these products can be.
 
 GEMM-rate fraction: FLOPs of the LSTM's matrix products (forward: input and recurrent
 projections; backward: dh_{t-1}, dW_x, dW_h) / time, divided by the rate of a large
@@ -34,6 +38,7 @@ import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy  # noqa: E402
@@ -58,14 +63,22 @@ def best_time(fn, repeats=REPEATS):
     return min(times)
 
 
+SETTLE = 0.25      # seconds of idleness before each timed call (see interleaved)
+
+
 def interleaved(fns, repeats=REPEATS):
     """Best wall time of each function, timed in turn (round robin) so that a change in
-    machine load hits every contender alike."""
+    machine load hits every contender alike. Before each timed call the process sleeps
+    SETTLE seconds: worker threads of the previous contender's thread pool (torch's OpenMP
+    threads, OpenBLAS's) keep spinning for a while after it returns, and on two cores they
+    would take the next contender's second core. Without the pause whichever contender runs
+    right after torch measured about 30% slower."""
     for fn in fns.values():
         fn()
     best = {k: float("inf") for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            time.sleep(SETTLE)
             t0 = clock()
             fn()
             best[k] = min(best[k], clock() - t0)
@@ -186,6 +199,22 @@ def plain_fwd_bwd(p, xs, dhs):
     return numpy.stack(hs), grads
 
 
+def gemm_floor(p, xs, hs, G):
+    """Only the matrix products of tuned_fwd_bwd, same shapes and operand layouts: hs (T, B, H)
+    stands for the states, G (T, B, 4H) for the gate adjoints."""
+    Wx, Wh, b = stack(p)
+    T_, B_, _ = xs.shape
+    H_ = Wh.shape[1]
+    xs.reshape(T_ * B_, -1) @ Wx.T
+    for t in range(T_):
+        hs[t] @ Wh.T
+    for t in range(T_ - 1, -1, -1):
+        G[t] @ Wh
+    Gf = G.reshape(T_ * B_, 4 * H_)
+    Gf.T @ xs.reshape(T_ * B_, -1)
+    Gf.T @ hs.reshape(T_ * B_, H_)
+
+
 def jacobian_by_hand(p, x, h, c):
     Wx, Wh, b = stack(p)
     z = x @ Wx.T + h @ Wh.T + b
@@ -241,6 +270,8 @@ def main():
     try:
         import torch
         torch.set_num_threads(int(THREADS))
+        # switching oneDNN off warns about TF32 on Intel GPUs, which this build lacks
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
     except ImportError:
         torch = None
     lstm_flops = 2 * T * B * 4 * H * (2 * D + 3 * H)
@@ -253,11 +284,13 @@ def main():
             # same answers before timing anything
             hs_g, (g_g, _) = run_gen()
             hs_t, dWx, dWh, db = tuned_fwd_bwd(p, xs, dhs)
+            G_floor = numpy.random.default_rng(2).standard_normal((T, B, 4 * H)).astype(dtype)
             tol = 1e-3 if dtype == numpy.float32 else 1e-9
             assert numpy.allclose(hs_g, hs_t, atol=tol)
             assert numpy.allclose(g_g["W_hf"], dWh[H:2 * H], atol=tol * 10)
             contenders = {"gen": run_gen, "tuned": lambda: tuned_fwd_bwd(p, xs, dhs),
-                          "plain": lambda: plain_fwd_bwd(p, xs, dhs)}
+                          "plain": lambda: plain_fwd_bwd(p, xs, dhs),
+                          "floor": lambda: gemm_floor(p, xs, hs_t[:T], G_floor)}
             if torch is not None:
                 tdt = torch.float32 if dtype == numpy.float32 else torch.float64
                 m = torch.nn.LSTM(D, H).to(tdt)
@@ -268,12 +301,14 @@ def main():
                     out, _ = m(xt)
                     out.backward(dt_)
                 contenders["torch"] = run_torch
+
+                def run_torch_native():
+                    with torch.backends.mkldnn.flags(enabled=False):
+                        run_torch()
+                contenders["torch_native"] = run_torch_native
             best = interleaved(contenders)
-            t_gen, t_tuned, t_plain = best["gen"], best["tuned"], best["plain"]
-            t_torch = best.get("torch")
             rate = gemm_rate(dtype)
-            rows.append((numpy.dtype(dtype).name, t_gen, t_tuned, t_plain, t_torch,
-                         lstm_flops / t_gen / rate, lstm_flops / t_tuned / rate, rate))
+            rows.append((numpy.dtype(dtype).name, best, rate))
         # step_jacobian at H = 256
         jrows = []
         for dtype in (numpy.float32, numpy.float64):
@@ -296,15 +331,20 @@ def main():
           f"LSTM T={T}, B={B}, D={D}, H={H}, fwd+bwd; best of {REPEATS}; {THREADS} thread(s), "
           f"{'process CPU time' if CPU_MODE else 'wall-clock time'}")
     print()
-    print("| dtype | generated | tuned NumPy | plain NumPy | torch.nn.LSTM | generated / tuned "
-          "| generated / torch | tuned / torch | plain / tuned | GEMM-rate fraction generated (tuned) "
-          "| matmul rate |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, tg, tt, tp, tto, fg, ft, rate in rows:
-        torch_cells = (f"{tto * 1e3:.1f} ms", f"{tg / tto:.2f}x", f"{tt / tto:.2f}x") if tto else ("-",) * 3
-        print(f"| {name} | {tg * 1e3:.1f} ms | {tt * 1e3:.1f} ms | {tp * 1e3:.1f} ms | {torch_cells[0]} "
-              f"| {tg / tt:.2f}x | {torch_cells[1]} | {torch_cells[2]} | {tp / tt:.2f}x "
-              f"| {fg:.0%} ({ft:.0%}) | {rate / 1e9:.0f} GFLOP/s |")
+    print("| dtype | generated | tuned NumPy | plain NumPy | torch.nn.LSTM (oneDNN) "
+          "| torch.nn.LSTM (oneDNN off) | GEMM floor | generated / tuned | generated / torch "
+          "| generated / torch, oneDNN off | tuned / torch | plain / tuned "
+          "| GEMM-rate fraction: generated (tuned, floor) | matmul rate |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, best, rate in rows:
+        tg, tt, tp, tf = best["gen"], best["tuned"], best["plain"], best["floor"]
+        tto, ttn = best.get("torch"), best.get("torch_native")
+        ms = lambda v: f"{v * 1e3:.1f} ms" if v else "-"          # noqa: E731
+        ratio = lambda a, b: f"{a / b:.2f}x" if b else "-"        # noqa: E731
+        frac = lambda v: f"{lstm_flops / v / rate:.0%}"            # noqa: E731
+        print(f"| {name} | {ms(tg)} | {ms(tt)} | {ms(tp)} | {ms(tto)} | {ms(ttn)} | {ms(tf)} "
+              f"| {ratio(tg, tt)} | {ratio(tg, tto)} | {ratio(tg, ttn)} | {ratio(tt, tto)} "
+              f"| {ratio(tp, tt)} | {frac(tg)} ({frac(tt)}, {frac(tf)}) | {rate / 1e9:.0f} GFLOP/s |")
     print()
     print(f"step_jacobian, B={B}, H={H} (J is {B} x {2 * H} x {2 * H}):")
     print()

@@ -9,6 +9,11 @@ Everything here is read off the cell (``equations``, ``params``, ``states``, ``b
   once), else once per step. A per-step slot and a hoisted slot that are added in the same
   sum are *paired*: the per-step product adds the precomputed rows in place, and
   time-invariant terms of that sum (biases) are folded into the hoisted product;
+* **activations in place**: a per-step slot whose sum is ``a = W u (+ terms known before the
+  step's products)`` and whose only use is ``y = f(a)`` is *activated in place*: the group's
+  products are kept gate-major, ``(n_slots, B, H)`` per step, slots sharing ``f`` are laid out
+  next to each other, and ``f`` runs once over each such run of slots, writing ``y`` over
+  ``a``. The gate values then sit contiguously in one buffer that the backward pass reads;
 * **stages**: the forward step as alternating matrix products and elementwise "math"
   functions (a product whose operand is computed in the step, like ``U (r * h_prev)`` of a
   GRU, starts a new stage);
@@ -121,10 +126,21 @@ class Slot:
     partner: "Slot | None" = None                 # the hoisted slot added into this one
     partner_of: "Slot | None" = None              # the per-step slot this hoisted one joins
     adjoint: object = None                        # cotangent of the product (backward)
+    activation: "Activation | None" = None        # set when the slot is activated in place
 
     @property
     def weight_params(self):
         return [m.name for m in _matrix_factors(self.weight)]
+
+
+@dataclass(eq=False)
+class Activation:
+    """``output = function(pre)`` with ``pre = slot + sum(extra)``, computed in place in the
+    slot's block of its group's gate-major buffer."""
+    function: type              # the Elementwise primitive
+    pre: MatrixSymbol           # the pre-activation (never materialised separately)
+    output: MatrixSymbol        # the activation, a forward value
+    extra: list                 # terms added to the slot before the activation
 
 
 @dataclass(eq=False)
@@ -141,6 +157,11 @@ class Group:
     buffer: int | None = None       # index of the G buffer holding its slot adjoints
     bstage: int | None = None       # backward stage of G_t @ W_stack (None: not needed)
     psym: MatrixSymbol | None = None   # the backward product G_t W_stack
+
+    @property
+    def gate_major(self) -> bool:
+        """Whether the step's products are kept as (n_slots, B, H) with activations in place."""
+        return any(s.activation is not None for s in self.slots)
 
 
 @dataclass
@@ -346,11 +367,14 @@ def build_plan(cell) -> Plan:
         new = add(keep, sub.shape)
         eqs = [(v, _replace(rhs, sub, new)) for v, rhs in eqs]
 
-    # layout: paired slots first (in the order they were paired), then the rest
+    # layout: paired slots first (in the order they were paired), then the rest; within each,
+    # slots that can be activated in place grouped by their activation function
+    candidates = _activation_candidates(eqs, groups, slot_of, level, state_vars)
     for g in groups:
         if not g.hoisted:
             paired = [s for s in g.slots if s.partner is not None]
-            g.slots = paired + [s for s in g.slots if s.partner is None]
+            g.slots = (_by_function(paired, candidates)
+                       + _by_function([s for s in g.slots if s.partner is None], candidates))
             g.n_paired = len(paired)
             g.pair_group = paired[0].partner.group if paired else None
     for g in groups:
@@ -377,12 +401,77 @@ def build_plan(cell) -> Plan:
         if g.buffer is not None and isinstance(g.operand, Var):
             needed.add(g.operand)
     stored = [v for v, _ in eqs if v in needed and v.name not in state_vars]
+
+    # 7. activations in place: a pre-activation that backward needs itself stays in the math
+    for s, act in candidates.items():
+        if act.pre not in needed:
+            s.activation = act
+            eqs = [(v, rhs) for v, rhs in eqs if v not in (act.pre, act.output)]
     pre, fwd = _forward_stages(eqs, level, groups, state_vars, stored)
     return Plan(cell=cell, output_state=output_state, groups=groups, pre=pre, fwd=fwd,
                 stored=stored, state_vars=state_vars, bwd=back.stages, buffers=back.buffers,
                 prev_out=back.prev_out, vec_grads=back.vec_grads, mat_fallback=back.mat_fallback,
                 jac_inputs=jac.inputs, jac_assigns=jac.assigns, jac_outputs=jac.outputs,
                 jac_terms=jac.terms, names=names)
+
+
+def _activation_candidates(eqs, groups, slot_of, level, state_vars):
+    """Per-step slots s with an equation ``a = s + extra`` (extra known before the stage's
+    math runs: parameters, the input, previous states, products of the stage, values of
+    earlier stages) and ``y = f(a)`` the only use of ``a``: {slot: Activation}."""
+    uses = {}
+    for v, rhs in eqs:
+        for sym in symbols_in(rhs):
+            uses.setdefault(sym, []).append((v, rhs))
+    out = {}
+    for g in groups:
+        if g.hoisted:
+            continue
+        for s in g.slots:
+            if s.uses != 1 or len(uses.get(s.sym, ())) != 1:
+                continue
+            a, rhs = uses[s.sym][0]
+            if rhs == s.sym:
+                extra = []
+            elif isinstance(rhs, MatAdd) and list(rhs.args).count(s.sym) == 1:
+                extra = [t for t in rhs.args if t != s.sym]
+            else:
+                continue
+            if a.name in state_vars or any(c.pre == a for c in out.values()) or not all(
+                    _known_before(x, g.stage, slot_of, groups, level)
+                    for t in extra for x in symbols_in(t)):
+                continue
+            users = uses.get(a, ())
+            if len(users) != 1:
+                continue
+            y, f_of_a = users[0]
+            if (isinstance(f_of_a, Elementwise) and not f_of_a.is_derivative
+                    and f_of_a.arg == a and y.name not in state_vars):
+                out[s] = Activation(type(f_of_a), a, y, extra)
+    # a slot that another activation reads keeps its product value
+    read = {x for act in out.values() for t in act.extra for x in symbols_in(t)}
+    return {s: act for s, act in out.items() if s.sym not in read}
+
+
+def _known_before(sym, stage, slot_of, groups, level):
+    """Whether ``sym`` has its value before the math of forward stage ``stage`` runs."""
+    if isinstance(sym, (Param, Input, PrevState)):
+        return True
+    if sym in slot_of:
+        return groups[slot_of[sym].group].stage <= stage
+    return level.get(sym, stage) < stage
+
+
+def _by_function(slots, candidates):
+    """Slots activated in place first, grouped by activation function in order of first
+    appearance; the others after them; otherwise in the given order."""
+    order = []
+    for s in slots:
+        if s in candidates and candidates[s].function not in order:
+            order.append(candidates[s].function)
+    rank = {f: k for k, f in enumerate(order)}
+    return sorted(slots, key=lambda s: rank.get(candidates[s].function, len(order))
+                  if s in candidates else len(order))
 
 
 def _time_invariant(t):

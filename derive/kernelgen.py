@@ -34,7 +34,7 @@ from .kernel_plan import symbols_in as _symbols
 from .numpy_printer import BatchNumPyPrinter
 from .symbols import Adjoint, Incoming, Input, Param, PrevState
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 PRIMITIVE_NAMES = [n for n, v in vars(numpy_primitives).items()
                    if callable(v) and getattr(v, "__module__", "") == numpy_primitives.__name__]
 SUPPORT_NAMES = [n for n, v in vars(kernel_support).items()
@@ -188,6 +188,10 @@ class Driver:
             for v, _ in st.assigns:
                 self.level[v] = k
         self.slot_of = {s.sym: s for g in plan.groups for s in g.slots}
+        # activations computed in place: output -> (group, block) of the gate-major buffer
+        self.act_at = {s.activation.output: (g, j) for g in plan.groups
+                       for j, s in enumerate(g.slots) if s.activation is not None}
+        self.whole = {g.index for g, _ in (self.act_at[v] for v in plan.stored if v in self.act_at)}
         # values before the loop that depend on parameters only are constants, not sequences
         self.const = set()
         for v, rhs in plan.pre.assigns:
@@ -243,10 +247,15 @@ class Driver:
         leaf = self._leaf_value(sym, t)
         if leaf is not None:
             return leaf
+        if sym in self.act_at:
+            g, j = self.act_at[sym]
+            return f"_a{g.index}[{j}]"
         if sym in self.slot_of:
             s = self.slot_of[sym]
             g = self.plan.groups[s.group]
             j = g.slots.index(s)
+            if g.gate_major:
+                return f"_a{g.index}[{j}]"
             if g.hoisted:
                 return f"_Z{g.index}[{t}, :, {_cols(j)}]"
             return f"_z{g.index}[:, {_cols(j)}]"
@@ -302,8 +311,15 @@ class Driver:
             L(f"_S_{k} = numpy.empty((T + 1, B, H), dt)")
             L(f"_S_{k}[0] = s0[{k}]")
         for v in plan.stored:
-            if self.level.get(v) != -1:
+            if self.level.get(v) != -1 and v not in self.act_at:
                 L(f"_V_{v.name} = numpy.empty((T, B, {_dim(v.shape[0])}), dt)")
+        for g in plan.groups:
+            if g.gate_major:
+                L(f"# products with {g.operand.name}, gate-major (slot, B, H); activations computed in place")
+                if g.index in self.whole:
+                    L(f"_A{g.index} = numpy.empty((T, {len(g.slots)}, B, H), dt)")
+                else:
+                    L(f"_a{g.index} = numpy.empty(({len(g.slots)}, B, H), dt)")
         pre = self._add_math("_pre", plan.pre.inputs, plan.pre.assigns, plan.pre.outputs)
         if pre is not None:
             L("# values that depend on the input only, for the whole sequence")
@@ -313,15 +329,10 @@ class Driver:
         L.indent()
         for k, st in enumerate(plan.fwd):
             for g in st.groups:
-                L(f"_z{g.index} = {self._step_operand(g.operand)} @ _W{g.index}.T")
-                if g.n_paired:
-                    hg = plan.groups[g.pair_group]
-                    full = g.n_paired == len(g.slots) == len(hg.slots)
-                    if full:
-                        L(f"_z{g.index} += _Z{hg.index}[t]")
-                    else:
-                        L(f"_z{g.index}[:, {_cols(0, g.n_paired)}] += "
-                          f"_Z{hg.index}[t, :, {_cols(g.pair_offset, g.n_paired)}]")
+                self._step_product(L, g)
+            for g in st.groups:
+                if g.gate_major:
+                    self._activate_in_place(L, g)
             f = self._add_math(f"_fwd{k}", st.inputs, st.assigns, st.outputs)
             if f is None:
                 continue
@@ -334,10 +345,59 @@ class Driver:
                     L(f"_V_{v.name}[t] = _v_{v.name}")
         L.dedent()
         states = ", ".join(f"_S_{k}" for k in self.state_index.values())
-        kept = ", ".join(f'"{v.name}": _V_{v.name}' for v in plan.stored)
+        kept = ", ".join(f'"{v.name}": {self._kept_sequence(v)}' for v in plan.stored)
         L(f'return {{"cell": CELL, "xs": xs, "S": ({states},), "V": {{{kept}}}}}')
         L.dedent()
         L()
+
+    def _kept_sequence(self, v):
+        if v in self.act_at:
+            g, j = self.act_at[v]
+            return f"_A{g.index}[:, {j}]"
+        return f"_V_{v.name}"
+
+    def _step_product(self, L, g):
+        """The group's stacked product at step t, plus the hoisted rows paired with it."""
+        plan, n = self.plan, len(g.slots)
+        L(f"_z{g.index} = {self._step_operand(g.operand)} @ _W{g.index}.T")
+        hg = plan.groups[g.pair_group] if g.n_paired else None
+        full = hg is not None and g.n_paired == n == len(hg.slots)
+        if g.gate_major and g.index in self.whole:
+            L(f"_a{g.index} = _A{g.index}[t]")
+        if g.gate_major and full:
+            L(f"numpy.add(_z{g.index}.reshape(B, {n}, H).swapaxes(0, 1), "
+              f"_Z{hg.index}[t].reshape(B, {n}, H).swapaxes(0, 1), out=_a{g.index})")
+            return
+        if full:
+            L(f"_z{g.index} += _Z{hg.index}[t]")
+        elif hg is not None:
+            L(f"_z{g.index}[:, {_cols(0, g.n_paired)}] += "
+              f"_Z{hg.index}[t, :, {_cols(g.pair_offset, g.n_paired)}]")
+        if g.gate_major:
+            L(f"_a{g.index}[...] = _z{g.index}.reshape(B, {n}, H).swapaxes(0, 1)")
+
+    def _activate_in_place(self, L, g):
+        """Add each activated slot's extra terms, then apply each activation function once
+        to every run of consecutive slots that share it."""
+        for j, s in enumerate(g.slots):
+            act = s.activation
+            if act is not None and act.extra:
+                extra = sympy.MatAdd(*act.extra, evaluate=False) if len(act.extra) > 1 else act.extra[0]
+                names = {x.name: self._fwd_value(x) for x in _symbols(extra)}
+                L(f"_a{g.index}[{j}] += {self._print(extra, names)}")
+        j = 0
+        while j < len(g.slots):
+            act = g.slots[j].activation
+            if act is None:
+                j += 1
+                continue
+            end = j + 1
+            while end < len(g.slots) and g.slots[end].activation is not None \
+                    and g.slots[end].activation.function is act.function:
+                end += 1
+            run = f"_a{g.index}[{j}:{end}]"
+            L(f"{act.function.numpy}({run}, out={run})")
+            j = end
 
     def _pre_value(self, sym):
         if isinstance(sym, Param):

@@ -417,3 +417,34 @@ def test_symbolic_primitive_derivatives_match_from_output_forms():
         assert sympy.simplify((lhs - rhs).rewrite(sympy.exp)) == 0, prim.name
         checked += 1
     assert checked >= 2
+
+
+def _forward_source(name):
+    src = generate(derive.cell(name)).driver
+    return src[src.index("def _forward"):src.index("def _backward")]
+
+
+def test_gates_are_activated_in_place_once_per_function():
+    """LSTM: the recurrent products are laid out sigmoid gates first (i, f, o) then g, so the
+    forward loop calls sigmoid once over three gates and tanh once over g, in place, and the
+    gate values backward reads are contiguous (B, H) blocks of one buffer."""
+    from derive.primitives import Sigmoid, Tanh
+    plan = generate(derive.cell("lstm")).plan
+    (step_group,) = [g for g in plan.groups if not g.hoisted]
+    assert [s.activation.function for s in step_group.slots] == [Sigmoid] * 3 + [Tanh]
+    fwd = _forward_source("lstm")
+    assert fwd.count("sigmoid(") == 1 and "sigmoid(_a1[0:3], out=_a1[0:3])" in fwd
+    assert fwd.count("tanh(") == 1
+    k = derive.kernels("lstm")
+    _, cache = k.forward(k.init_params(D, H, rng=0), numpy.zeros((T, B, D)))
+    for gate in "ifgo":
+        assert cache["V"][gate].shape == (T, B, H) and cache["V"][gate][0].flags.c_contiguous
+
+
+def test_in_place_activation_needs_an_unused_preactivation():
+    """Peephole LSTM: i and f add W_c* c_{t-1} before their sigmoid (known before the step's
+    math); o reads the new c, so it is computed in the math function. ReLU RNN: backward needs
+    the preactivation a itself (relu' has no output form), so nothing is done in place."""
+    fwd = _forward_source("lstm_peephole")
+    assert "sigmoid(_a1[0:2], out=_a1[0:2])" in fwd and '_a1[0] += p["W_ci"] * _S_1[t]' in fwd
+    assert "_A1" not in _forward_source("rnn_relu")

@@ -86,3 +86,55 @@ def test_numpy_implementation_matches_scalar_definition(cls):
         want = float(cls.scalar(p).evalf(40))
         assert math.isclose(g, want, rel_tol=4 * numpy.finfo(numpy.float64).eps, abs_tol=0.0), \
             (cls.__name__, p, g, want)
+
+
+NUMPY_FUNCTIONS = sorted({cls.numpy for cls in ALL_PRIMITIVES})
+
+
+def _awkward_inputs(dtype):
+    """Ordinary values, saturating ones, |x| up to 1e4, zeros and subnormals."""
+    tiny = numpy.finfo(dtype).tiny
+    vals = numpy.concatenate([numpy.linspace(-30, 30, 241), [0.0, -0.0, 1e4, -1e4, 750, -750,
+                              90, -90, tiny, -tiny, tiny / 8, -tiny / 8, tiny / 2 ** 20]])
+    return vals.astype(dtype).reshape(-1, 1) * numpy.ones((1, 3), dtype)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("name", NUMPY_FUNCTIONS)
+def test_out_argument_gives_the_same_bits_in_place(name, dtype):
+    """fn(x, out=buf) returns buf holding exactly fn(x), also when buf is x itself (the
+    kernels activate gates in place) and for strided views; x is otherwise untouched."""
+    fn = getattr(numpy_primitives, name)
+    x = _awkward_inputs(dtype)
+    keep = x.copy()
+    with numpy.errstate(all="raise"):
+        want = fn(x)
+        buf = numpy.empty_like(x)
+        assert fn(x, out=buf) is buf
+        same = x.copy()
+        assert fn(same, out=same) is same
+        wide = numpy.zeros((x.shape[0], 2 * x.shape[1]), dtype)
+        view = wide[:, ::2]
+        view[...] = x
+        fn(view, out=view)
+    assert want.dtype == dtype
+    numpy.testing.assert_array_equal(buf, want)
+    numpy.testing.assert_array_equal(same, want)
+    numpy.testing.assert_array_equal(wide[:, ::2], want)
+    assert not wide[:, 1::2].any()
+    numpy.testing.assert_array_equal(x, keep)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_subnormal_and_zero_dimensional_inputs(dtype):
+    """Subnormal x (NumPy's float32 exp flags underflow for them) give the exact limits
+    sigma = 1/2, sigma' = 1/4, tanh' = 1 without a floating-point event; a 0-d input gives a
+    0-d result (array or NumPy scalar) of the same dtype."""
+    sub = numpy.array([numpy.finfo(dtype).tiny / 16, -numpy.finfo(dtype).tiny / 16], dtype)
+    with numpy.errstate(all="raise"):
+        assert (numpy_primitives.sigmoid(sub) == 0.5).all()
+        assert (numpy_primitives.sigmoid_prime(sub) == 0.25).all()
+        assert (numpy_primitives.tanh_prime(sub) == 1).all()
+        for name in NUMPY_FUNCTIONS:
+            y = getattr(numpy_primitives, name)(numpy.array(0.5, dtype))
+            assert numpy.shape(y) == () and y.dtype == dtype, name
