@@ -136,6 +136,13 @@ class Cell:
             raise CellError(f"cannot take the Jacobian of {of_sym.name!r}: it is a matrix parameter")
         return self._jac(of_sym, wrt_sym)
 
+    def state_partial(self, of, through) -> LinMap:
+        """``d of_t / d through_t``: the Jacobian of state ``of`` with respect to the state
+        ``through`` of the SAME step (every path from it, previous states held fixed). The
+        chain rule gives ``d of_t/d s_{t-1} = (d of_t/d through_t)(d through_t/d s_{t-1}) +
+        (the paths that avoid through_t)``."""
+        return self._jac(self.symbol(of), self.symbol(through))
+
     def _jac(self, e, wrt) -> LinMap:
         key = (e, wrt)
         if key in self._jac_cache:

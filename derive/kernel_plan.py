@@ -32,6 +32,7 @@ import sympy
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
 from .algebra import VecPoly, add, hadamard, matmul, ones, scale
+from .linmap import LinMap
 from .primitives import ALL_PRIMITIVES, Elementwise
 from .symbols import Adjoint, Incoming, Input, Param, PrevState, Var
 
@@ -191,6 +192,7 @@ class Plan:
     jac_assigns: list
     jac_outputs: list
     jac_terms: dict             # (state, prev) -> [(lead, chain)] with symbols / constants
+    jac_via: dict               # (state, prev) -> (other state, q): J_sr = diag(q) J_other,r + terms
     names: dict = field(default_factory=dict)
 
 
@@ -412,7 +414,7 @@ def build_plan(cell) -> Plan:
                 stored=stored, state_vars=state_vars, bwd=back.stages, buffers=back.buffers,
                 prev_out=back.prev_out, vec_grads=back.vec_grads, mat_fallback=back.mat_fallback,
                 jac_inputs=jac.inputs, jac_assigns=jac.assigns, jac_outputs=jac.outputs,
-                jac_terms=jac.terms, names=names)
+                jac_terms=jac.terms, jac_via=jac.via, names=names)
 
 
 def _activation_candidates(eqs, groups, slot_of, level, state_vars):
@@ -472,6 +474,11 @@ def _by_function(slots, candidates):
     rank = {f: k for k, f in enumerate(order)}
     return sorted(slots, key=lambda s: rank.get(candidates[s].function, len(order))
                   if s in candidates else len(order))
+
+
+def _dense(lm) -> int:
+    """Number of terms of a LinMap that are dense (B, H, H) products, not diagonals."""
+    return sum(1 for t in lm.terms if t.chain)
 
 
 def _time_invariant(t):
@@ -799,19 +806,42 @@ class _Backward:
 # ---------------------------------------------------------------------------------------
 
 class _Jacobian:
-    """Leads and chain diagonals of every block d s_t / d s'_{t-1}, as vectors to compute."""
+    """Leads and chain diagonals of every block d s_t / d s'_{t-1}, as vectors to compute.
+
+    A block with dense terms (``diag(v) W``) is built from another state's block when that
+    is cheaper, by the chain rule through the other state u of the same step:
+    ``J_sr = diag(q) J_ur + R`` with ``q = d s_t/d u_t`` diagonal and the remainder
+    ``R = J_sr - diag(q) J_ur`` computed exactly in the Hadamard-polynomial algebra (the
+    LSTM's ``dh/dh_prev = diag(o tanh'(c)) dc/dh_prev + diag(tanh(c) sigma'(obar)) W_ho``:
+    two dense products instead of four). Only blocks computed directly serve as sources."""
 
     def __init__(self, cell, rewriter):
         self.rewriter = rewriter
-        self.assigns, self.outputs, self.terms = [], [], {}
-        for s in cell.states:
-            for r in cell.states:
-                terms = []
-                for t in cell.jacobian_linmap(s, r).terms:
-                    lead = self._vector(t.lead)
-                    chain = [self._vector(c) if isinstance(c, VecPoly) else c for c in t.chain]
-                    terms.append((lead, chain))
-                self.terms[(s, r)] = terms
+        self.assigns, self.outputs, self.terms, self.via = [], [], {}, {}
+        direct = {(s, r): cell.jacobian_linmap(s, r) for s in cell.states for r in cell.states}
+        chosen = {}
+        for (s, r), lm in direct.items():
+            chosen[(s, r)] = lm
+            for u in cell.states:
+                src = direct[(u, r)]
+                if u == s or (u, r) in self.via or _dense(src) == 0:
+                    continue
+                d = cell.state_partial(s, u)
+                if len(d.terms) != 1 or d.terms[0].chain:
+                    continue                      # not a diagonal d s_t / d u_t
+                q = d.terms[0].lead
+                rest = (lm + (LinMap.diagonal(q) @ src).scaled(-1)).simplified()
+                if _dense(rest) + 1 < _dense(chosen[(s, r)]):
+                    chosen[(s, r)] = rest
+                    self.via[(s, r)] = (u, q)
+        for key, lm in chosen.items():
+            terms = []
+            for t in lm.terms:
+                lead = self._vector(t.lead)
+                chain = [self._vector(c) if isinstance(c, VecPoly) else c for c in t.chain]
+                terms.append((lead, chain))
+            self.terms[key] = terms
+        self.via = {k: (u, self._vector(q)) for k, (u, q) in self.via.items()}
         inputs = []
         for _, e in self.assigns:
             for sym in sorted(symbols_in(e), key=lambda x: x.name):

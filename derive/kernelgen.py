@@ -573,17 +573,29 @@ class Driver:
         n = len(self.cell.states)
         L(f"J = numpy.zeros((B, {n} * H, {n} * H), dt)")
         L("_diag = numpy.arange(H)")
-        for (s, r), terms in plan.jac_terms.items():
+        # blocks built by the chain rule through another state's block come after that block
+        order = sorted(plan.jac_terms, key=lambda k: k in plan.jac_via)
+        for s, r in order:
             rows = _cols(self.state_index[s])
             cols = _cols(self.state_index[r])
-            for lead, chain in terms:
+            block = f"J[:, {rows}, {cols}]"
+            filled = False
+            if (s, r) in plan.jac_via:
+                u, q = plan.jac_via[(s, r)]
+                src = f"J[:, {_cols(self.state_index[u])}, {cols}]"
+                L(f"numpy.multiply({self._print(q, names)}[..., :, None], {src}, out={block})")
+                filled = True
+            terms = plan.jac_terms[(s, r)]
+            # dense terms first (the first one is assigned, not added), then diagonals
+            for lead, chain in sorted(terms, key=lambda lc: not lc[1]):
                 code = self._term(lead, chain, names)
                 if code is None:
                     continue
                 if not chain:
-                    L(f"J[:, {rows}, {cols}][:, _diag, _diag] += {code}")
+                    L(f"{block}[:, _diag, _diag] += {code}")
                 else:
-                    L(f"J[:, {rows}, {cols}] += {code}")
+                    L(f"{block} {'+=' if filled else '='} {code}")
+                    filled = True
         L("return J")
         L.dedent()
         L()

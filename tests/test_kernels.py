@@ -448,3 +448,15 @@ def test_in_place_activation_needs_an_unused_preactivation():
     fwd = _forward_source("lstm_peephole")
     assert "sigmoid(_a1[0:2], out=_a1[0:2])" in fwd and '_a1[0] += p["W_ci"] * _S_1[t]' in fwd
     assert "_A1" not in _forward_source("rnn_relu")
+
+
+def test_step_jacobian_reuses_dc_dh_prev_by_the_chain_rule():
+    """dh/dh_prev = diag(dh_t/dc_t) dc/dh_prev + (paths avoiding c_t): the LSTM kernel builds
+    the h row from the c block, leaving one dense term (W_ho) of its four. Where dh_t/dc_t
+    is not diagonal (a full-matrix peephole W_co c_t) the block is built directly. The
+    values are checked against finite differences in test_step_jacobian_matches_finite_differences."""
+    plan = generate(derive.cell("lstm")).plan
+    assert plan.jac_via[("h", "h")][0] == "c"
+    assert sum(1 for _, chain in plan.jac_terms[("h", "h")] if chain) == 1
+    assert not generate(derive.cell("lstm_peephole_full")).plan.jac_via
+    assert "numpy.multiply(" in generate(derive.cell("lstm")).driver

@@ -422,10 +422,10 @@ def _jacobian(p, x, s0):
     _j_L0, _j_L1, _j_L2, _j_L3 = _jac(_S_0[t], _V_hn[t], _V_n[t], _V_r[t], _V_z[t])
     J = numpy.zeros((B, 1 * H, 1 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H][:, _diag, _diag] += _j_L0
-    J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hn"])
+    J[:, :H, :H] = (_j_L1[..., :, None] * p["W_hn"])
     J[:, :H, :H] += (_j_L2[..., :, None] * p["W_hr"])
     J[:, :H, :H] += (_j_L3[..., :, None] * p["W_hz"])
+    J[:, :H, :H][:, _diag, _diag] += _j_L0
     return J
 
 

@@ -313,20 +313,15 @@ def _bwd0(Delta_c, Delta_h, c_prev, _e0, f, g, i, o):
 
 
 def _jac(c_prev, _e0, f, g, i, o):
+    _L0 = _e0 * o * (1 - o)
     _t0 = 1 - _e0 * _e0
-    _t1 = 1 - g * g
-    _L0 = i * o * _t0 * _t1
-    _t2 = 1 - f
-    _L1 = c_prev * o * f * _t2 * _t0
-    _t3 = 1 - i
-    _L2 = g * o * i * _t3 * _t0
-    _L3 = _e0 * o * (1 - o)
-    _L4 = f * o * _t0
-    _L5 = i * _t1
-    _L6 = c_prev * f * _t2
-    _L7 = g * i * _t3
-    _L8 = f
-    return [_L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8]
+    _L1 = f * o * _t0
+    _L2 = i * (1 - g * g)
+    _L3 = c_prev * f * (1 - f)
+    _L4 = g * i * (1 - i)
+    _L5 = f
+    _L6 = o * _t0
+    return [_L0, _L1, _L2, _L3, _L4, _L5, _L6]
 
 
 # --------------------------------------------------------------------------------------
@@ -425,18 +420,16 @@ def _jacobian(p, x, s0):
     _V_g = c["V"]["g"]
     _V_o = c["V"]["o"]
     _V__e0 = c["V"]["_e0"]
-    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6, _j_L7, _j_L8 = _jac(_S_1[t], _V__e0[t], _V_f[t], _V_g[t], _V_i[t], _V_o[t])
+    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6 = _jac(_S_1[t], _V__e0[t], _V_f[t], _V_g[t], _V_i[t], _V_o[t])
     J = numpy.zeros((B, 2 * H, 2 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hc"])
-    J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hf"])
-    J[:, :H, :H] += (_j_L2[..., :, None] * p["W_hi"])
-    J[:, :H, :H] += (_j_L3[..., :, None] * p["W_ho"])
-    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L4
-    J[:, H:2 * H, :H] += (_j_L5[..., :, None] * p["W_hc"])
-    J[:, H:2 * H, :H] += (_j_L6[..., :, None] * p["W_hf"])
-    J[:, H:2 * H, :H] += (_j_L7[..., :, None] * p["W_hi"])
-    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L8
+    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L1
+    J[:, H:2 * H, :H] = (_j_L2[..., :, None] * p["W_hc"])
+    J[:, H:2 * H, :H] += (_j_L3[..., :, None] * p["W_hf"])
+    J[:, H:2 * H, :H] += (_j_L4[..., :, None] * p["W_hi"])
+    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L5
+    numpy.multiply(_j_L6[..., :, None], J[:, H:2 * H, :H], out=J[:, :H, :H])
+    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_ho"])
     return J
 
 

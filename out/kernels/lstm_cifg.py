@@ -309,19 +309,16 @@ def _bwd0(Delta_c, Delta_h, c_prev, _e0, c, f, g, i, o, W_ci, W_co):
 
 
 def _jac(c_prev, _e0, f, g, i, o, W_ci, W_co):
-    _t0 = 1 - g * g
-    _t1 = 1 - o
-    _t2 = o * (1 - _e0 * _e0) + W_co * _e0 * o * _t1
-    _L0 = i * _t0 * _t2
-    _t3 = 1 - i
-    _t4 = g - c_prev
-    _L1 = i * _t3 * _t4 * _t2
-    _L2 = _e0 * o * _t1
-    _L3 = (W_ci * i * _t3 * _t4 + f) * _t2
-    _L4 = i * _t0
-    _L5 = i * _t3 * _t4
-    _L6 = W_ci * i * _t3 * _t4 + f
-    return [_L0, _L1, _L2, _L3, _L4, _L5, _L6]
+    _t0 = 1 - o
+    _L0 = _e0 * o * _t0
+    _t1 = 1 - i
+    _t2 = g - c_prev
+    _L1 = (W_ci * i * _t1 * _t2 + f) * (o * (1 - _e0 * _e0) + W_co * _e0 * o * _t0)
+    _L2 = i * (1 - g * g)
+    _L3 = i * _t1 * _t2
+    _L4 = W_ci * i * _t1 * _t2 + f
+    _L5 = o * (1 - _e0 * _e0) + W_co * _e0 * o * _t0
+    return [_L0, _L1, _L2, _L3, _L4, _L5]
 
 
 # --------------------------------------------------------------------------------------
@@ -427,16 +424,15 @@ def _jacobian(p, x, s0):
     _V_g = c["V"]["g"]
     _V_o = c["V"]["o"]
     _V__e0 = c["V"]["_e0"]
-    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6 = _jac(_S_1[t], _V__e0[t], _V_f[t], _V_g[t], _V_i[t], _V_o[t], p["W_ci"], p["W_co"])
+    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5 = _jac(_S_1[t], _V__e0[t], _V_f[t], _V_g[t], _V_i[t], _V_o[t], p["W_ci"], p["W_co"])
     J = numpy.zeros((B, 2 * H, 2 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hc"])
-    J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hi"])
-    J[:, :H, :H] += (_j_L2[..., :, None] * p["W_ho"])
-    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L3
-    J[:, H:2 * H, :H] += (_j_L4[..., :, None] * p["W_hc"])
-    J[:, H:2 * H, :H] += (_j_L5[..., :, None] * p["W_hi"])
-    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L6
+    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L1
+    J[:, H:2 * H, :H] = (_j_L2[..., :, None] * p["W_hc"])
+    J[:, H:2 * H, :H] += (_j_L3[..., :, None] * p["W_hi"])
+    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L4
+    numpy.multiply(_j_L5[..., :, None], J[:, H:2 * H, :H], out=J[:, :H, :H])
+    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_ho"])
     return J
 
 

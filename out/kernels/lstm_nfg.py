@@ -308,18 +308,15 @@ def _bwd0(Delta_c, Delta_h, c_prev, _e0, c, g, i, o, W_ci, W_co):
 
 
 def _jac(_e0, g, i, o, W_ci, W_co):
-    _t0 = 1 - g * g
-    _t1 = 1 - o
-    _t2 = o * (1 - _e0 * _e0) + W_co * _e0 * o * _t1
-    _L0 = i * _t0 * _t2
-    _t3 = 1 - i
-    _L1 = g * i * _t3 * _t2
-    _L2 = _e0 * o * _t1
-    _L3 = (1 + W_ci * g * i * _t3) * _t2
-    _L4 = i * _t0
-    _L5 = g * i * _t3
-    _L6 = 1 + W_ci * g * i * _t3
-    return [_L0, _L1, _L2, _L3, _L4, _L5, _L6]
+    _t0 = 1 - o
+    _L0 = _e0 * o * _t0
+    _t1 = 1 - i
+    _L1 = (1 + W_ci * g * i * _t1) * (o * (1 - _e0 * _e0) + W_co * _e0 * o * _t0)
+    _L2 = i * (1 - g * g)
+    _L3 = g * i * _t1
+    _L4 = 1 + W_ci * g * i * _t1
+    _L5 = o * (1 - _e0 * _e0) + W_co * _e0 * o * _t0
+    return [_L0, _L1, _L2, _L3, _L4, _L5]
 
 
 # --------------------------------------------------------------------------------------
@@ -421,16 +418,15 @@ def _jacobian(p, x, s0):
     _V_g = c["V"]["g"]
     _V_o = c["V"]["o"]
     _V__e0 = c["V"]["_e0"]
-    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6 = _jac(_V__e0[t], _V_g[t], _V_i[t], _V_o[t], p["W_ci"], p["W_co"])
+    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5 = _jac(_V__e0[t], _V_g[t], _V_i[t], _V_o[t], p["W_ci"], p["W_co"])
     J = numpy.zeros((B, 2 * H, 2 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hc"])
-    J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hi"])
-    J[:, :H, :H] += (_j_L2[..., :, None] * p["W_ho"])
-    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L3
-    J[:, H:2 * H, :H] += (_j_L4[..., :, None] * p["W_hc"])
-    J[:, H:2 * H, :H] += (_j_L5[..., :, None] * p["W_hi"])
-    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L6
+    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L1
+    J[:, H:2 * H, :H] = (_j_L2[..., :, None] * p["W_hc"])
+    J[:, H:2 * H, :H] += (_j_L3[..., :, None] * p["W_hi"])
+    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L4
+    numpy.multiply(_j_L5[..., :, None], J[:, H:2 * H, :H], out=J[:, :H, :H])
+    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_ho"])
     return J
 
 

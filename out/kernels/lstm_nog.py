@@ -305,19 +305,15 @@ def _bwd0(Delta_c, Delta_h, c_prev, f, g, h, i, W_cf, W_ci):
 
 
 def _jac(c_prev, f, g, h, i, W_cf, W_ci):
-    _t0 = 1 - h * h
-    _t1 = 1 - g * g
-    _L0 = i * _t0 * _t1
-    _t2 = 1 - f
-    _L1 = c_prev * f * _t2 * _t0
-    _t3 = 1 - i
-    _L2 = g * i * _t3 * _t0
-    _L3 = _t0 * (f + W_cf * c_prev * f * _t2 + W_ci * g * i * _t3)
-    _L4 = i * _t1
-    _L5 = c_prev * f * _t2
-    _L6 = g * i * _t3
-    _L7 = f + W_cf * c_prev * f * _t2 + W_ci * g * i * _t3
-    return [_L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7]
+    _t0 = 1 - f
+    _t1 = 1 - i
+    _L0 = (1 - h * h) * (f + W_cf * c_prev * f * _t0 + W_ci * g * i * _t1)
+    _L1 = i * (1 - g * g)
+    _L2 = c_prev * f * _t0
+    _L3 = g * i * _t1
+    _L4 = f + W_cf * c_prev * f * _t0 + W_ci * g * i * _t1
+    _L5 = 1 - h * h
+    return [_L0, _L1, _L2, _L3, _L4, _L5]
 
 
 # --------------------------------------------------------------------------------------
@@ -414,17 +410,15 @@ def _jacobian(p, x, s0):
     _V_i = c["V"]["i"]
     _V_f = c["V"]["f"]
     _V_g = c["V"]["g"]
-    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6, _j_L7 = _jac(_S_1[t], _V_f[t], _V_g[t], _S_0[t + 1], _V_i[t], p["W_cf"], p["W_ci"])
+    _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5 = _jac(_S_1[t], _V_f[t], _V_g[t], _S_0[t + 1], _V_i[t], p["W_cf"], p["W_ci"])
     J = numpy.zeros((B, 2 * H, 2 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hc"])
-    J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hf"])
-    J[:, :H, :H] += (_j_L2[..., :, None] * p["W_hi"])
-    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L3
-    J[:, H:2 * H, :H] += (_j_L4[..., :, None] * p["W_hc"])
-    J[:, H:2 * H, :H] += (_j_L5[..., :, None] * p["W_hf"])
-    J[:, H:2 * H, :H] += (_j_L6[..., :, None] * p["W_hi"])
-    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L7
+    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L0
+    J[:, H:2 * H, :H] = (_j_L1[..., :, None] * p["W_hc"])
+    J[:, H:2 * H, :H] += (_j_L2[..., :, None] * p["W_hf"])
+    J[:, H:2 * H, :H] += (_j_L3[..., :, None] * p["W_hi"])
+    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L4
+    numpy.multiply(_j_L5[..., :, None], J[:, H:2 * H, :H], out=J[:, :H, :H])
     return J
 
 

@@ -467,25 +467,25 @@ def _jacobian(p, x, s0):
     _j_L0, _j_L1, _j_L2, _j_L3, _j_L4, _j_L5, _j_L6, _j_L7, _j_L8 = _jac(_S_1[t], _V__e0[t], _V_f[t], _V_g[t], _V_i[t], _V_o[t])
     J = numpy.zeros((B, 2 * H, 2 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hc"])
+    J[:, :H, :H] = (_j_L0[..., :, None] * p["W_hc"])
     J[:, :H, :H] += (_j_L1[..., :, None] * p["W_hf"])
     J[:, :H, :H] += (_j_L2[..., :, None] * p["W_hi"])
     J[:, :H, :H] += (_j_L3[..., :, None] * p["W_ho"])
     J[:, :H, :H] += (((_j_L3[..., :, None] * p["W_co"]) * _j_L4[..., None, :]) @ p["W_hc"])
     J[:, :H, :H] += (((_j_L3[..., :, None] * p["W_co"]) * _j_L5[..., None, :]) @ p["W_hf"])
     J[:, :H, :H] += (((_j_L3[..., :, None] * p["W_co"]) * _j_L6[..., None, :]) @ p["W_hi"])
-    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L7
-    J[:, :H, H:2 * H] += (_j_L1[..., :, None] * p["W_cf"])
+    J[:, :H, H:2 * H] = (_j_L1[..., :, None] * p["W_cf"])
     J[:, :H, H:2 * H] += (_j_L2[..., :, None] * p["W_ci"])
     J[:, :H, H:2 * H] += ((_j_L3[..., :, None] * p["W_co"]) * _j_L8[..., None, :])
     J[:, :H, H:2 * H] += (((_j_L3[..., :, None] * p["W_co"]) * _j_L5[..., None, :]) @ p["W_cf"])
     J[:, :H, H:2 * H] += (((_j_L3[..., :, None] * p["W_co"]) * _j_L6[..., None, :]) @ p["W_ci"])
-    J[:, H:2 * H, :H] += (_j_L4[..., :, None] * p["W_hc"])
+    J[:, :H, H:2 * H][:, _diag, _diag] += _j_L7
+    J[:, H:2 * H, :H] = (_j_L4[..., :, None] * p["W_hc"])
     J[:, H:2 * H, :H] += (_j_L5[..., :, None] * p["W_hf"])
     J[:, H:2 * H, :H] += (_j_L6[..., :, None] * p["W_hi"])
-    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L8
-    J[:, H:2 * H, H:2 * H] += (_j_L5[..., :, None] * p["W_cf"])
+    J[:, H:2 * H, H:2 * H] = (_j_L5[..., :, None] * p["W_cf"])
     J[:, H:2 * H, H:2 * H] += (_j_L6[..., :, None] * p["W_ci"])
+    J[:, H:2 * H, H:2 * H][:, _diag, _diag] += _j_L8
     return J
 
 

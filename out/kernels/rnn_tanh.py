@@ -367,7 +367,7 @@ def _jacobian(p, x, s0):
     _j_L0, = _jac(_S_0[t + 1])
     J = numpy.zeros((B, 1 * H, 1 * H), dt)
     _diag = numpy.arange(H)
-    J[:, :H, :H] += (_j_L0[..., :, None] * p["W_hh"])
+    J[:, :H, :H] = (_j_L0[..., :, None] * p["W_hh"])
     return J
 
 
