@@ -582,8 +582,9 @@ def _outer(term):
 
 class _Rewriter:
     """Derived expressions in terms of the forward step's named values: a subexpression
-    equal to a named value becomes its symbol, and f'(u) becomes f's from_output form in
-    y = f(u) when the forward step names y (sigma' = y (1 - y), tanh' = 1 - y^2)."""
+    equal to a named value becomes its symbol (also when it matches only once its own
+    arguments are named, as tanh(_e0)), and f'(u) becomes f's from_output form in y = f(u)
+    when the forward step names y (sigma' = y (1 - y), tanh' = 1 - y^2)."""
 
     def __init__(self, table):
         self.table = table
@@ -604,12 +605,25 @@ class _Rewriter:
         if isinstance(e, Elementwise) and e.is_derivative:
             prim = _PRIMITIVE_OF[type(e)]
             y = self.table.get(canon(prim(e.arg)))
+            if y is None:
+                # the forward pass may hold f(a) with the argument named: y = f(_e0)
+                saved = set(self.refs)
+                y = self.table.get(canon(prim(self(e.arg))))
+                self.refs = saved
             y_s = sympy.Symbol("y")
             form = prim.from_output(y_s) if y is not None else None
             if form is not None:
                 self.refs.add(y)
                 return scalar_to_vector(form, y_s, y)
-        return rebuild(e, self)
+        saved = set(self.refs)
+        out = rebuild(e, self)
+        if is_vector(out) and out != e:
+            # named in the forward pass only after its arguments were named: tanh(_e0)
+            v = self.table.get(canon(out))
+            if v is not None:
+                self.refs = saved | {v}
+                return v
+        return out
 
 
 class _Backward:

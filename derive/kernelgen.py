@@ -411,6 +411,9 @@ class Driver:
         return f"_V_{sym.name}"
 
     def _step_operand(self, u):
+        if u in self.act_at:
+            g, j = self.act_at[u]
+            return f"_a{g.index}[{j}]"
         if isinstance(u, PrevState):
             return f"_S_{self.state_index[u.name[:-5]]}[t]"
         if u in self.const:

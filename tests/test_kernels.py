@@ -460,3 +460,62 @@ def test_step_jacobian_reuses_dc_dh_prev_by_the_chain_rule():
     assert sum(1 for _, chain in plan.jac_terms[("h", "h")] if chain) == 1
     assert not generate(derive.cell("lstm_peephole_full")).plan.jac_via
     assert "numpy.multiply(" in generate(derive.cell("lstm")).driver
+
+
+# user cells that reach the corners of in-place activation: an activated gate that is the
+# operand of a later product (a second stage), an activated sum whose extra term is another
+# group's product, an unnamed activation argument, and a gate that is a state (not in place)
+IN_PLACE_CORNERS = {
+    "gate_as_operand": '''
+        [cell]
+        name = "gate_as_operand"
+        states = ["h"]
+        [params]
+        W_xa = ["H", "D"]
+        W_ha = ["H", "H"]
+        b_a = ["H"]
+        W_gh = ["H", "H"]
+        U = ["H", "H"]
+        [equations]
+        a = "W_xa @ x + W_ha @ h_prev + b_a"
+        g = "tanh(a)"
+        e = "W_gh @ g + U @ h_prev"
+        h = "sigmoid(e)"
+    ''',
+    "extra_from_other_group": '''
+        [cell]
+        name = "extra_from_other_group"
+        states = ["h", "c"]
+        [params]
+        W_xa = ["H", "D"]
+        W_ha = ["H", "H"]
+        R = ["H", "H"]
+        b = ["H"]
+        W_xc = ["H", "D"]
+        W_hc = ["H", "H"]
+        [equations]
+        a = "W_xa @ x + W_ha @ h_prev + R @ c_prev + b"
+        g = "sigmoid(a)"
+        c = "g * c_prev + (1 - g) * tanh(W_xc @ x + W_hc @ h_prev)"
+        h = "tanh(c) * g"
+    ''',
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE_CORNERS))
+def test_in_place_activation_corner_cells(name, tmp_path):
+    """Each corner cell: which slots are activated in place, then backward and step_jacobian
+    against finite differences and the written module against the run-time route."""
+    from derive.spec import parse_spec
+    cell = parse_spec(textwrap.dedent(IN_PLACE_CORNERS[name]), f"{name}.toml")
+    plan = generate(cell).plan
+    activated = {s.activation.output.name for g in plan.groups for s in g.slots if s.activation}
+    assert activated == {"gate_as_operand": {"g"}, "extra_from_other_group": {"g", "_e1"}}[name]
+    k = derive.kernels(cell)
+    test_backward_matches_finite_differences(k)
+    test_step_jacobian_matches_finite_differences(k)
+    path = tmp_path / f"{name}.py"
+    path.write_text(module_source(generate(cell)))
+    gen = _load(path, f"gen_{name}")
+    rng, p, xs, s0 = _setup(k, seed=4)
+    assert numpy.array_equal(gen.forward(p, xs, s0)[0], k.forward(p, xs, s0)[0])
