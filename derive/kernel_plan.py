@@ -514,6 +514,9 @@ def _forward_stages(eqs, level, groups, state_vars, stored):
     n = 1 + max([0] + list(level.values()) + [g.stage for g in groups])
     keep = set(stored) | set(state_vars.values())
     keep |= {g.operand for g in groups if isinstance(g.operand, Var)}
+    # values the driver adds to a slot before activating it in place
+    keep |= {x for g in groups for s in g.slots if s.activation is not None
+             for t in s.activation.extra for x in symbols_in(t)}
 
     def stage(lv):
         mine = [(v, rhs) for v, rhs in eqs if level[v] == lv]
@@ -838,7 +841,7 @@ class _Jacobian:
             chosen[(s, r)] = lm
             for u in cell.states:
                 src = direct[(u, r)]
-                if u == s or (u, r) in self.via or _dense(src) == 0:
+                if u == s or _dense(src) == 0:
                     continue
                 d = cell.state_partial(s, u)
                 if len(d.terms) != 1 or d.terms[0].chain:
@@ -848,6 +851,13 @@ class _Jacobian:
                 if _dense(rest) + 1 < _dense(chosen[(s, r)]):
                     chosen[(s, r)] = rest
                     self.via[(s, r)] = (u, q)
+        # a block whose source is itself built by the chain rule is built directly instead
+        # (repeat: that only ever turns chain-rule blocks into direct ones)
+        while any((u, r) in self.via for (s, r), (u, _) in self.via.items()):
+            for (s, r), (u, _) in list(self.via.items()):
+                if (u, r) in self.via:
+                    del self.via[(s, r)]
+                    chosen[(s, r)] = direct[(s, r)]
         for key, lm in chosen.items():
             terms = []
             for t in lm.terms:

@@ -191,7 +191,6 @@ class Driver:
         # activations computed in place: output -> (group, block) of the gate-major buffer
         self.act_at = {s.activation.output: (g, j) for g in plan.groups
                        for j, s in enumerate(g.slots) if s.activation is not None}
-        self.whole = {g.index for g, _ in (self.act_at[v] for v in plan.stored if v in self.act_at)}
         # values before the loop that depend on parameters only are constants, not sequences
         self.const = set()
         for v, rhs in plan.pre.assigns:
@@ -316,10 +315,7 @@ class Driver:
         for g in plan.groups:
             if g.gate_major:
                 L(f"# products with {g.operand.name}, gate-major (slot, B, H); activations computed in place")
-                if g.index in self.whole:
-                    L(f"_A{g.index} = numpy.empty((T, {len(g.slots)}, B, H), dt)")
-                else:
-                    L(f"_a{g.index} = numpy.empty(({len(g.slots)}, B, H), dt)")
+                L(f"_A{g.index} = numpy.empty((T, {len(g.slots)}, B, H), dt)")
         pre = self._add_math("_pre", plan.pre.inputs, plan.pre.assigns, plan.pre.outputs)
         if pre is not None:
             L("# values that depend on the input only, for the whole sequence")
@@ -362,7 +358,7 @@ class Driver:
         L(f"_z{g.index} = {self._step_operand(g.operand)} @ _W{g.index}.T")
         hg = plan.groups[g.pair_group] if g.n_paired else None
         full = hg is not None and g.n_paired == n == len(hg.slots)
-        if g.gate_major and g.index in self.whole:
+        if g.gate_major:
             L(f"_a{g.index} = _A{g.index}[t]")
         if g.gate_major and full:
             L(f"numpy.add(_z{g.index}.reshape(B, {n}, H).swapaxes(0, 1), "
@@ -586,7 +582,10 @@ class Driver:
             if (s, r) in plan.jac_via:
                 u, q = plan.jac_via[(s, r)]
                 src = f"J[:, {_cols(self.state_index[u])}, {cols}]"
-                L(f"numpy.multiply({self._print(q, names)}[..., :, None], {src}, out={block})")
+                qcode = self._print(q, names)
+                if not (isinstance(q, sympy.Expr) and q.is_number):
+                    qcode += "[..., :, None]"
+                L(f"numpy.multiply({qcode}, {src}, out={block})")
                 filled = True
             terms = plan.jac_terms[(s, r)]
             # dense terms first (the first one is assigned, not added), then diagonals

@@ -462,13 +462,10 @@ def test_step_jacobian_reuses_dc_dh_prev_by_the_chain_rule():
     assert "numpy.multiply(" in generate(derive.cell("lstm")).driver
 
 
-# user cells that reach the corners of in-place activation: an activated gate that is the
-# operand of a later product (a second stage), an activated sum whose extra term is another
-# group's product, an unnamed activation argument, and a gate that is a state (not in place)
-IN_PLACE_CORNERS = {
-    "gate_as_operand": '''
-        [cell]
-        name = "gate_as_operand"
+# user cells that reach the corners of in-place activation and of chain-rule Jacobian blocks
+CORNER_CELLS = {
+    # an activated gate that is the operand of a later product (a second stage)
+    "gate_as_operand": ("""
         states = ["h"]
         [params]
         W_xa = ["H", "D"]
@@ -481,10 +478,9 @@ IN_PLACE_CORNERS = {
         g = "tanh(a)"
         e = "W_gh @ g + U @ h_prev"
         h = "sigmoid(e)"
-    ''',
-    "extra_from_other_group": '''
-        [cell]
-        name = "extra_from_other_group"
+    """, {"g"}),
+    # an extra term from another group's product; an unnamed activation argument
+    "extra_from_other_group": ("""
         states = ["h", "c"]
         [params]
         W_xa = ["H", "D"]
@@ -498,19 +494,78 @@ IN_PLACE_CORNERS = {
         g = "sigmoid(a)"
         c = "g * c_prev + (1 - g) * tanh(W_xc @ x + W_hc @ h_prev)"
         h = "tanh(c) * g"
-    ''',
+    """, {"g", "_e1"}),
+    # an extra term computed in an earlier stage and used nowhere else
+    "extra_from_earlier_stage": ("""
+        states = ["h"]
+        [params]
+        W_r = ["H", "H"]
+        W_z = ["H", "H"]
+        W_a = ["H", "H"]
+        [equations]
+        r = "sigmoid(W_r @ h_prev)"
+        z = "W_z @ h_prev"
+        y = "tanh(W_a @ (r * h_prev) + z)"
+        h = "y * r"
+    """, {"r", "y"}),
+    # an extra term computed before the loop, from the input only
+    "extra_from_before_the_loop": ("""
+        states = ["h"]
+        [params]
+        W_xq = ["H", "D"]
+        W_h = ["H", "H"]
+        b = ["H"]
+        [equations]
+        pp = "tanh(W_xq @ x) + b"
+        q = "tanh(pp)"
+        a = "W_h @ h_prev + pp"
+        y = "tanh(a)"
+        h = "y * q"
+    """, {"y"}),
+    # dh_t/dc_t is the constant identity: J_hh = 1 * J_ch
+    "constant_partial": ("""
+        states = ["h", "c"]
+        [params]
+        W_1 = ["H", "H"]
+        W_2 = ["H", "H"]
+        W_xh = ["H", "D"]
+        [equations]
+        c = "tanh(W_1 @ h_prev) * sigmoid(W_2 @ h_prev) + c_prev"
+        h = "c + W_xh @ x"
+    """, {"_e1", "_e3"}),
+    # three states in a chain: J_uh could come from J_wh and J_hh from J_uh; only direct
+    # blocks may serve as sources
+    "chain_of_states": ("""
+        states = ["h", "u", "w"]
+        [params]
+        W_1 = ["H", "H"]
+        W_2 = ["H", "H"]
+        W_3 = ["H", "H"]
+        W_x = ["H", "D"]
+        [equations]
+        w = "tanh(W_1 @ h_prev + W_x @ x) * sigmoid(W_2 @ h_prev) + tanh(W_3 @ h_prev) + w_prev"
+        u = "tanh(w) + u_prev"
+        h = "tanh(u)"
+    """, {"_e1", "_e3", "_e5"}),
 }
 
 
-@pytest.mark.parametrize("name", sorted(IN_PLACE_CORNERS))
-def test_in_place_activation_corner_cells(name, tmp_path):
-    """Each corner cell: which slots are activated in place, then backward and step_jacobian
-    against finite differences and the written module against the run-time route."""
+def _corner_cell(name):
     from derive.spec import parse_spec
-    cell = parse_spec(textwrap.dedent(IN_PLACE_CORNERS[name]), f"{name}.toml")
+    body, _ = CORNER_CELLS[name]
+    return parse_spec(f'[cell]\nname = "{name}"\n' + textwrap.dedent(body), f"{name}.toml")
+
+
+@pytest.mark.parametrize("name", sorted(CORNER_CELLS))
+def test_corner_cells_against_finite_differences(name, tmp_path):
+    """Each corner cell: which values are activated in place; backward and step_jacobian
+    against central finite differences; the written module against the run-time route."""
+    cell = _corner_cell(name)
     plan = generate(cell).plan
     activated = {s.activation.output.name for g in plan.groups for s in g.slots if s.activation}
-    assert activated == {"gate_as_operand": {"g"}, "extra_from_other_group": {"g", "_e1"}}[name]
+    assert activated == CORNER_CELLS[name][1]
+    for (s, r), (u, _) in plan.jac_via.items():
+        assert (u, r) not in plan.jac_via, "a chain-rule block reads another chain-rule block"
     k = derive.kernels(cell)
     test_backward_matches_finite_differences(k)
     test_step_jacobian_matches_finite_differences(k)
@@ -519,3 +574,11 @@ def test_in_place_activation_corner_cells(name, tmp_path):
     gen = _load(path, f"gen_{name}")
     rng, p, xs, s0 = _setup(k, seed=4)
     assert numpy.array_equal(gen.forward(p, xs, s0)[0], k.forward(p, xs, s0)[0])
+    assert numpy.array_equal(gen.step_jacobian(p, xs[0], s0), k.step_jacobian(p, xs[0], s0))
+
+
+def test_chain_rule_blocks_in_the_corner_cells():
+    """The constant-partial cell builds J_hh as 1 * J_ch; the three-state cell uses the
+    chain rule somewhere but never from a block that is itself built that way."""
+    assert generate(_corner_cell("constant_partial")).plan.jac_via[("h", "h")][0] == "c"
+    assert generate(_corner_cell("chain_of_states")).plan.jac_via

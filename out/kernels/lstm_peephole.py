@@ -57,7 +57,8 @@ def _scalar_safe(f):
 @_scalar_safe
 def sigmoid(x, out=None):
     """sigma(x) = 1 / (1 + exp(-x)); exp's argument is clipped to +-limit, so exp neither
-    overflows nor underflows and sigma keeps its relative accuracy for negative x."""
+    overflows nor underflows and sigma keeps its relative accuracy for negative x down to
+    -limit (beyond +-limit the value is sigma(+-limit): 1, or below 2e-35 in float32)."""
     lim = _exp_limit(x.dtype)
     e = numpy.add(x, _SHIFT, out=out)
     numpy.subtract(_SHIFT, e, out=e)            # -x (subnormal x rounded to 0)
