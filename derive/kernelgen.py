@@ -246,15 +246,13 @@ class Driver:
         leaf = self._leaf_value(sym, t)
         if leaf is not None:
             return leaf
-        if sym in self.act_at:
-            g, j = self.act_at[sym]
-            return f"_a{g.index}[{j}]"
+        block = self._gate_block(sym)
+        if block is not None:
+            return block
         if sym in self.slot_of:
             s = self.slot_of[sym]
             g = self.plan.groups[s.group]
             j = g.slots.index(s)
-            if g.gate_major:
-                return f"_a{g.index}[{j}]"
             if g.hoisted:
                 return f"_Z{g.index}[{t}, :, {_cols(j)}]"
             return f"_z{g.index}[:, {_cols(j)}]"
@@ -406,10 +404,22 @@ class Driver:
             return f"_Z{g.index}[..., {_cols(g.slots.index(s))}]"
         return f"_V_{sym.name}"
 
+    def _gate_block(self, sym):
+        """Code of a value held in a gate-major buffer at step t (an activation computed in
+        place, or the product of a slot of a gate-major group); None for other values."""
+        if sym in self.act_at:
+            g, j = self.act_at[sym]
+        elif sym in self.slot_of and self.plan.groups[self.slot_of[sym].group].gate_major:
+            g = self.plan.groups[self.slot_of[sym].group]
+            j = g.slots.index(self.slot_of[sym])
+        else:
+            return None
+        return f"_a{g.index}[{j}]"
+
     def _step_operand(self, u):
-        if u in self.act_at:
-            g, j = self.act_at[u]
-            return f"_a{g.index}[{j}]"
+        block = self._gate_block(u)
+        if block is not None:
+            return block
         if isinstance(u, PrevState):
             return f"_S_{self.state_index[u.name[:-5]]}[t]"
         if u in self.const:
