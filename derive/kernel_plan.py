@@ -193,6 +193,8 @@ class Plan:
     jac_outputs: list
     jac_terms: dict             # (state, prev) -> [(lead, chain)] with symbols / constants
     jac_via: dict               # (state, prev) -> (other state, q): J_sr = diag(q) J_other,r + terms
+    dx_groups: list             # input groups whose G_b @ W_stack gives (part of) dL/dxs
+    dx_step: bool               # other terms of delta x_t, computed per step ("dx" outputs)
     names: dict = field(default_factory=dict)
 
 
@@ -414,7 +416,8 @@ def build_plan(cell) -> Plan:
                 stored=stored, state_vars=state_vars, bwd=back.stages, buffers=back.buffers,
                 prev_out=back.prev_out, vec_grads=back.vec_grads, mat_fallback=back.mat_fallback,
                 jac_inputs=jac.inputs, jac_assigns=jac.assigns, jac_outputs=jac.outputs,
-                jac_terms=jac.terms, jac_via=jac.via, names=names)
+                jac_terms=jac.terms, jac_via=jac.via, dx_groups=back.dx_groups,
+                dx_step=back.dx_step, names=names)
 
 
 def _activation_candidates(eqs, groups, slot_of, level, state_vars):
@@ -661,6 +664,12 @@ class _Backward:
             self.prev_out[st] = None if isinstance(e, ZeroMatrix) else True
             if self.prev_out[st]:
                 outs.append(("prev", st, e))
+        # delta x_t: sum_k W_k^T v_k over an input group is one product G @ W_stack after
+        # the loop, over all T * B rows; other terms (x used elementwise) are per step
+        self.dx_groups, rest = self._input_products(bw.input)
+        self.dx_step = rest is not None
+        if self.dx_step:
+            outs.append(("dx", None, rw(rest)))
         self.vec_grads, self.mat_fallback = {}, {}
         for pname, psym in cell.params.items():
             e = bw.params.get(pname)
@@ -686,6 +695,26 @@ class _Backward:
                 outs.append(("matR", (pname, n), rw(u)))
                 self.mat_fallback.setdefault(pname, []).append(n)
         self.stages = self._stage(assigns, outs)
+
+    def _input_products(self, e):
+        """(input groups whose whole W^T v sum is in e, the rest of e or None)."""
+        terms = [] if isinstance(e, ZeroMatrix) else list(e.args if isinstance(e, MatAdd) else (e,))
+        found_groups = []
+        for g in self.groups:
+            if not (g.hoisted and isinstance(g.operand, Input) and g.buffer is not None):
+                continue
+            found = []
+            for s in g.slots:
+                if isinstance(s.adjoint, ZeroMatrix):
+                    continue
+                t = next((t for t in terms if t not in found and self._match(t, s)), None)
+                if t is None:
+                    break
+                found.append(t)
+            else:
+                found_groups.append(g)
+                terms = [t for t in terms if t not in found]
+        return found_groups, (add(terms, e.shape) if terms else None)
 
     def _find_in_buffers(self, e):
         k = canon(e)

@@ -437,11 +437,11 @@ class Driver:
     # -- backward ----------------------------------------------------------------------
     def backward(self, L):
         plan = self.plan
-        L("def _backward(p, c, dhs, ds):")
+        L("def _backward(p, c, dhs, ds, want_dx):")
         L.indent()
-        L('"""BPTT through the cached forward pass: (grads, dstate0)."""')
+        L('"""BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""')
         L('xs = c["xs"]')
-        L("T, B = xs.shape[0], xs.shape[1]")
+        L("T, B, D = xs.shape")
         L("H = ds[0].shape[1]")
         L("dt = ds[0].dtype")
         L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
@@ -465,6 +465,8 @@ class Driver:
                 L(f'_acc_{pname} = numpy.zeros({self._pshape(pname)}, dt)')
         for pname, terms in plan.mat_fallback.items():
             L(f'_acc_{pname} = numpy.zeros({self._pshape(pname)}, dt)')
+        if plan.dx_step:
+            L("_dX = numpy.empty((T, B, D), dt) if want_dx else None")
         out = self.state_index[plan.output_state]
         L("for t in range(T - 1, -1, -1):")
         L.indent()
@@ -496,7 +498,7 @@ class Driver:
                 L(f"_Gf{g.buffer} = _G{g.buffer}.reshape(T * B, {len(plan.buffers[g.buffer])} * H)")
                 gf.add(g.buffer)
             seq = self._operand_seq(g.operand)
-            L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {_dim(g.operand.shape[0]) if not isinstance(g.operand, Input) else 'xs.shape[2]'})")
+            L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {_dim(g.operand.shape[0])})")
         sums = sorted({how[1] for how in plan.vec_grads.values() if how[0] == "G"})
         for b in sums:
             if b not in gf:
@@ -526,11 +528,29 @@ class Driver:
             if len(parts) == 1 and parts[0].startswith("_dW"):
                 expr = f"numpy.ascontiguousarray({expr})"
             L(f'grads["{pname}"] = {expr}')
+        self._input_gradient(L)
         states = ", ".join(f"_d_{k}.copy()" for k in self.state_index.values())
-        L(f"return grads, ({states},)")
+        L(f"return grads, ({states},), dxs")
         L.dedent()
         L()
         L()
+
+    def _input_gradient(self, L):
+        """dL/dxs (T, B, D) when asked for: each input group's slot adjoints times its stacked
+        weights, one product over all T * B rows, plus the per-step terms."""
+        plan = self.plan
+        L("dxs = None")
+        L("if want_dx:")
+        L.indent()
+        L("# dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once")
+        parts = []
+        for g in plan.dx_groups:
+            self._stack(L, g, f"_W{g.index}")
+            parts.append(f"(_Gf{g.buffer} @ _W{g.index}).reshape(T, B, D)")
+        if plan.dx_step:
+            parts.append("_dX")
+        L(f"dxs = {' + '.join(parts) if parts else 'numpy.zeros(xs.shape, dt)'}")
+        L.dedent()
 
     def _pshape(self, pname):
         shape = self.cell.params[pname].shape
@@ -546,6 +566,9 @@ class Driver:
             L(f"_d_{self.state_index[key]} = {val}")
         elif kind == "vec":
             L(f"_acc_{key} += {val}.sum(axis=0)")
+        elif kind == "dx":
+            L("if want_dx:")
+            L(f"    _dX[t] = {val}")
         elif kind in ("matL", "matR"):
             pending.setdefault(key, {})[kind] = val
             if len(pending[key]) == 2:
@@ -750,9 +773,10 @@ def forward(params, xs, state0=None):
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None):
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
-    Returns (grads keyed like params, dstate0 ordered like STATE)."""
+    Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
+    also dL/dxs (T, B, D) as a third item (what a layer below needs)."""
     p, dims, dt = _check_params(params, PARAMS)
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache: expected the cache returned by this cell's forward ({CELL!r})")
@@ -767,7 +791,8 @@ def backward(params, cache, dhs, dstate=None):
         ds = _zero_state(STATE, B, dims["H"], dt)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt)
-    return _backward(p, cache, dhs, ds)
+    grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
+    return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
 
 
 def step_jacobian(params, x, state):
@@ -839,7 +864,7 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
     step(params, x, state) -> state
     forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None) -> (grads, dstate0)
+    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
 {"    params_from_torch(state_dict) / params_to_torch(params)" + chr(10) if cell.torch else ""}
 Bad input raises ValueError naming the parameter with expected and actual shape. Inputs are

@@ -134,6 +134,34 @@ def test_backward_matches_finite_differences(kern):
         numpy.testing.assert_allclose(ds0[j], num, atol=FD_TOL, rtol=0, err_msg=f"dstate0 {st}")
 
 
+def test_input_gradient_matches_finite_differences(kern):
+    """backward(..., return_dxs=True) also gives dL/dxs (what a layer below needs), against
+    central differences over every entry of xs; without the flag the result is unchanged."""
+    rng, p, xs, s0 = _setup(kern, seed=6)
+    dhs = rng.standard_normal((T, B, H))
+    dsT = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
+
+    def loss(xs):
+        hs, _ = kern.forward(p, xs, s0)
+        sT = _final_state(kern, p, xs, s0)
+        return float((hs * dhs).sum() + sum((a * w).sum() for a, w in zip(sT, dsT)))
+
+    _, cache = kern.forward(p, xs, s0)
+    plain = kern.backward(p, cache, dhs, dsT)
+    grads, ds0, dxs = kern.backward(p, cache, dhs, dsT, return_dxs=True)
+    assert len(plain) == 2 and dxs.shape == xs.shape and dxs.dtype == xs.dtype
+    for name in p:
+        assert numpy.array_equal(plain[0][name], grads[name]), name
+    num = numpy.zeros_like(xs)
+    for i in numpy.ndindex(xs.shape):
+        q = xs.copy()
+        q[i] += EPS
+        up = loss(q)
+        q[i] -= 2 * EPS
+        num[i] = (up - loss(q)) / (2 * EPS)
+    numpy.testing.assert_allclose(dxs, num, atol=FD_TOL, rtol=0)
+
+
 def test_step_jacobian_matches_finite_differences(kern):
     _, p, xs, s0 = _setup(kern, seed=1)
     J = kern.step_jacobian(p, xs[0], s0)
@@ -522,6 +550,18 @@ CORNER_CELLS = {
         y = "tanh(a)"
         h = "y * q"
     """, {"y"}),
+    # the input enters through a product of weights (W V x): dL/dx_t is computed per step
+    "input_through_a_weight_product": ("""
+        states = ["h"]
+        [params]
+        W = ["H", "H"]
+        V = ["H", "D"]
+        U = ["H", "H"]
+        b = ["H"]
+        [equations]
+        a = "W @ V @ x + U @ h_prev + b"
+        h = "tanh(a)"
+    """, set()),
     # dh_t/dc_t is the constant identity: J_hh = 1 * J_ch
     "constant_partial": ("""
         states = ["h", "c"]
@@ -568,6 +608,7 @@ def test_corner_cells_against_finite_differences(name, tmp_path):
         assert (u, r) not in plan.jac_via, "a chain-rule block reads another chain-rule block"
     k = derive.kernels(cell)
     test_backward_matches_finite_differences(k)
+    test_input_gradient_matches_finite_differences(k)
     test_step_jacobian_matches_finite_differences(k)
     path = tmp_path / f"{name}.py"
     path.write_text(module_source(generate(cell)))

@@ -41,8 +41,11 @@ def test_forward_and_gradients_match_torch_autograd(name):
 
     hs, cache = k.forward(p, xs, s0)
     grads, ds0 = k.backward(p, cache, dhs, dsT)
+    grads_again, _, dxs = k.backward(p, cache, dhs, dsT, return_dxs=True)
+    for pname in k.PARAMS:
+        numpy.testing.assert_array_equal(grads_again[pname], grads[pname])
 
-    x_t = torch.tensor(xs)
+    x_t = torch.tensor(xs, requires_grad=True)
     s_t = [torch.tensor(s[None], requires_grad=True) for s in s0]
     out, fin = m(x_t, tuple(s_t) if len(s_t) > 1 else s_t[0])
     fin = fin if isinstance(fin, tuple) else (fin,)
@@ -53,6 +56,7 @@ def test_forward_and_gradients_match_torch_autograd(name):
         numpy.testing.assert_allclose(s, f[0].detach().numpy(), rtol=1e-12, atol=1e-12)
     for a, st in zip(ds0, s_t):
         numpy.testing.assert_allclose(a, st.grad[0].numpy(), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(dxs, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
     tgrads = k.params_from_torch({n: prm.grad for n, prm in m.named_parameters()})
     # params_from_torch sums the two bias gradients, each equal to d loss / d b: halve them
     for pname in k.PARAMS:

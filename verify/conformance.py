@@ -10,9 +10,8 @@
 
 Hypothesis draws sizes, parameters, an input, a state and an upstream gradient ``dstate``
 for the new state; the reference is the derived kernel (``derive.kernels(cell)``: ``step``
-for the new state, ``forward``/``backward`` with T = 1 for the parameter and previous-state
-gradients) and, for ``dx``, the derived backward step (``cell.backward().input`` evaluated on
-the case). The user's functions are called through a layout adapter (:mod:`verify.layouts`).
+for the new state, ``forward``/``backward(..., return_dxs=True)`` with T = 1 for the
+parameter, input and previous-state gradients). The user's functions are called through a layout adapter (:mod:`verify.layouts`).
 On a mismatch Hypothesis shrinks the case, and the result lists every output and gradient
 that differs on the minimal case, with the max absolute / relative error and where.
 
@@ -33,7 +32,7 @@ import derive
 
 from . import strategies as vst
 from .layouts import CS231nLayout, Layout, SeedLayout
-from .properties import cell_values, evaluate, reference_kernels
+from .properties import reference_kernels
 
 __all__ = ["Mismatch", "ConformanceResult", "check_cell", "reference_step_backward"]
 
@@ -109,29 +108,14 @@ class _Failed(AssertionError):
 
 def reference_step_backward(cell, params, x, state, dstate):
     """The derived gradients of one step for upstream gradient ``dstate`` of the new state:
-    ``(grads, dx, dstate_prev)``. ``grads`` and ``dstate_prev`` come from the derived
-    kernel's BPTT with T = 1; ``dx`` from the derived backward step ``cell.backward()``
-    (its ``input`` expression) evaluated on the case."""
+    ``(grads, dx, dstate_prev)``, from the derived kernel's BPTT with T = 1."""
     c = derive.cell(cell) if isinstance(cell, str) else cell
     k = reference_kernels(c.name)
     dhs = numpy.asarray(dstate[list(k.STATE).index("h")])[None]
     rest = tuple(numpy.zeros_like(d) if s == "h" else d for s, d in zip(k.STATE, dstate))
     _, cache = k.forward(params, numpy.asarray(x)[None], tuple(state))
-    grads, dprev = k.backward(params, cache, dhs, rest)
-    env = dict(params, x=x)
-    env.update({f"{s}_prev": v for s, v in zip(c.states, state)})
-    env.update(cell_values(c, params, x, state))
-    bw = c.backward()
-    for i, s in enumerate(c.states):
-        env[bw.incoming[s].name] = dstate[i]
-    for delta, expr in bw.assignments:
-        env[delta.name] = _full(evaluate(expr, env), x.shape[0], state[0].shape[1])
-    dx = _full(evaluate(bw.input, env), x.shape[0], x.shape[1])
-    return dict(grads), dx, tuple(dprev)
-
-
-def _full(v, B, n):
-    return numpy.broadcast_to(v, (B, n)) if numpy.ndim(v) < 2 else v
+    grads, dprev, dxs = k.backward(params, cache, dhs, rest, return_dxs=True)
+    return dict(grads), dxs[0], tuple(dprev)
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
     step(params, x, state) -> state
     forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None) -> (grads, dstate0)
+    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
 
 Bad input raises ValueError naming the parameter with expected and actual shape. Inputs are
@@ -396,10 +396,10 @@ def _forward(p, xs, s0):
         _S_0[t + 1] = _v_h
     return {"cell": CELL, "xs": xs, "S": (_S_0, _S_1, _S_2, _S_3, _S_4,), "V": {"g": _A1[:, 0], "_e0": _V__e0}}
 
-def _backward(p, c, dhs, ds):
-    """BPTT through the cached forward pass: (grads, dstate0)."""
+def _backward(p, c, dhs, ds, want_dx):
+    """BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""
     xs = c["xs"]
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = ds[0].shape[1]
     dt = ds[0].dtype
     _S_0, _S_1, _S_2, _S_3, _S_4 = c["S"]
@@ -450,7 +450,7 @@ def _backward(p, c, dhs, ds):
     # weight gradients: one product per slot group over all T * B rows
     grads = {}
     _Gf0 = _G0.reshape(T * B, 4 * H)
-    _dW0 = _Gf0.T @ xs.reshape(T * B, xs.shape[2])
+    _dW0 = _Gf0.T @ xs.reshape(T * B, D)
     _dW1 = _Gf0.T @ _S_0[:T].reshape(T * B, H)
     _Gf1 = _G1.reshape(T * B, 3 * H)
     _dW2 = _Gf1.T @ _S_2[:T].reshape(T * B, H)
@@ -481,7 +481,12 @@ def _backward(p, c, dhs, ds):
     grads["R_io"] = numpy.ascontiguousarray(_dW2[2 * H:3 * H])
     grads["R_fo"] = numpy.ascontiguousarray(_dW3[2 * H:3 * H])
     grads["R_oo"] = numpy.ascontiguousarray(_dW4[2 * H:3 * H])
-    return grads, (_d_0.copy(), _d_1.copy(), _d_2.copy(), _d_3.copy(), _d_4.copy(),)
+    dxs = None
+    if want_dx:
+        # dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once
+        _W0 = numpy.concatenate((p["W_xc"], p["W_xi"], p["W_xf"], p["W_xo"]))
+        dxs = (_Gf0 @ _W0).reshape(T, B, D)
+    return grads, (_d_0.copy(), _d_1.copy(), _d_2.copy(), _d_3.copy(), _d_4.copy(),), dxs
 
 
 def _jacobian(p, x, s0):
@@ -572,9 +577,10 @@ def forward(params, xs, state0=None):
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None):
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
-    Returns (grads keyed like params, dstate0 ordered like STATE)."""
+    Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
+    also dL/dxs (T, B, D) as a third item (what a layer below needs)."""
     p, dims, dt = _check_params(params, PARAMS)
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache: expected the cache returned by this cell's forward ({CELL!r})")
@@ -589,7 +595,8 @@ def backward(params, cache, dhs, dstate=None):
         ds = _zero_state(STATE, B, dims["H"], dt)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt)
-    return _backward(p, cache, dhs, ds)
+    grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
+    return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
 
 
 def step_jacobian(params, x, state):

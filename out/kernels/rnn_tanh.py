@@ -10,7 +10,7 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
     step(params, x, state) -> state
     forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None) -> (grads, dstate0)
+    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
     params_from_torch(state_dict) / params_to_torch(params)
 
@@ -328,10 +328,10 @@ def _forward(p, xs, s0):
         _S_0[t + 1] = _v_h
     return {"cell": CELL, "xs": xs, "S": (_S_0,), "V": {}}
 
-def _backward(p, c, dhs, ds):
-    """BPTT through the cached forward pass: (grads, dstate0)."""
+def _backward(p, c, dhs, ds, want_dx):
+    """BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""
     xs = c["xs"]
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = ds[0].shape[1]
     dt = ds[0].dtype
     _S_0, = c["S"]
@@ -349,13 +349,18 @@ def _backward(p, c, dhs, ds):
     # weight gradients: one product per slot group over all T * B rows
     grads = {}
     _Gf0 = _G0.reshape(T * B, 1 * H)
-    _dW0 = _Gf0.T @ xs.reshape(T * B, xs.shape[2])
+    _dW0 = _Gf0.T @ xs.reshape(T * B, D)
     _dW1 = _Gf0.T @ _S_0[:T].reshape(T * B, H)
     _sG0 = _Gf0.sum(axis=0)
     grads["W_xh"] = numpy.ascontiguousarray(_dW0[:H])
     grads["W_hh"] = numpy.ascontiguousarray(_dW1[:H])
     grads["b_h"] = _sG0[:H]
-    return grads, (_d_0.copy(),)
+    dxs = None
+    if want_dx:
+        # dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once
+        _W0 = p["W_xh"]
+        dxs = (_Gf0 @ _W0).reshape(T, B, D)
+    return grads, (_d_0.copy(),), dxs
 
 
 def _jacobian(p, x, s0):
@@ -407,9 +412,10 @@ def forward(params, xs, state0=None):
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None):
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
-    Returns (grads keyed like params, dstate0 ordered like STATE)."""
+    Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
+    also dL/dxs (T, B, D) as a third item (what a layer below needs)."""
     p, dims, dt = _check_params(params, PARAMS)
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache: expected the cache returned by this cell's forward ({CELL!r})")
@@ -424,7 +430,8 @@ def backward(params, cache, dhs, dstate=None):
         ds = _zero_state(STATE, B, dims["H"], dt)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt)
-    return _backward(p, cache, dhs, ds)
+    grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
+    return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
 
 
 def step_jacobian(params, x, state):
