@@ -164,6 +164,11 @@ class Group:
         """Whether the step's products are kept as (n_slots, B, H) with activations in place."""
         return any(s.activation is not None for s in self.slots)
 
+    @property
+    def widths(self) -> list:
+        """Row count (H or D) of each slot's product, in layout order."""
+        return [s.sym.shape[0] for s in self.slots]
+
 
 @dataclass
 class Stage:
@@ -430,8 +435,8 @@ def _activation_candidates(eqs, groups, slot_of, level, state_vars):
             uses.setdefault(sym, []).append((v, rhs))
     out = {}
     for g in groups:
-        if g.hoisted:
-            continue
+        if g.hoisted or len({s.sym.shape[0] for s in g.slots}) != 1:
+            continue                    # a gate-major buffer needs one block height
         for s in g.slots:
             if s.uses != 1 or len(uses.get(s.sym, ())) != 1:
                 continue
@@ -703,15 +708,8 @@ class _Backward:
         for g in self.groups:
             if not (g.hoisted and isinstance(g.operand, Input) and g.buffer is not None):
                 continue
-            found = []
-            for s in g.slots:
-                if isinstance(s.adjoint, ZeroMatrix):
-                    continue
-                t = next((t for t in terms if t not in found and self._match(t, s)), None)
-                if t is None:
-                    break
-                found.append(t)
-            else:
+            found = _group_terms(terms, g)
+            if found:
                 found_groups.append(g)
                 terms = [t for t in terms if t not in found]
         return found_groups, (add(terms, e.shape) if terms else None)
@@ -724,39 +722,20 @@ class _Backward:
                     return (b, j)
         return None
 
-    def _match(self, t, s):
-        if not isinstance(t, MatMul):
-            return False
-        c, mats = t.as_coeff_matrices()
-        return (c == 1 and len(mats) == 2 and isinstance(mats[0], Transpose)
-                and mats[0].arg == s.weight and canon(mats[1]) == canon(s.adjoint))
-
     def use_products(self, e):
         """Replace sum_k W_k^T v_k over a whole per-step group by the group's product P_g."""
         if isinstance(e, MatrixSymbol):
             return e
-        if isinstance(e, MatAdd):
-            ts = list(e.args)
+        if isinstance(e, (MatAdd, MatMul)):
+            ts = list(e.args) if isinstance(e, MatAdd) else [e]
+            hit = False
             for g in self.groups:
-                if g.psym is None:
-                    continue
-                found = []
-                for s in g.slots:
-                    if isinstance(s.adjoint, ZeroMatrix):
-                        continue
-                    t = next((t for t in ts if t not in found and self._match(t, s)), None)
-                    if t is None:
-                        found = None
-                        break
-                    found.append(t)
+                found = _group_terms(ts, g) if g.psym is not None else None
                 if found:
                     ts = [t for t in ts if t not in found] + [g.psym]
-            return add([self.use_products(t) for t in ts], e.shape)
-        if isinstance(e, MatMul):
-            for g in self.groups:
-                live = [s for s in g.slots if not isinstance(s.adjoint, ZeroMatrix)]
-                if g.psym is not None and len(live) == 1 and self._match(e, live[0]):
-                    return g.psym
+                    hit = True
+            if hit:
+                return add([self.use_products(t) for t in ts], e.shape)
         return rebuild(e, self.use_products)
 
     def _stage(self, assigns, outs):
@@ -843,8 +822,72 @@ class _Backward:
             st = Stage([g for g in self.groups if g.bstage == k], _ordered(inputs), mine, outputs)
             st.outs = [(kind, key, sym) for kind, key, sym in out_syms if sym in defined]
             st.aliases = [(kind, key, sym) for kind, key, sym in aliases if lv(sym) == k]
+            st.lean = _without_input_gradient(st)
             stages.append(st)
         return stages
+
+
+def _coeff_factors(t):
+    """(c, [M1, M2, ...]) for a product c M1 M2 ..., nested products flattened."""
+    c, mats = sympy.Integer(1), [t]
+    while len(mats) == 1 and isinstance(mats[0], MatMul):
+        k, mats = mats[0].as_coeff_matrices()
+        c *= k
+    return c, list(mats)
+
+
+def _left_factor(t):
+    """W for a term c W^T v (c rational, W a weight), else None."""
+    _, mats = _coeff_factors(t)
+    if len(mats) == 2 and isinstance(mats[0], Transpose):
+        return mats[0].arg
+    return None
+
+
+def _group_terms(terms, g):
+    """The terms that together make sum_k W_k^T v_k over the group's slots (v_k the slot's
+    adjoint, W_k its weight), or None. A slot's part is either every c W_k^T v term (when
+    they sum to W_k^T v_k) or one term W_k^T v_k (when W_k also multiplies another operand)."""
+    found = []
+    for s in g.slots:
+        if isinstance(s.adjoint, ZeroMatrix):
+            continue
+        mine = [t for t in terms if t not in found and _left_factor(t) == s.weight]
+        key = canon(s.adjoint)
+        if mine and canon(add([_right_part(t) for t in mine], s.adjoint.shape)) == key:
+            found += mine
+            continue
+        one = next((t for t in mine if canon(_right_part(t)) == key), None)
+        if one is None:
+            return None
+        found.append(one)
+    return found or None
+
+
+def _right_part(t):
+    """c v for a term c W^T v."""
+    c, mats = _coeff_factors(t)
+    return scale(c, mats[1])
+
+
+def _without_input_gradient(st):
+    """The stage without the per-step dL/dx_t terms and the values only they need (run when
+    dL/dxs is not asked for); None when the stage computes no such term."""
+    dx = {sym for kind, _, sym in st.outs if kind == "dx"}
+    if not dx:
+        return None
+    need = {d for d in st.outputs if d not in dx}
+    for d, e in reversed(st.assigns):
+        if d in need:
+            need |= symbols_in(e)
+    assigns = [(d, e) for d, e in st.assigns if d in need]
+    defined = {d for d, _ in assigns}
+    inputs = []
+    for _, e in assigns:
+        for sym in sorted(symbols_in(e), key=lambda x: x.name):
+            if sym not in defined and sym not in inputs:
+                inputs.append(sym)
+    return Stage(st.groups, _ordered(inputs), assigns, [d for d in st.outputs if d not in dx])
 
 
 # ---------------------------------------------------------------------------------------

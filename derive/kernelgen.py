@@ -32,7 +32,7 @@ from . import kernel_support, numpy_primitives
 from .kernel_plan import Plan, Var, build_plan, rebuild, safe_name
 from .kernel_plan import symbols_in as _symbols
 from .numpy_printer import BatchNumPyPrinter
-from .symbols import Adjoint, Incoming, Input, Param, PrevState
+from .symbols import H, Adjoint, Incoming, Input, Param, PrevState
 
 GENERATOR_VERSION = 2
 PRIMITIVE_NAMES = [n for n, v in vars(numpy_primitives).items()
@@ -165,10 +165,29 @@ def _dim(n) -> str:
     return str(n)                   # the SymPy symbols H and D print as the driver's locals
 
 
+def _size(n) -> str:
+    """Code of a block size or offset: a sum of multiples of H and D, such as "2 * H + D"."""
+    n = sympy.expand(n)
+    parts = []
+    for d in sorted(n.free_symbols, key=lambda s: (s.name != "H", s.name)):
+        c = n.coeff(d)
+        parts.append(str(d) if c == 1 else f"{c} * {d}")
+    return " + ".join(parts) if parts else str(n)
+
+
+def _span(widths, j, n=1) -> str:
+    """Slice of blocks j .. j+n-1 of a row laid out as blocks of the given widths."""
+    a, b = sum(widths[:j], sympy.Integer(0)), sum(widths[:j + n], sympy.Integer(0))
+    return f"{'' if a == 0 else _size(a)}:{_size(b)}"
+
+
 def _cols(j, n=1) -> str:
-    a = "" if j == 0 else ("H" if j == 1 else f"{j} * H")
-    b = "H" if j + n == 1 else f"{j + n} * H"
-    return f"{a}:{b}"
+    """Slice of state blocks j .. j+n-1 (each H wide)."""
+    return _span([H] * (j + n), j, n)
+
+
+def _total(widths) -> str:
+    return _size(sum(widths, sympy.Integer(0)))
 
 
 class Driver:
@@ -254,8 +273,8 @@ class Driver:
             g = self.plan.groups[s.group]
             j = g.slots.index(s)
             if g.hoisted:
-                return f"_Z{g.index}[{t}, :, {_cols(j)}]"
-            return f"_z{g.index}[:, {_cols(j)}]"
+                return f"_Z{g.index}[{t}, :, {_span(g.widths, j)}]"
+            return f"_z{g.index}[:, {_span(g.widths, j)}]"
         if sym in self.const:
             return f"_V_{sym.name}"
         if self.level.get(sym) == -1:
@@ -282,7 +301,7 @@ class Driver:
         L("def _forward(p, xs, s0):")
         L.indent()
         L('"""Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""')
-        L("T, B = xs.shape[0], xs.shape[1]")
+        L("T, B, D = xs.shape")
         L("H = s0[0].shape[1]")
         L("dt = s0[0].dtype")
         L("# stacked weights: one matrix product per operand")
@@ -292,7 +311,7 @@ class Driver:
         if hoisted:
             L("# products with the input, for the whole sequence at once; time-invariant terms folded in")
         for g in hoisted:
-            L(f"_Z{g.index} = (xs.reshape(T * B, xs.shape[2]) @ _W{g.index}.T).reshape(T, B, {len(g.slots)} * H)")
+            L(f"_Z{g.index} = (xs.reshape(T * B, D) @ _W{g.index}.T).reshape(T, B, {_total(g.widths)})")
             if any(s.bias for s in g.slots):
                 parts = []
                 for s in g.slots:
@@ -300,7 +319,7 @@ class Driver:
                         parts.append(self._print(sympy.MatAdd(*s.bias, evaluate=False)
                                                  if len(s.bias) > 1 else s.bias[0], self._param_names()))
                     else:
-                        parts.append("numpy.zeros(H, dt)")
+                        parts.append(f"numpy.zeros({_size(s.sym.shape[0])}, dt)")
                 L(f"_Z{g.index} += numpy.concatenate(({', '.join(parts)},))"
                   if len(parts) > 1 else f"_Z{g.index} += {parts[0]}")
         L("# states s_0 .. s_T and the values backward needs, for every step")
@@ -313,7 +332,7 @@ class Driver:
         for g in plan.groups:
             if g.gate_major:
                 L(f"# products with {g.operand.name}, gate-major (slot, B, H); activations computed in place")
-                L(f"_A{g.index} = numpy.empty((T, {len(g.slots)}, B, H), dt)")
+                L(f"_A{g.index} = numpy.empty((T, {len(g.slots)}, B, {_size(g.widths[0])}), dt)")
         pre = self._add_math("_pre", plan.pre.inputs, plan.pre.assigns, plan.pre.outputs)
         if pre is not None:
             L("# values that depend on the input only, for the whole sequence")
@@ -359,16 +378,17 @@ class Driver:
         if g.gate_major:
             L(f"_a{g.index} = _A{g.index}[t]")
         if g.gate_major and full:
-            L(f"numpy.add(_z{g.index}.reshape(B, {n}, H).swapaxes(0, 1), "
-              f"_Z{hg.index}[t].reshape(B, {n}, H).swapaxes(0, 1), out=_a{g.index})")
+            w = _size(g.widths[0])
+            L(f"numpy.add(_z{g.index}.reshape(B, {n}, {w}).swapaxes(0, 1), "
+              f"_Z{hg.index}[t].reshape(B, {n}, {w}).swapaxes(0, 1), out=_a{g.index})")
             return
         if full:
             L(f"_z{g.index} += _Z{hg.index}[t]")
         elif hg is not None:
-            L(f"_z{g.index}[:, {_cols(0, g.n_paired)}] += "
-              f"_Z{hg.index}[t, :, {_cols(g.pair_offset, g.n_paired)}]")
+            L(f"_z{g.index}[:, {_span(g.widths, 0, g.n_paired)}] += "
+              f"_Z{hg.index}[t, :, {_span(hg.widths, g.pair_offset, g.n_paired)}]")
         if g.gate_major:
-            L(f"_a{g.index}[...] = _z{g.index}.reshape(B, {n}, H).swapaxes(0, 1)")
+            L(f"_a{g.index}[...] = _z{g.index}.reshape(B, {n}, {_size(g.widths[0])}).swapaxes(0, 1)")
 
     def _activate_in_place(self, L, g):
         """Add each activated slot's extra terms, then apply each activation function once
@@ -401,7 +421,7 @@ class Driver:
         if sym in self.slot_of:
             s = self.slot_of[sym]
             g = self.plan.groups[s.group]
-            return f"_Z{g.index}[..., {_cols(g.slots.index(s))}]"
+            return f"_Z{g.index}[..., {_span(g.widths, g.slots.index(s))}]"
         return f"_V_{sym.name}"
 
     def _gate_block(self, sym):
@@ -454,7 +474,7 @@ class Driver:
             self._stack(L, g, f"_W{g.index}")
         L("# adjoints of every product slot, for the whole sequence (weight gradients after the loop)")
         for b, entries in enumerate(plan.buffers):
-            L(f"_G{b} = numpy.empty((T, B, {len(entries)} * H), dt)")
+            L(f"_G{b} = numpy.empty((T, B, {_total(self._buffer_widths(b))}), dt)")
         for k, s in enumerate(self.cell.states):
             L(f"_d_{k} = ds[{k}]")
         zero_states = [s for s, v in plan.prev_out.items() if v is None]
@@ -478,11 +498,20 @@ class Driver:
                 L(f"_P{g.index} = _G{g.buffer}[t] @ _W{g.index}")
             for item in st.aliases:
                 self._emit_out(L, item, pending)
-            f = self._add_math(f"_bwd{k}", st.inputs, st.assigns, st.outputs)
+            if st.lean is not None:
+                # the per-step dL/dx_t terms are computed only when they are asked for
+                L("if want_dx:")
+                L.indent()
+            f = self._bwd_call(L, f"_bwdx{k}" if st.lean is not None else f"_bwd{k}", st)
+            if st.lean is not None:
+                L.dedent()
+                L("else:")
+                L.indent()
+                if self._bwd_call(L, f"_bwd{k}", st.lean) is None:
+                    L("pass")
+                L.dedent()
             if f is None:
                 continue
-            args = [self._bwd_value(s) for s in f.inputs]
-            L(f"{self._unpack(['_b_' + s.name for s in f.outputs])} = _bwd{k}({', '.join(args)})")
             for item in st.outs:
                 self._emit_out(L, item, pending)
         for s in zero_states:
@@ -495,14 +524,14 @@ class Driver:
             if g.buffer is None:
                 continue
             if g.buffer not in gf:
-                L(f"_Gf{g.buffer} = _G{g.buffer}.reshape(T * B, {len(plan.buffers[g.buffer])} * H)")
+                L(f"_Gf{g.buffer} = _G{g.buffer}.reshape(T * B, {_total(self._buffer_widths(g.buffer))})")
                 gf.add(g.buffer)
             seq = self._operand_seq(g.operand)
             L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {_dim(g.operand.shape[0])})")
         sums = sorted({how[1] for how in plan.vec_grads.values() if how[0] == "G"})
         for b in sums:
             if b not in gf:
-                L(f"_Gf{b} = _G{b}.reshape(T * B, {len(plan.buffers[b])} * H)")
+                L(f"_Gf{b} = _G{b}.reshape(T * B, {_total(self._buffer_widths(b))})")
                 gf.add(b)
             L(f"_sG{b} = _Gf{b}.sum(axis=0)")
         for pname, psym in self.cell.params.items():
@@ -513,13 +542,13 @@ class Driver:
                         continue
                     for j, s in enumerate(g.slots):
                         if s.weight == psym and not isinstance(s.adjoint, ZeroMatrix):
-                            parts.append(f"_dW{g.index}[{_cols(j)}]")
+                            parts.append(f"_dW{g.index}[{_span(g.widths, j)}]")
                 if pname in plan.mat_fallback:
                     parts.append(f"_acc_{pname}")
             else:
                 how = plan.vec_grads.get(pname)
                 if how is not None and how[0] == "G":
-                    parts.append(f"_sG{how[1]}[{_cols(how[2])}]")
+                    parts.append(f"_sG{how[1]}[{_span(self._buffer_widths(how[1]), how[2])}]")
                 elif how is not None:
                     parts.append(f"_acc_{pname}")
             if not parts:
@@ -535,6 +564,13 @@ class Driver:
         L()
         L()
 
+    def _bwd_call(self, L, name, st):
+        f = self._add_math(name, st.inputs, st.assigns, st.outputs)
+        if f is not None:
+            args = [self._bwd_value(s) for s in f.inputs]
+            L(f"{self._unpack(['_b_' + s.name for s in f.outputs])} = {name}({', '.join(args)})")
+        return f
+
     def _input_gradient(self, L):
         """dL/dxs (T, B, D) when asked for: each input group's slot adjoints times its stacked
         weights, one product over all T * B rows, plus the per-step terms."""
@@ -542,7 +578,8 @@ class Driver:
         L("dxs = None")
         L("if want_dx:")
         L.indent()
-        L("# dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once")
+        if plan.dx_groups:
+            L("# dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once")
         parts = []
         for g in plan.dx_groups:
             self._stack(L, g, f"_W{g.index}")
@@ -551,6 +588,9 @@ class Driver:
             parts.append("_dX")
         L(f"dxs = {' + '.join(parts) if parts else 'numpy.zeros(xs.shape, dt)'}")
         L.dedent()
+
+    def _buffer_widths(self, b):
+        return [s.sym.shape[0] for _, s in self.plan.buffers[b]]
 
     def _pshape(self, pname):
         shape = self.cell.params[pname].shape
@@ -561,7 +601,7 @@ class Driver:
         val = self._bwd_value(sym)
         if kind == "G":
             b, j = key
-            L(f"_G{b}[t, :, {_cols(j)}] = {val}")
+            L(f"_G{b}[t, :, {_span(self._buffer_widths(b), j)}] = {val}")
         elif kind == "prev":
             L(f"_d_{self.state_index[key]} = {val}")
         elif kind == "vec":
@@ -603,7 +643,7 @@ class Driver:
             L(f"{self._unpack(['_j' + s.name for s in f.outputs])} = _jac({', '.join(args)})")
             names.update({s.name: "_j" + s.name for s in f.outputs})
         n = len(self.cell.states)
-        L(f"J = numpy.zeros((B, {n} * H, {n} * H), dt)")
+        L(f"J = numpy.zeros((B, {_size(n * H)}, {_size(n * H)}), dt)")
         L("_diag = numpy.arange(H)")
         # blocks built by the chain rule through another state's block come after that block
         order = sorted(plan.jac_terms, key=lambda k: k in plan.jac_via)
@@ -708,7 +748,7 @@ def _generate(cell) -> Kernel:
 
 
 def _math_order(name):
-    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_jac": 3}
+    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_bwdx": 3, "_jac": 4}
     head = name.rstrip("0123456789")
     return (kind.get(head, 9), int(name[len(head):] or 0))
 

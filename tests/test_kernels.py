@@ -587,6 +587,42 @@ CORNER_CELLS = {
         u = "tanh(w) + u_prev"
         h = "tanh(u)"
     """, {"_e1", "_e3", "_e5"}),
+    # D-sized values in the step: a product with D rows beside one with H rows (no gate-major
+    # buffer: its blocks would differ in height), and a D-sized per-step operand
+    "input_sized_values": ("""
+        states = ["h"]
+        [params]
+        W = ["H", "D"]
+        V = ["D", "H"]
+        U = ["H", "H"]
+        b = ["D"]
+        [equations]
+        h = "tanh(W @ (x + V @ h_prev + b) + U @ h_prev)"
+    """, set()),
+    # a D-sized value from the input alone (before the loop) gating the input of a product
+    "input_sized_gate": ("""
+        states = ["h"]
+        [params]
+        W = ["H", "D"]
+        V = ["D", "D"]
+        U = ["H", "H"]
+        [equations]
+        u = "sigmoid(V @ x)"
+        a = "W @ (u * x) + U @ h_prev"
+        h = "tanh(a)"
+    """, set()),
+    # products with coefficients, and one product used twice: the backward pass still finds
+    # sum_k W_k^T v_k (so dL/dh_{t-1} is one product per step and dL/dxs one after the loop)
+    "scaled_products": ("""
+        states = ["h"]
+        [params]
+        W = ["H", "D"]
+        U = ["H", "H"]
+        V = ["H", "H"]
+        [equations]
+        a = "2 * W @ x - U @ h_prev"
+        h = "tanh(a) * sigmoid(V @ h_prev - W @ x)"
+    """, {"_e2"}),
 }
 
 
@@ -623,3 +659,25 @@ def test_chain_rule_blocks_in_the_corner_cells():
     chain rule somewhere but never from a block that is itself built that way."""
     assert generate(_corner_cell("constant_partial")).plan.jac_via[("h", "h")][0] == "c"
     assert generate(_corner_cell("chain_of_states")).plan.jac_via
+
+
+def test_input_gradient_terms_only_when_asked_for():
+    """A per-step dL/dx_t term (the input through W V) runs in a separate math function,
+    called only with return_dxs=True; the default backward pass never computes it."""
+    k = generate(_corner_cell("input_through_a_weight_product"))
+    assert k.plan.dx_step and not k.plan.dx_groups
+    (st,) = [st for st in k.plan.bwd if st.lean is not None]
+    dx = {sym for kind, _, sym in st.outs if kind == "dx"}
+    assert dx and not dx & {d for d, _ in st.lean.assigns}
+    assert len(st.lean.assigns) < len(st.assigns)
+    assert "_bwdx0" in k.math and "_bwd0" in k.math
+
+
+def test_scaled_products_use_the_stacked_products():
+    """2 W x, -U h_prev and W x used twice: dL/dh_{t-1} is the group's one product per step
+    and dL/dxs one product after the loop (no W^T v left in the per-step math)."""
+    k = generate(_corner_cell("scaled_products"))
+    assert not k.plan.dx_step and k.plan.dx_groups
+    for st in k.plan.bwd:
+        for _, e in st.assigns:
+            assert not any(isinstance(a, sympy.Transpose) for a in sympy.preorder_traversal(e))

@@ -331,14 +331,14 @@ def _jac(h_prev, hn, n, r, z):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
     _W0 = numpy.concatenate((p["W_xr"], p["W_xz"], p["W_xn"]))
     _W1 = numpy.concatenate((p["W_hr"], p["W_hz"], p["W_hn"]))
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 3 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, 3 * H)
     _Z0 += numpy.concatenate((p["b_r"], p["b_z"], p["b_xn"],))
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)
@@ -426,7 +426,7 @@ def _jacobian(p, x, s0):
     _V_hn = c["V"]["hn"]
     _V_n = c["V"]["n"]
     _j_L0, _j_L1, _j_L2, _j_L3 = _jac(_S_0[t], _V_hn[t], _V_n[t], _V_r[t], _V_z[t])
-    J = numpy.zeros((B, 1 * H, 1 * H), dt)
+    J = numpy.zeros((B, H, H), dt)
     _diag = numpy.arange(H)
     J[:, :H, :H] = (_j_L1[..., :, None] * p["W_hn"])
     J[:, :H, :H] += (_j_L2[..., :, None] * p["W_hr"])

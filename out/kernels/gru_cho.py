@@ -328,7 +328,7 @@ def _jac(h_prev, n, r, z):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
@@ -336,7 +336,7 @@ def _forward(p, xs, s0):
     _W1 = numpy.concatenate((p["W_hr"], p["W_hz"]))
     _W2 = p["W_hn"]
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 3 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, 3 * H)
     _Z0 += numpy.concatenate((p["b_r"], p["b_z"], p["b_n"],))
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)
@@ -380,7 +380,7 @@ def _backward(p, c, dhs, ds, want_dx):
     # adjoints of every product slot, for the whole sequence (weight gradients after the loop)
     _G0 = numpy.empty((T, B, 3 * H), dt)
     _G1 = numpy.empty((T, B, 2 * H), dt)
-    _G2 = numpy.empty((T, B, 1 * H), dt)
+    _G2 = numpy.empty((T, B, H), dt)
     _d_0 = ds[0]
     for t in range(T - 1, -1, -1):
         _in_0 = dhs[t] + _d_0
@@ -402,7 +402,7 @@ def _backward(p, c, dhs, ds, want_dx):
     _dW0 = _Gf0.T @ xs.reshape(T * B, D)
     _Gf1 = _G1.reshape(T * B, 2 * H)
     _dW1 = _Gf1.T @ _S_0[:T].reshape(T * B, H)
-    _Gf2 = _G2.reshape(T * B, 1 * H)
+    _Gf2 = _G2.reshape(T * B, H)
     _dW2 = _Gf2.T @ _V__e0.reshape(T * B, H)
     _sG0 = _Gf0.sum(axis=0)
     grads["W_xr"] = numpy.ascontiguousarray(_dW0[:H])
@@ -434,7 +434,7 @@ def _jacobian(p, x, s0):
     _V__e0 = c["V"]["_e0"]
     _V_n = c["V"]["n"]
     _j_L0, _j_L1, _j_L2, _j_L3, _j_L4 = _jac(_S_0[t], _V_n[t], _V_r[t], _V_z[t])
-    J = numpy.zeros((B, 1 * H, 1 * H), dt)
+    J = numpy.zeros((B, H, H), dt)
     _diag = numpy.arange(H)
     J[:, :H, :H] = (_j_L1[..., :, None] * p["W_hz"])
     J[:, :H, :H] += ((_j_L2[..., :, None] * p["W_hn"]) * _j_L3[..., None, :])

@@ -353,7 +353,7 @@ def _jac(c_prev, _e0, f, g, i, o, W_cf, W_ci, W_co):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
@@ -363,7 +363,7 @@ def _forward(p, xs, s0):
     _W3 = numpy.concatenate((p["R_fi"], p["R_ff"], p["R_fo"]))
     _W4 = numpy.concatenate((p["R_oi"], p["R_of"], p["R_oo"]))
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 4 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, 4 * H)
     _Z0 += numpy.concatenate((p["b_c"], p["b_i"], p["b_f"], p["b_o"],))
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)

@@ -325,14 +325,14 @@ def _jac(c_prev, _e0, f, g, o, W_cf, W_co):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
     _W0 = numpy.concatenate((p["W_xf"], p["W_xc"], p["W_xo"]))
     _W1 = numpy.concatenate((p["W_hf"], p["W_hc"], p["W_ho"]))
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 3 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, 3 * H)
     _Z0 += numpy.concatenate((p["b_f"], p["b_c"], p["b_o"],))
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)

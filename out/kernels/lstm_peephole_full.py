@@ -343,7 +343,7 @@ def _jac(c_prev, _e0, f, g, i, o):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
@@ -352,7 +352,7 @@ def _forward(p, xs, s0):
     _W2 = numpy.concatenate((p["W_ci"], p["W_cf"]))
     _W3 = p["W_co"]
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 4 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, 4 * H)
     _Z0 += numpy.concatenate((p["b_i"], p["b_f"], p["b_c"], p["b_o"],))
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)
@@ -404,7 +404,7 @@ def _backward(p, c, dhs, ds, want_dx):
     # adjoints of every product slot, for the whole sequence (weight gradients after the loop)
     _G0 = numpy.empty((T, B, 4 * H), dt)
     _G1 = numpy.empty((T, B, 2 * H), dt)
-    _G2 = numpy.empty((T, B, 1 * H), dt)
+    _G2 = numpy.empty((T, B, H), dt)
     _d_0 = ds[0]
     _d_1 = ds[1]
     for t in range(T - 1, -1, -1):
@@ -432,7 +432,7 @@ def _backward(p, c, dhs, ds, want_dx):
     _dW1 = _Gf0.T @ _S_0[:T].reshape(T * B, H)
     _Gf1 = _G1.reshape(T * B, 2 * H)
     _dW2 = _Gf1.T @ _S_1[:T].reshape(T * B, H)
-    _Gf2 = _G2.reshape(T * B, 1 * H)
+    _Gf2 = _G2.reshape(T * B, H)
     _dW3 = _Gf2.T @ _S_1[1:].reshape(T * B, H)
     _sG0 = _Gf0.sum(axis=0)
     grads["W_xi"] = numpy.ascontiguousarray(_dW0[:H])

@@ -309,14 +309,14 @@ def _jac(a):
 
 def _forward(p, xs, s0):
     """Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""
-    T, B = xs.shape[0], xs.shape[1]
+    T, B, D = xs.shape
     H = s0[0].shape[1]
     dt = s0[0].dtype
     # stacked weights: one matrix product per operand
     _W0 = p["W_xh"]
     _W1 = p["W_hh"]
     # products with the input, for the whole sequence at once; time-invariant terms folded in
-    _Z0 = (xs.reshape(T * B, xs.shape[2]) @ _W0.T).reshape(T, B, 1 * H)
+    _Z0 = (xs.reshape(T * B, D) @ _W0.T).reshape(T, B, H)
     _Z0 += p["b_h"]
     # states s_0 .. s_T and the values backward needs, for every step
     _S_0 = numpy.empty((T + 1, B, H), dt)
@@ -341,7 +341,7 @@ def _backward(p, c, dhs, ds, want_dx):
     # stacked weights of the products that carry gradients back within the step
     _W1 = p["W_hh"]
     # adjoints of every product slot, for the whole sequence (weight gradients after the loop)
-    _G0 = numpy.empty((T, B, 1 * H), dt)
+    _G0 = numpy.empty((T, B, H), dt)
     _d_0 = ds[0]
     for t in range(T - 1, -1, -1):
         _in_0 = dhs[t] + _d_0
@@ -351,7 +351,7 @@ def _backward(p, c, dhs, ds, want_dx):
         _d_0 = _P1
     # weight gradients: one product per slot group over all T * B rows
     grads = {}
-    _Gf0 = _G0.reshape(T * B, 1 * H)
+    _Gf0 = _G0.reshape(T * B, H)
     _dW0 = _Gf0.T @ xs.reshape(T * B, D)
     _dW1 = _Gf0.T @ _S_0[:T].reshape(T * B, H)
     _sG0 = _Gf0.sum(axis=0)
@@ -375,7 +375,7 @@ def _jacobian(p, x, s0):
     _S_0, = c["S"]
     _V_a = c["V"]["a"]
     _j_L0, = _jac(_V_a[t])
-    J = numpy.zeros((B, 1 * H, 1 * H), dt)
+    J = numpy.zeros((B, H, H), dt)
     _diag = numpy.arange(H)
     J[:, :H, :H] = (_j_L0[..., :, None] * p["W_hh"])
     return J
