@@ -34,7 +34,7 @@ from .kernel_plan import symbols_in as _symbols
 from .numpy_printer import BatchNumPyPrinter
 from .symbols import H, Adjoint, Incoming, Input, Param, PrevState
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 PRIMITIVE_NAMES = [n for n, v in vars(numpy_primitives).items()
                    if callable(v) and getattr(v, "__module__", "") == numpy_primitives.__name__]
 SUPPORT_NAMES = [n for n, v in vars(kernel_support).items()
