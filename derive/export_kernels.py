@@ -6,12 +6,22 @@ checks, so it imports nothing but NumPy. ``kernels/__init__.py`` lists the cells
 """
 from __future__ import annotations
 
+import sys
+
+from .kernel_plan import KernelPlanError
 from .kernelgen import generate, module_source
 
 
 def export(cells, options) -> dict:
-    files = {f"kernels/{c.name}.py": module_source(generate(c)) for c in cells}
-    names = sorted(c.name for c in cells)
+    files = {}
+    for c in cells:
+        try:
+            files[f"kernels/{c.name}.py"] = module_source(generate(c))
+        except KernelPlanError as exc:
+            # a user-defined cell with a construct the generator does not compile: its other
+            # exports still stand
+            print(f"note: kernels of cell {c.name!r} skipped: {exc}", file=sys.stderr)
+    names = sorted(path[len("kernels/"):-len(".py")] for path in files)
     files["kernels/__init__.py"] = (
         '"""Generated NumPy kernels (rnn-calculus): one module per cell, importing only NumPy.\n\n'
         "    from kernels import lstm\n"

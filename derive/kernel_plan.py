@@ -34,7 +34,8 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Tran
 from .algebra import VecPoly, add, hadamard, matmul, ones, scale
 from .linmap import LinMap
 from .primitives import ALL_PRIMITIVES, Elementwise
-from .symbols import Adjoint, Incoming, Input, Param, PrevState, Var
+from .symbols import H, Adjoint, Incoming, Input, Param, PrevState, Var
+from .textprint import text
 
 RESERVED = {"numpy", "self"} | {p.numpy for p in ALL_PRIMITIVES} | {p.name for p in ALL_PRIMITIVES}
 
@@ -273,6 +274,9 @@ def _weight_and_operand(e):
 
 
 def build_plan(cell) -> Plan:
+    if not any(H in p.shape for p in cell.params.values()):
+        raise KernelPlanError(f"cell {cell.name!r}: the kernels take H and the dtype from the "
+                              f"parameters, and no parameter has a dimension H")
     names = {sym.name: safe_name(sym.name) for sym in cell.variables.values()}
     output_state = "h" if "h" in cell.states else cell.states[0]
 
@@ -290,6 +294,11 @@ def build_plan(cell) -> Plan:
         if isinstance(e, MatMul) and is_vector(e) and any(
                 isinstance(m, Param) and m.shape[1] != 1 for m in e.args if hasattr(m, "shape")):
             c, w, u = _weight_and_operand(e)
+            if all(isinstance(x, Param) for x in symbols_in(_expand_all(u, defs))):
+                raise KernelPlanError(
+                    f"cell {cell.name!r}: the product {text(e)} has an operand made of "
+                    f"parameters only ({text(u)}); the kernels need every matrix product to "
+                    f"involve the input or a state (fold the constant into a parameter)")
             gk = canon(u)
             if gk not in group_of:
                 g = Group(len(groups), u, _expand_all(u, defs), [])
@@ -335,7 +344,9 @@ def build_plan(cell) -> Plan:
     def relevel():
         level.clear()
         for v, rhs in eqs:
-            level[v] = max([-1] + [dep_level(s) for s in symbols_in(rhs)])
+            # a state is written every step, even one that depends on the input only
+            floor = 0 if state_vars.get(v.name) == v else -1
+            level[v] = max([floor] + [dep_level(s) for s in symbols_in(rhs)])
         for g in groups:
             g.stage = group_stage(g)
             g.hoisted = g.stage == -1
@@ -822,7 +833,7 @@ class _Backward:
             st = Stage([g for g in self.groups if g.bstage == k], _ordered(inputs), mine, outputs)
             st.outs = [(kind, key, sym) for kind, key, sym in out_syms if sym in defined]
             st.aliases = [(kind, key, sym) for kind, key, sym in aliases if lv(sym) == k]
-            st.lean = _without_input_gradient(st)
+            st.lean = _without_input_gradient(st, later)
             stages.append(st)
         return stages
 
@@ -870,13 +881,14 @@ def _right_part(t):
     return scale(c, mats[1])
 
 
-def _without_input_gradient(st):
+def _without_input_gradient(st, later):
     """The stage without the per-step dL/dx_t terms and the values only they need (run when
-    dL/dxs is not asked for); None when the stage computes no such term."""
+    dL/dxs is not asked for); None when the stage computes no such term. ``later``: what
+    later stages read."""
     dx = {sym for kind, _, sym in st.outs if kind == "dx"}
     if not dx:
         return None
-    need = {d for d in st.outputs if d not in dx}
+    need = {sym for kind, _, sym in st.outs if kind != "dx"} | (set(st.outputs) & later)
     for d, e in reversed(st.assigns):
         if d in need:
             need |= symbols_in(e)
@@ -887,7 +899,7 @@ def _without_input_gradient(st):
         for sym in sorted(symbols_in(e), key=lambda x: x.name):
             if sym not in defined and sym not in inputs:
                 inputs.append(sym)
-    return Stage(st.groups, _ordered(inputs), assigns, [d for d in st.outputs if d not in dx])
+    return Stage(st.groups, _ordered(inputs), assigns, [d for d in st.outputs if d in need])
 
 
 # ---------------------------------------------------------------------------------------

@@ -633,6 +633,8 @@ class Driver:
         L("B, H = x.shape[0], s0[0].shape[1]")
         L("dt = s0[0].dtype")
         L("t = 0")
+        if any(isinstance(s, Input) for s in plan.jac_inputs):
+            L('xs = c["xs"]')
         L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
         for v in plan.stored:
             L(f'_V_{v.name} = c["V"]["{v.name}"]')

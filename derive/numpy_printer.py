@@ -15,7 +15,7 @@ whole sequence ``(T, B, n)`` or one step ``(B, n)``. Term order is the engine's.
 """
 from __future__ import annotations
 
-from sympy import MatrixSymbol, Rational
+from sympy import MatAdd, MatrixSymbol, Rational
 from sympy.printing.numpy import NumPyPrinter
 
 from .primitives import Elementwise
@@ -77,7 +77,8 @@ class BatchNumPyPrinter(NumPyPrinter):
         if coeff == 1:
             return body
         if coeff == -1:
-            return "-" + self._wrap_text(body, len(mats) > 1)
+            # _chain drops the parentheses around a lone sum: -(a - b) must keep them
+            return "-" + self._wrap_text(body, len(mats) > 1 or isinstance(mats[0], MatAdd))
         return f"{self._print(Rational(coeff))} * {self._wrap_text(body, True)}"
 
     def _print_Transpose(self, expr):

@@ -82,3 +82,19 @@ def test_failed_run_leaves_previous_out_intact(tmp_path):
     r = run("--cells", "rnn_tanh", "--spec", str(bad), "--out", str(tmp_path))
     assert r.returncode == 2 and "W" in r.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_cell_without_kernels_still_gets_its_other_outputs(tmp_path):
+    """A user cell the kernel generator cannot compile (a product of parameters only): a
+    one-line note naming the cell and the product, no traceback, every other file written."""
+    spec = tmp_path / "odd.toml"
+    spec.write_text('[cell]\nname = "odd"\nstates = ["h"]\n[params]\nM = ["H", "H"]\n'
+                    'b = ["H"]\nW = ["H", "D"]\n[equations]\nh = "tanh(W @ x + M @ b + h_prev)"\n')
+    r = run("--cells", "rnn_tanh", "--spec", str(spec), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "kernels of cell 'odd' skipped" in r.stderr and "M b" in r.stderr
+    kernels = tmp_path / "out" / "kernels"
+    assert (kernels / "rnn_tanh.py").exists() and not (kernels / "odd.py").exists()
+    assert "CELLS = ('rnn_tanh',)" in (kernels / "__init__.py").read_text()
+    assert "odd" in (tmp_path / "out" / "derivations.md").read_text()

@@ -623,6 +623,47 @@ CORNER_CELLS = {
         a = "2 * W @ x - U @ h_prev"
         h = "tanh(a) * sigmoid(V @ h_prev - W @ x)"
     """, {"_e2"}),
+    # negated sums, -(U h_prev) and -(h_prev + 1): printed with their parentheses
+    "negated_sums": ("""
+        states = ["h"]
+        [params]
+        U = ["H", "H"]
+        W = ["H", "D"]
+        v = ["H"]
+        [equations]
+        h = "tanh(-(U @ h_prev) + W @ x) + v * -(h_prev + 1)"
+    """, set()),
+    # the Jacobian reads the input itself (x gates a product of the previous state)
+    "input_in_the_jacobian": ("""
+        states = ["h"]
+        [params]
+        V = ["D", "H"]
+        W = ["H", "D"]
+        U = ["H", "H"]
+        [equations]
+        h = "tanh(W @ (x * sigmoid(V @ h_prev)) + U @ h_prev)"
+    """, set()),
+    # a named value x + V h_prev is both a product operand and part of dL/dx_t
+    "input_sum_as_operand": ("""
+        states = ["h"]
+        [params]
+        V = ["D", "H"]
+        W = ["H", "D"]
+        b = ["D"]
+        [equations]
+        xx = "x + b + V @ h_prev"
+        h = "tanh(W @ xx)"
+    """, set()),
+    # a state that depends on the input only is still written every step
+    "input_only_state": ("""
+        states = ["h", "c"]
+        [params]
+        U = ["H", "H"]
+        W = ["H", "D"]
+        [equations]
+        c = "tanh(U @ c_prev) + 0.5 * c_prev"
+        h = "sigmoid(W @ x)"
+    """, {"_e1"}),
 }
 
 
@@ -643,6 +684,18 @@ def test_corner_cells_against_finite_differences(name, tmp_path):
     for (s, r), (u, _) in plan.jac_via.items():
         assert (u, r) not in plan.jac_via, "a chain-rule block reads another chain-rule block"
     k = derive.kernels(cell)
+    _, p, xs, s0 = _setup(k, scale=1.0)
+    new = k.step(p, xs[0], s0)
+    for b in range(B):
+        want = _explicit_step(cell, p, xs[0][b], [s[b] for s in s0])
+        for got, w in zip(new, want):
+            numpy.testing.assert_allclose(got[b], w, rtol=1e-12, atol=1e-12)
+    hs, cache = k.forward(p, xs, s0)
+    dhs = numpy.ones_like(hs)
+    grads, d0 = k.backward(p, cache, dhs)
+    grads_dx, d0_dx, _ = k.backward(p, cache, dhs, return_dxs=True)
+    assert all(numpy.array_equal(grads[n], grads_dx[n]) for n in grads)
+    assert all(numpy.array_equal(a, b) for a, b in zip(d0, d0_dx))
     test_backward_matches_finite_differences(k)
     test_input_gradient_matches_finite_differences(k)
     test_step_jacobian_matches_finite_differences(k)
@@ -681,3 +734,40 @@ def test_scaled_products_use_the_stacked_products():
     for st in k.plan.bwd:
         for _, e in st.assigns:
             assert not any(isinstance(a, sympy.Transpose) for a in sympy.preorder_traversal(e))
+
+
+def test_single_input_only_state_runs_in_the_loop():
+    """h = tanh(W x) has no recurrence: every h_t is still computed and stored."""
+    from derive.spec import parse_spec
+    cell = parse_spec('[cell]\nname = "feedforward"\nstates = ["h"]\n[params]\n'
+                      'W = ["H", "D"]\n[equations]\nh = "tanh(W @ x)"\n', "feedforward.toml")
+    k = derive.kernels(cell)
+    _, p, xs, s0 = _setup(k)
+    hs, _ = k.forward(p, xs, s0)
+    numpy.testing.assert_allclose(hs, numpy.tanh(xs @ p["W"].T), rtol=1e-14)
+
+
+@pytest.mark.parametrize("body, words", [
+    ('[params]\nM = ["H", "H"]\nb = ["H"]\nW = ["H", "D"]\n[equations]\n'
+     'h = "tanh(W @ x + M @ b + h_prev)"\n', ["M b", "parameters only", "(b)"]),
+    ('[equations]\nh = "tanh(h_prev)"\n', ["no parameter has a dimension H"]),
+])
+def test_cells_the_kernels_cannot_compile_say_why(body, words):
+    from derive.kernel_plan import KernelPlanError
+    from derive.spec import parse_spec
+    cell = parse_spec(f'[cell]\nname = "odd"\nstates = ["h"]\n{body}', "odd.toml")
+    with pytest.raises(KernelPlanError) as err:
+        derive.kernels(cell)
+    assert "'odd'" in str(err.value) and all(w in str(err.value) for w in words)
+
+
+def test_negated_sums_keep_their_parentheses():
+    """-(1 - h h) and a * -(h + 1) as NumPy code (a wrong precedence gave -1 - h * h)."""
+    from derive.algebra import add, hadamard, ones, scale
+    from derive.numpy_printer import BatchNumPyPrinter
+    from derive.symbols import H as Hs
+    h, a = sympy.MatrixSymbol("h", Hs, 1), sympy.MatrixSymbol("a", Hs, 1)
+    one = ones((Hs, 1))
+    pr = BatchNumPyPrinter()
+    assert pr.doprint(scale(-1, add([one, scale(-1, hadamard([h, h]))], (Hs, 1)))) == "-(1 - h * h)"
+    assert pr.doprint(hadamard([a, scale(-1, add([h, one], (Hs, 1)))])) == "a * (-(h + 1))"
