@@ -106,7 +106,41 @@ def test_in_place_modification_is_reported():
         c += 1.0
         return out
     res = check_cell("lstm", forward=mutating, layout=CS231nLayout("lstm"), max_examples=5, seed=6)
-    assert any(m.kind == "mutated" for m in res.mismatches)
+    mutated = [m for m in res.mismatches if m.kind == "mutated"]
+    assert mutated and mutated[0].message.endswith(": c_prev")
+
+
+def test_in_place_modification_names_the_input():
+    def scaling(x, h, Wx, Wh, b):
+        x *= 2
+        return rnn_step_forward(x, h, Wx, Wh, b)
+    res = check_cell("rnn_tanh", forward=scaling, layout=CS231nLayout("rnn_tanh"), max_examples=5, seed=6)
+    assert [m.message for m in res.mismatches if m.kind == "mutated"] == ["modified its inputs in place: x"]
+
+
+def test_a_function_that_keeps_state_between_calls_is_a_failed_result():
+    """A forward that memoises its weights (refreshed only when their shapes change) gives
+    different results for the same case: a failed result naming determinism, not a
+    Hypothesis traceback."""
+    kept = {}
+
+    def forward(x, h, Wx, Wh, b):
+        if "W" not in kept or kept["W"][0].shape != Wx.shape or kept["W"][1].shape != Wh.shape:
+            kept["W"] = (Wx.copy(), Wh.copy())
+        return rnn_step_forward(x, h, *kept["W"], b)
+    res = check_cell("rnn_tanh", forward=forward, layout=CS231nLayout("rnn_tanh"), max_examples=100, seed=3)
+    assert not res.ok
+    assert [m.what for m in res.mismatches] == ["determinism"] and "deterministic" in str(res)
+
+
+def test_an_output_of_the_wrong_dtype_is_named():
+    def single(x, h, Wx, Wh, b):
+        next_h, cache = rnn_step_forward(x, h, Wx, Wh, b)
+        return next_h.astype(numpy.float32), cache
+    res = check_cell("rnn_tanh", forward=single, layout=CS231nLayout("rnn_tanh"), max_examples=5, seed=9)
+    assert not res.ok
+    (m,) = res.mismatches
+    assert m.what == "next_h" and m.kind == "dtype" and "float32" in m.message and "float64" in m.message
 
 
 def test_seed_layout_with_the_kernels_themselves():
@@ -129,6 +163,16 @@ def test_bad_arguments_are_clear_errors():
         TorchLayout("lstm_peephole")
     with pytest.raises(ValueError, match="unknown layout"):
         layout_for("lstm", "keras")
+    rnn = {"forward": rnn_step_forward, "layout": CS231nLayout("rnn_tanh")}
+    for kwargs, words in [({"dtype": numpy.float16}, "dtype"), ({"dtype": "floot32"}, "floot32"),
+                          ({"dtype": int}, "dtype"), ({"hidden": 0}, "hidden"),
+                          ({"batch": -1}, "batch"), ({"input_size": 1.5}, "input_size"),
+                          ({"seed": "x"}, "seed"), ({"scale": 0}, "scale"),
+                          ({"max_examples": 0}, "max_examples"), ({"atol": -1}, "atol")]:
+        with pytest.raises(ValueError, match=words):
+            check_cell("rnn_tanh", **rnn, **kwargs)
+    with pytest.raises(TypeError, match="forward must be a function, got str"):
+        check_cell("rnn_tanh", forward="rnn_step_forward", layout=CS231nLayout("rnn_tanh"))
 
 
 def test_torch_lstm_cell_conforms_through_the_torch_layout():

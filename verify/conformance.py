@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
 from hypothesis import strategies as st
 
 import derive
@@ -128,8 +129,9 @@ def _compare(phase, what, got, want, atol, rtol, out):
     except Exception as exc:  # noqa: BLE001 - any user object
         out.append(Mismatch(phase, what, "type", f"is not an array ({type(exc).__name__}: {exc})"))
         return
-    if arr.dtype.kind not in "fiu":
-        out.append(Mismatch(phase, what, "type", f"has dtype {arr.dtype}, expected a float array"))
+    if arr.dtype != want.dtype:
+        out.append(Mismatch(phase, what, "dtype", f"has dtype {arr.dtype}, expected {want.dtype} "
+                            f"(the dtype of the inputs)"))
         return
     if arr.shape != want.shape:
         out.append(Mismatch(phase, what, "shape", f"has shape {arr.shape}, expected {want.shape}"))
@@ -154,15 +156,15 @@ def _compare(phase, what, got, want, atol, rtol, out):
                         max_abs=float(err[i]), max_rel=rel, index=i))
 
 
-def _snapshot(*objs):
-    flat = []
-    for o in objs:
-        if isinstance(o, dict):
-            flat.extend((k, numpy.array(v, copy=True)) for k, v in o.items())
-        elif isinstance(o, (tuple, list)):
-            flat.extend((str(i), numpy.array(v, copy=True)) for i, v in enumerate(o))
-        else:
-            flat.append(("", numpy.array(o, copy=True)))
+def _snapshot(user_params, x, state, names):
+    """(label, copy) of every array handed to the user's function: the parameters by their
+    names in the user's layout, ``x``, and the states as ``h_prev``, ``c_prev``."""
+    if isinstance(user_params, dict):
+        flat = [(k, numpy.array(v, copy=True)) for k, v in user_params.items()]
+    else:
+        flat = [(f"params[{i}]", numpy.array(v, copy=True)) for i, v in enumerate(user_params)]
+    flat.append(("x", numpy.array(x, copy=True)))
+    flat.extend((f"{n}_prev", numpy.array(v, copy=True)) for n, v in zip(names, state))
     return flat
 
 
@@ -182,7 +184,7 @@ def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
     x, state = numpy.array(case.x, copy=True), tuple(numpy.array(s, copy=True) for s in case.state)
     if forward is not None:
         want = k.step(ref_params, case.x, case.state)
-        before = _snapshot(user_params, x, state)
+        before = _snapshot(user_params, x, state, names)
         try:
             got, ctx = layout.call_forward(forward, user_params, x, state)
         except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
@@ -191,13 +193,13 @@ def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
         if got is not None:
             for s, g, w in zip(names, got, want):
                 _compare("forward", f"next_{s}", g, numpy.asarray(w), atol, rtol, out)
-        changed = _mutated(before, user_params, x, state)
+        changed = _mutated(before, user_params, x, state, names)
         if changed:
             out.append(Mismatch("forward", "inputs", "mutated",
                                 f"modified its inputs in place: {', '.join(changed)}"))
     if backward is not None and not out:
         gref, dxref, dprevref = reference_step_backward(cell, ref_params, case.x, case.state, dstate)
-        before = _snapshot(user_params, x, state)
+        before = _snapshot(user_params, x, state, names)
         try:
             grads, dx, dprev = layout.call_backward(backward, ctx, user_params, x, state,
                                                     tuple(numpy.array(d, copy=True) for d in dstate))
@@ -216,13 +218,31 @@ def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
             for v in views:
                 _compare("backward", f"{v.label} ({v.param})", v.array, numpy.asarray(gref[v.param]),
                          atol, rtol, out)
-        changed = _mutated(before, user_params, x, state)
+        changed = _mutated(before, user_params, x, state, names)
         if changed:
             out.append(Mismatch("backward", "inputs", "mutated",
                                 f"modified its inputs in place: {', '.join(changed)}"))
     if out:
         raise _Failed(out, {"params": ref_params, "x": case.x, "state": case.state,
                             "dstate": dstate, "state_names": names})
+
+
+def _float_dtype(dtype):
+    try:
+        dt = numpy.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
+        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
+    return dt
+
+
+def _check_size(label, size):
+    """A size argument: a positive int or a Hypothesis strategy of them."""
+    if isinstance(size, st.SearchStrategy):
+        return
+    if isinstance(size, bool) or not isinstance(size, (int, numpy.integer)) or size < 1:
+        raise ValueError(f"{label} must be a positive integer or a strategy of them, got {size!r}")
 
 
 def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.float64,
@@ -249,7 +269,23 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
         raise ValueError(f"layout is for cell {layout.cell.name!r}, not {name!r}")
     if backward is not None and forward is None and isinstance(layout, CS231nLayout):
         raise ValueError("the CS231n convention passes forward's cache to backward: give forward= too")
-    dtype = numpy.dtype(dtype)
+    for label, fn in (("forward", forward), ("backward", backward)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{label} must be a function, got {type(fn).__name__}")
+    dtype = _float_dtype(dtype)
+    for label, size in (("hidden", hidden), ("batch", batch), ("input_size", input_size)):
+        _check_size(label, size)
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+            and numpy.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    for label, tol in (("atol", atol), ("rtol", rtol)):
+        if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
+            raise ValueError(f"{label} must be a non-negative number, got {tol!r}")
+    if max_examples is not None and (isinstance(max_examples, bool)
+                                     or not isinstance(max_examples, int) or max_examples < 1):
+        raise ValueError(f"max_examples must be a positive integer, got {max_examples!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer))):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     f32 = dtype == numpy.float32
     atol = atol if atol is not None else (1e-4 if f32 else 1e-9)
     rtol = rtol if rtol is not None else (1e-4 if f32 else 1e-7)
@@ -275,6 +311,14 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
         run()
     except _Failed as exc:
         failure.append(exc)
+    except Flaky as exc:
+        # the user's function gave different results for the same case
+        found = [e for e in getattr(exc, "exceptions", ()) if isinstance(e, _Failed)]
+        case = found[0].case if found else None
+        return ConformanceResult(name, layout.name, False, examples[0], seed, [Mismatch(
+            "forward" if backward is None else "forward/backward", "determinism", "flaky",
+            "gave different results when called again on the same case: the functions must "
+            "be deterministic (no state kept between calls, no randomness)")], case)
     if failure:
         f = failure[-1]
         return ConformanceResult(name, layout.name, False, examples[0], seed, f.mismatches, f.case)

@@ -85,7 +85,11 @@ class Layout:
 
 
 class SeedLayout(Layout):
-    """The seed's parameter names, unpacked: exactly the kernels' ``PARAMS``."""
+    """The seed's parameter names, unpacked: exactly the kernels' ``PARAMS``.
+
+    ``forward(params, x, state) -> new state tuple``;
+    ``backward(params, x, state, dstate) -> (grads, dx, dstate_prev)``. ``x`` is (B, D),
+    ``state``/``dstate`` tuples of (B, H) arrays in ``STATE`` order."""
     name = "seed"
 
 
@@ -94,7 +98,11 @@ class TorchLayout(Layout):
 
     A seed bias listed under both PyTorch biases is their sum; ``to_user`` splits it as
     ``bias_ih = b/2 + 1/8`` and ``bias_hh = b/2 - 1/8`` so an implementation that ignores one
-    of the two is caught."""
+    of the two is caught.
+
+    ``forward(x, state, weights) -> new state tuple``;
+    ``backward(x, state, weights, dstate) -> (grads, dx, dstate_prev)``, ``grads`` keyed
+    like ``weights``. ``x`` is (B, D), ``state``/``dstate`` tuples of (B, H) arrays."""
     name = "torch"
 
     def __init__(self, cell):
@@ -168,7 +176,10 @@ CS231N_GATES = {
 
 class CS231nLayout(Layout):
     """``Wx (D, kH)``, ``Wh (H, kH)``, ``b (kH,)``: the transposed gate matrices side by side,
-    gate order ``i, f, o, g`` for the LSTM (``gates`` overrides the packing)."""
+    gate order ``i, f, o, g`` for the LSTM (``gates`` overrides the packing).
+
+    ``forward(x, *state, Wx, Wh, b) -> (*new_state, cache)``;
+    ``backward(*dstate, cache) -> (dx, *dstate_prev, dWx, dWh, db)``."""
     name = "cs231n"
 
     def __init__(self, cell, gates=None):
