@@ -299,7 +299,10 @@ _FACTOR_CACHE: dict = {}
 
 
 def _factored_expr(poly: VecPoly):
-    cached = _FACTOR_CACHE.get(poly)
+    # keyed by the atoms themselves: VecPoly equality compares names only, and two cells may
+    # use one name for symbols of different shapes
+    cache_key = (poly.terms, poly.shape)
+    cached = _FACTOR_CACHE.get(cache_key)
     if cached is not None:
         return cached
     atoms = sorted({a for m, _ in poly.terms for a in m}, key=atom_rank)
@@ -335,7 +338,7 @@ def _factored_expr(poly: VecPoly):
         out = scale(coeff, OneMatrix(*poly.shape))
     else:
         out = scale(coeff, hadamard(factors_expr))
-    _FACTOR_CACHE[poly] = out
+    _FACTOR_CACHE[cache_key] = out
     return out
 
 

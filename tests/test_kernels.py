@@ -11,6 +11,7 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy
 import pytest
@@ -29,6 +30,12 @@ EPS = 1e-6
 # O(1e-16 / eps) on losses of size O(10) give errors around 1e-9; 1e-6 leaves a wide margin
 # while a wrong term in a gradient is O(1e-1).
 FD_TOL = 1e-6
+
+
+def _fd_tol(num):
+    """FD_TOL, scaled up for gradients larger than 1 (rounding grows with the loss's size:
+    random user cells can have gradients in the hundreds)."""
+    return FD_TOL * max(1.0, float(numpy.abs(num).max(initial=0.0)))
 
 
 def _setup(k, seed=0, scale=2.0):
@@ -98,9 +105,9 @@ def test_forward_equals_repeated_step(kern):
 # backward and step_jacobian against central finite differences
 # ---------------------------------------------------------------------------------------
 
-def test_backward_matches_finite_differences(kern):
+def test_backward_matches_finite_differences(kern, scale=2.0):
     """Every parameter and every initial state, with a loss on all hs and on the final state."""
-    rng, p, xs, s0 = _setup(kern)
+    rng, p, xs, s0 = _setup(kern, scale=scale)
     dhs = rng.standard_normal((T, B, H))
     dsT = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
 
@@ -121,7 +128,7 @@ def test_backward_matches_finite_differences(kern):
             up = loss(q, s0)
             q[name][i] -= 2 * EPS
             num[i] = (up - loss(q, s0)) / (2 * EPS)
-        numpy.testing.assert_allclose(grads[name], num, atol=FD_TOL, rtol=0, err_msg=name)
+        numpy.testing.assert_allclose(grads[name], num, atol=_fd_tol(num), rtol=0, err_msg=name)
         assert grads[name].shape == value.shape
     for j, st in enumerate(kern.STATE):
         num = numpy.zeros_like(s0[j])
@@ -131,13 +138,13 @@ def test_backward_matches_finite_differences(kern):
             up = loss(p, tuple(sp))
             sp[j][i] -= 2 * EPS
             num[i] = (up - loss(p, tuple(sp))) / (2 * EPS)
-        numpy.testing.assert_allclose(ds0[j], num, atol=FD_TOL, rtol=0, err_msg=f"dstate0 {st}")
+        numpy.testing.assert_allclose(ds0[j], num, atol=_fd_tol(num), rtol=0, err_msg=f"dstate0 {st}")
 
 
-def test_input_gradient_matches_finite_differences(kern):
+def test_input_gradient_matches_finite_differences(kern, scale=2.0):
     """backward(..., return_dxs=True) also gives dL/dxs (what a layer below needs), against
     central differences over every entry of xs; without the flag the result is unchanged."""
-    rng, p, xs, s0 = _setup(kern, seed=6)
+    rng, p, xs, s0 = _setup(kern, seed=6, scale=scale)
     dhs = rng.standard_normal((T, B, H))
     dsT = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
 
@@ -159,11 +166,11 @@ def test_input_gradient_matches_finite_differences(kern):
         up = loss(q)
         q[i] -= 2 * EPS
         num[i] = (up - loss(q)) / (2 * EPS)
-    numpy.testing.assert_allclose(dxs, num, atol=FD_TOL, rtol=0)
+    numpy.testing.assert_allclose(dxs, num, atol=_fd_tol(num), rtol=0)
 
 
-def test_step_jacobian_matches_finite_differences(kern):
-    _, p, xs, s0 = _setup(kern, seed=1)
+def test_step_jacobian_matches_finite_differences(kern, scale=2.0):
+    _, p, xs, s0 = _setup(kern, seed=1, scale=scale)
     J = kern.step_jacobian(p, xs[0], s0)
     S = H * len(kern.STATE)
     assert J.shape == (B, S, S)
@@ -176,7 +183,7 @@ def test_step_jacobian_matches_finite_differences(kern):
             sp[j][:, i] -= 2 * EPS
             dn = numpy.concatenate(kern.step(p, xs[0], tuple(sp)), axis=1)
             num[:, :, j * H + i] = (up - dn) / (2 * EPS)
-    numpy.testing.assert_allclose(J, num, atol=FD_TOL, rtol=0)
+    numpy.testing.assert_allclose(J, num, atol=_fd_tol(num), rtol=0)
 
 
 def test_zero_length_sequence(kern):
@@ -683,8 +690,16 @@ def test_corner_cells_against_finite_differences(name, tmp_path):
     assert activated == CORNER_CELLS[name][1]
     for (s, r), (u, _) in plan.jac_via.items():
         assert (u, r) not in plan.jac_via, "a chain-rule block reads another chain-rule block"
+    check_user_cell(cell, tmp_path)
+
+
+def check_user_cell(cell, tmp_dir, scale=2.0):
+    """A user cell's kernels against the independent oracles: one step against SymPy's
+    entry-by-entry evaluation; backward (every parameter, initial state, dL/dxs) and
+    step_jacobian against central finite differences; the same gradients with and without
+    return_dxs; the written module bitwise equal to the run-time route."""
     k = derive.kernels(cell)
-    _, p, xs, s0 = _setup(k, scale=1.0)
+    _, p, xs, s0 = _setup(k, scale=scale / 2)
     new = k.step(p, xs[0], s0)
     for b in range(B):
         want = _explicit_step(cell, p, xs[0][b], [s[b] for s in s0])
@@ -696,14 +711,21 @@ def test_corner_cells_against_finite_differences(name, tmp_path):
     grads_dx, d0_dx, _ = k.backward(p, cache, dhs, return_dxs=True)
     assert all(numpy.array_equal(grads[n], grads_dx[n]) for n in grads)
     assert all(numpy.array_equal(a, b) for a, b in zip(d0, d0_dx))
-    test_backward_matches_finite_differences(k)
-    test_input_gradient_matches_finite_differences(k)
-    test_step_jacobian_matches_finite_differences(k)
-    path = tmp_path / f"{name}.py"
+    test_backward_matches_finite_differences(k, scale)
+    test_input_gradient_matches_finite_differences(k, scale)
+    test_step_jacobian_matches_finite_differences(k, scale)
+    path = Path(tmp_dir) / f"{cell.name}.py"
     path.write_text(module_source(generate(cell)))
-    gen = _load(path, f"gen_{name}")
-    rng, p, xs, s0 = _setup(k, seed=4)
-    assert numpy.array_equal(gen.forward(p, xs, s0)[0], k.forward(p, xs, s0)[0])
+    gen = _load(path, f"gen_{cell.name}")
+    rng, p, xs, s0 = _setup(k, seed=4, scale=scale)
+    hs, cache = k.forward(p, xs, s0)
+    hs_gen, cache_gen = gen.forward(p, xs, s0)
+    assert numpy.array_equal(hs_gen, hs)
+    dhs = rng.standard_normal(hs.shape)
+    want, got = k.backward(p, cache, dhs, return_dxs=True), gen.backward(p, cache_gen, dhs, return_dxs=True)
+    assert all(numpy.array_equal(want[0][n], got[0][n]) for n in p)
+    assert all(numpy.array_equal(a, b) for a, b in zip(want[1], got[1]))
+    assert numpy.array_equal(want[2], got[2])
     assert numpy.array_equal(gen.step_jacobian(p, xs[0], s0), k.step_jacobian(p, xs[0], s0))
 
 
@@ -771,3 +793,15 @@ def test_negated_sums_keep_their_parentheses():
     pr = BatchNumPyPrinter()
     assert pr.doprint(scale(-1, add([one, scale(-1, hadamard([h, h]))], (Hs, 1)))) == "-(1 - h * h)"
     assert pr.doprint(hadamard([a, scale(-1, add([h, one], (Hs, 1)))])) == "a * (-(h + 1))"
+
+
+def test_cells_sharing_names_with_other_shapes_do_not_mix(tmp_path):
+    """Two user cells in one process, the same parameter names with other shapes (P0 is
+    D x H in the first, H x H in the second): the second's kernels use its own symbols (the
+    algebra's factoring cache once handed back the first cell's)."""
+    from derive.spec import parse_spec
+    for shapes in ('P0 = ["D", "H"]\nP1 = ["H", "D"]', 'P0 = ["H", "H"]\nP1 = ["H", "H"]'):
+        cell = parse_spec(f'[cell]\nname = "same_names"\nstates = ["h"]\n[params]\n{shapes}\n'
+                          '[equations]\nm0 = "P1 @ (P0 @ h_prev)"\nh = "tanh(h_prev + m0)"\n',
+                          "same_names.toml")
+        check_user_cell(cell, tmp_path)

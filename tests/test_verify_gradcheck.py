@@ -43,3 +43,16 @@ def test_wrong_shape_is_a_clear_error():
     grads["v"] = grads["v"][:1]
     with pytest.raises(ValueError, match="'v'.*shape"):
         gradcheck(loss, arrays, grads)
+
+
+def test_gradcheck_kernel_reads_H_from_a_parameter_that_has_it():
+    """A user cell whose first parameter is D x H: the initial states are (B, H), not (B, D)."""
+    import derive
+    from derive.spec import parse_spec
+    from verify.gradcheck import gradcheck_kernel
+    cell = parse_spec('[cell]\nname = "d_first"\nstates = ["h"]\n[params]\nV = ["D", "H"]\n'
+                      'W = ["H", "D"]\n[equations]\nh = "tanh(W @ (x + V @ h_prev))"\n', "d_first.toml")
+    k = derive.kernels(cell)
+    p = k.init_params(3, 4, rng=0)
+    report = gradcheck_kernel(k, p, numpy.random.default_rng(1).standard_normal((2, 2, 3)))
+    assert set(report.errors) == {"V", "W", "h0"} and report.ok(atol=1e-6, rtol=1e-5)

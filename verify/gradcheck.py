@@ -122,7 +122,8 @@ def gradcheck_kernel(kernel, params: dict, xs, state0=None, *, seed=0, eps=1e-6)
     exercised); the analytic side is ``kernel.forward`` + ``kernel.backward``."""
     xs = numpy.asarray(xs, dtype=numpy.float64)
     T, B, _ = xs.shape
-    H = next(iter(params.values())).shape[0]
+    H = next(numpy.shape(params[n])[spec.index("H")] for n, spec in kernel.PARAMS.items()
+             if "H" in spec)
     names = list(kernel.STATE)
     if state0 is None:
         state0 = tuple(numpy.zeros((B, H)) for _ in names)
