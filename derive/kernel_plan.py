@@ -539,20 +539,21 @@ def _forward_stages(eqs, level, groups, state_vars, stored):
 
     def stage(lv):
         mine = [(v, rhs) for v, rhs in eqs if level[v] == lv]
-        defined = {v for v, _ in mine}
         later = set()
         for v, rhs in eqs:
             if level[v] > lv:
                 later |= symbols_in(rhs)
-        inputs = []
-        for _, rhs in mine:
-            for s in sorted(symbols_in(rhs), key=lambda s: s.name):
-                if s not in defined and s not in inputs:
-                    inputs.append(s)
         outputs = [v for v, _ in mine if v in keep or v in later]
-        return Stage([g for g in groups if g.stage == lv], _ordered(inputs), mine, outputs)
+        return Stage([g for g in groups if g.stage == lv], _free_inputs(mine), mine, outputs)
 
     return stage(-1), [stage(k) for k in range(n)]
+
+
+def _free_inputs(assigns):
+    """The arguments of a math function running ``assigns``: every symbol they read and do
+    not define, in :func:`_ordered` order."""
+    defined = {d for d, _ in assigns}
+    return _ordered({s for _, e in assigns for s in symbols_in(e)} - defined)
 
 
 def _ordered(syms):
@@ -819,18 +820,13 @@ class _Backward:
         for k in range(nst):
             mine = [(d, e) for d, e in assigns if level[d] == k]
             defined = {d for d, _ in mine}
-            inputs = []
-            for _, e in mine:
-                for s in sorted(symbols_in(e), key=lambda s: s.name):
-                    if s not in defined and s not in inputs:
-                        inputs.append(s)
             later = set()
             for d, e in assigns:
                 if level[d] > k:
                     later |= symbols_in(e)
             outset = {sym for _, _, sym in out_syms}
             outputs = [d for d, _ in mine if d in later or d in outset]
-            st = Stage([g for g in self.groups if g.bstage == k], _ordered(inputs), mine, outputs)
+            st = Stage([g for g in self.groups if g.bstage == k], _free_inputs(mine), mine, outputs)
             st.outs = [(kind, key, sym) for kind, key, sym in out_syms if sym in defined]
             st.aliases = [(kind, key, sym) for kind, key, sym in aliases if lv(sym) == k]
             st.lean = _without_input_gradient(st, later)
@@ -893,13 +889,7 @@ def _without_input_gradient(st, later):
         if d in need:
             need |= symbols_in(e)
     assigns = [(d, e) for d, e in st.assigns if d in need]
-    defined = {d for d, _ in assigns}
-    inputs = []
-    for _, e in assigns:
-        for sym in sorted(symbols_in(e), key=lambda x: x.name):
-            if sym not in defined and sym not in inputs:
-                inputs.append(sym)
-    return Stage(st.groups, _ordered(inputs), assigns, [d for d in st.outputs if d in need])
+    return Stage(st.groups, _free_inputs(assigns), assigns, [d for d in st.outputs if d in need])
 
 
 # ---------------------------------------------------------------------------------------
@@ -950,12 +940,7 @@ class _Jacobian:
                 terms.append((lead, chain))
             self.terms[key] = terms
         self.via = {k: (u, self._vector(q)) for k, (u, q) in self.via.items()}
-        inputs = []
-        for _, e in self.assigns:
-            for sym in sorted(symbols_in(e), key=lambda x: x.name):
-                if sym not in inputs:
-                    inputs.append(sym)
-        self.inputs = _ordered(inputs)
+        self.inputs = _free_inputs(self.assigns)
 
     def _vector(self, vp: VecPoly):
         """A symbol holding the vector, or a rational constant when it is constant."""
