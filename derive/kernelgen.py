@@ -161,12 +161,9 @@ class _Lines:
         return "\n".join(self.lines) + "\n"
 
 
-def _dim(n) -> str:
-    return str(n)                   # the SymPy symbols H and D print as the driver's locals
-
-
 def _size(n) -> str:
-    """Code of a block size or offset: a sum of multiples of H and D, such as "2 * H + D"."""
+    """Code of a size or offset: a sum of multiples of H and D, such as "2 * H + D" (the
+    SymPy symbols H and D print as the driver's locals)."""
     n = sympy.expand(n)
     parts = []
     for d in sorted(n.free_symbols, key=lambda s: (s.name != "H", s.name)):
@@ -328,7 +325,7 @@ class Driver:
             L(f"_S_{k}[0] = s0[{k}]")
         for v in plan.stored:
             if self.level.get(v) != -1 and v not in self.act_at:
-                L(f"_V_{v.name} = numpy.empty((T, B, {_dim(v.shape[0])}), dt)")
+                L(f"_V_{v.name} = numpy.empty((T, B, {_size(v.shape[0])}), dt)")
         for g in plan.groups:
             if g.gate_major:
                 L(f"# products with {g.operand.name}, gate-major (slot, B, H); activations computed in place")
@@ -527,7 +524,7 @@ class Driver:
                 L(f"_Gf{g.buffer} = _G{g.buffer}.reshape(T * B, {_total(self._buffer_widths(g.buffer))})")
                 gf.add(g.buffer)
             seq = self._operand_seq(g.operand)
-            L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {_dim(g.operand.shape[0])})")
+            L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {_size(g.operand.shape[0])})")
         sums = sorted({how[1] for how in plan.vec_grads.values() if how[0] == "G"})
         for b in sums:
             if b not in gf:
@@ -594,7 +591,7 @@ class Driver:
 
     def _pshape(self, pname):
         shape = self.cell.params[pname].shape
-        return f"({_dim(shape[0])},)" if shape[1] == 1 else f"({_dim(shape[0])}, {_dim(shape[1])})"
+        return f"({_size(shape[0])},)" if shape[1] == 1 else f"({_size(shape[0])}, {_size(shape[1])})"
 
     def _emit_out(self, L, item, pending):
         kind, key, sym = item
