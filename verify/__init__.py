@@ -9,11 +9,14 @@ anyone's RNN/LSTM implementation, and the claims report on the seed note.
 * :func:`verify.gradcheck.gradcheck`: central differences for any forward/backward pair;
 * :func:`check_cell`: conformance of a user's step forward/backward, through a layout
   adapter (:mod:`verify.layouts`: seed names, PyTorch packed, CS231n packed);
+* :func:`resolve_cell`: how every cell argument is read (a name, a ``derive.Cell`` or a
+  ``.toml`` spec path);
 * :mod:`verify.claims` and ``python -m verify``: every claim with a verdict.
 """
+from .cellarg import resolve_cell
 from .conformance import ConformanceResult, Mismatch, check_cell
 from .gradcheck import gradcheck, gradcheck_kernel
 from .layouts import CS231nLayout, SeedLayout, TorchLayout
 
 __all__ = ["check_cell", "ConformanceResult", "Mismatch", "gradcheck", "gradcheck_kernel",
-           "SeedLayout", "TorchLayout", "CS231nLayout"]
+           "SeedLayout", "TorchLayout", "CS231nLayout", "resolve_cell"]

@@ -11,12 +11,15 @@
 Hypothesis draws sizes, parameters, an input, a state and an upstream gradient ``dstate``
 for the new state; the reference is the derived kernel (``derive.kernels(cell)``: ``step``
 for the new state, ``forward``/``backward(..., return_dxs=True)`` with T = 1 for the
-parameter, input and previous-state gradients). The user's functions are called through a layout adapter (:mod:`verify.layouts`).
-On a mismatch Hypothesis shrinks the case, and the result lists every output and gradient
+parameter, input and previous-state gradients). The user's functions are called through a
+layout adapter (:mod:`verify.layouts`). ``cell`` is a built-in cell's name, a ``derive.Cell``
+or a ``.toml`` spec path (:func:`verify.cellarg.resolve_cell`). On a mismatch Hypothesis shrinks the case, and the result lists every output and gradient
 that differs on the minimal case, with the max absolute / relative error and where.
 
 A user function that raises, returns the wrong number of arrays, the wrong shape, NaN or
-infinity, or modifies its inputs in place gives a failed result, not an exception.
+infinity, or modifies any argument in place (a parameter, ``x``, a state, an upstream
+gradient; named, e.g. ``params['W_xh']`` or ``dc_next``) gives a failed result, not an
+exception.
 """
 from __future__ import annotations
 
@@ -31,11 +34,18 @@ from hypothesis import strategies as st
 
 import derive
 
+from . import snapshots
 from . import strategies as vst
+from .cellarg import resolve_cell
 from .layouts import CS231nLayout, Layout, SeedLayout
-from .properties import reference_kernels
+from .reproducible import local_constants_off
 
-__all__ = ["Mismatch", "ConformanceResult", "check_cell", "reference_step_backward"]
+__all__ = ["Mismatch", "ConformanceResult", "check_cell", "reference_step_backward",
+           "DEFAULT_EXAMPLES"]
+
+#: Cases drawn when ``max_examples`` is not given: fixed, not the Hypothesis profile's, so a
+#: seed alone reproduces a run (verdict, minimal case and number of cases).
+DEFAULT_EXAMPLES = 100
 
 
 @dataclass
@@ -62,6 +72,7 @@ class ConformanceResult:
     ok: bool
     examples: int
     seed: int
+    max_examples: int = DEFAULT_EXAMPLES
     mismatches: list = field(default_factory=list)
     case: dict | None = None
 
@@ -71,7 +82,7 @@ class ConformanceResult:
     def __str__(self):
         head = (f"check_cell({self.cell!r}, layout={self.layout!r}): "
                 f"{'OK' if self.ok else 'FAILED'} after {self.examples} case(s) run, shrinking included "
-                f"(seed {self.seed})")
+                f"(seed {self.seed}, max_examples {self.max_examples})")
         if self.ok:
             return head
         lines = [head]
@@ -109,9 +120,9 @@ class _Failed(AssertionError):
 
 def reference_step_backward(cell, params, x, state, dstate):
     """The derived gradients of one step for upstream gradient ``dstate`` of the new state:
-    ``(grads, dx, dstate_prev)``, from the derived kernel's BPTT with T = 1."""
-    c = derive.cell(cell) if isinstance(cell, str) else cell
-    k = reference_kernels(c.name)
+    ``(grads, dx, dstate_prev)``, from the derived kernel's BPTT with T = 1. ``cell``: a
+    name, a ``derive.Cell`` or a ``.toml`` spec path."""
+    k = derive.kernels(resolve_cell(cell))
     dhs = numpy.asarray(dstate[list(k.STATE).index("h")])[None]
     rest = tuple(numpy.zeros_like(d) if s == "h" else d for s, d in zip(k.STATE, dstate))
     _, cache = k.forward(params, numpy.asarray(x)[None], tuple(state))
@@ -156,25 +167,35 @@ def _compare(phase, what, got, want, atol, rtol, out):
                         max_abs=float(err[i]), max_rel=rel, index=i))
 
 
-def _snapshot(user_params, x, state, names):
-    """(label, copy) of every array handed to the user's function: the parameters by their
-    names in the user's layout, ``x``, and the states as ``h_prev``, ``c_prev``."""
-    if isinstance(user_params, dict):
-        flat = [(k, numpy.array(v, copy=True)) for k, v in user_params.items()]
-    else:
-        flat = [(f"params[{i}]", numpy.array(v, copy=True)) for i, v in enumerate(user_params)]
-    flat.append(("x", numpy.array(x, copy=True)))
-    flat.extend((f"{n}_prev", numpy.array(v, copy=True)) for n, v in zip(names, state))
-    return flat
+def _arguments(layout, user_params, x, state, dstate=None):
+    """Everything handed to a user's function, by the name a message gives it: the
+    parameters as the layout passes them, ``x``, ``h_prev``/``c_prev`` and (backward) the
+    upstream gradients ``dh_next``/``dc_next``."""
+    args = dict(layout.user_args(user_params))
+    args["x"] = x
+    args.update((f"{n}_prev", v) for n, v in zip(layout.states, state))
+    if dstate is not None:
+        args.update((f"d{n}_next", v) for n, v in zip(layout.states, dstate))
+    return args
 
 
-def _mutated(before, *objs):
-    after = _snapshot(*objs)
-    return [k for (k, a), (_, b) in zip(before, after) if not numpy.array_equal(a, b, equal_nan=True)]
+def _call(phase, call, args):
+    """Run ``call()``: ``(its result or None, [Mismatch])``; a raise is a Mismatch, and so is
+    any argument in ``args`` changed in place (one snapshot / compare, :mod:`verify.snapshots`)."""
+    before = snapshots.take(args)
+    problems, result = [], None
+    try:
+        result = call()
+    except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
+        problems.append(Mismatch(phase, "call", "error", f"raised {type(exc).__name__}: {exc}"))
+    changed = snapshots.changes(before, args)
+    if changed:
+        problems.append(Mismatch(phase, "inputs", "mutated",
+                                 f"modified its inputs in place: {', '.join(changed)}"))
+    return result, problems
 
 
-def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
-    k = reference_kernels(cell)
+def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol):
     names = list(k.STATE)
     ref_params = layout.from_user(layout.to_user(case.params))
     ref_params = {n: numpy.asarray(v, dtype=case.x.dtype) for n, v in ref_params.items()}
@@ -184,28 +205,22 @@ def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
     x, state = numpy.array(case.x, copy=True), tuple(numpy.array(s, copy=True) for s in case.state)
     if forward is not None:
         want = k.step(ref_params, case.x, case.state)
-        before = _snapshot(user_params, x, state, names)
-        try:
-            got, ctx = layout.call_forward(forward, user_params, x, state)
-        except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
-            out.append(Mismatch("forward", "call", "error", f"raised {type(exc).__name__}: {exc}"))
-            got = None
-        if got is not None:
+        res, problems = _call("forward", lambda: layout.call_forward(forward, user_params, x, state),
+                              _arguments(layout, user_params, x, state))
+        if res is not None:
+            got, ctx = res
             for s, g, w in zip(names, got, want):
                 _compare("forward", f"next_{s}", g, numpy.asarray(w), atol, rtol, out)
-        changed = _mutated(before, user_params, x, state, names)
-        if changed:
-            out.append(Mismatch("forward", "inputs", "mutated",
-                                f"modified its inputs in place: {', '.join(changed)}"))
+        out.extend(problems)
     if backward is not None and not out:
-        gref, dxref, dprevref = reference_step_backward(cell, ref_params, case.x, case.state, dstate)
-        before = _snapshot(user_params, x, state, names)
-        try:
-            grads, dx, dprev = layout.call_backward(backward, ctx, user_params, x, state,
-                                                    tuple(numpy.array(d, copy=True) for d in dstate))
-        except Exception as exc:  # noqa: BLE001
-            out.append(Mismatch("backward", "call", "error", f"raised {type(exc).__name__}: {exc}"))
-        else:
+        gref, dxref, dprevref = reference_step_backward(c, ref_params, case.x,
+                                                        case.state, dstate)
+        user_dstate = tuple(numpy.array(d, copy=True) for d in dstate)
+        res, problems = _call("backward", lambda: layout.call_backward(
+            backward, ctx, user_params, x, state, user_dstate),
+            _arguments(layout, user_params, x, state, user_dstate))
+        if res is not None:
+            grads, dx, dprev = res
             _compare("backward", "dx", dx, dxref, atol, rtol, out)
             for s, g, w in zip(names, dprev, dprevref):
                 _compare("backward", f"dprev_{s}", g, numpy.asarray(w), atol, rtol, out)
@@ -218,10 +233,7 @@ def _run_case(cell, layout, forward, backward, case, dstate, atol, rtol):
             for v in views:
                 _compare("backward", f"{v.label} ({v.param})", v.array, numpy.asarray(gref[v.param]),
                          atol, rtol, out)
-        changed = _mutated(before, user_params, x, state, names)
-        if changed:
-            out.append(Mismatch("backward", "inputs", "mutated",
-                                f"modified its inputs in place: {', '.join(changed)}"))
+        out.extend(problems)
     if out:
         raise _Failed(out, {"params": ref_params, "x": case.x, "state": case.state,
                             "dstate": dstate, "state_names": names})
@@ -251,18 +263,21 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     """Check a user's step ``forward`` and/or ``backward`` for ``cell`` against the derived
     reference on Hypothesis-generated cases; returns a :class:`ConformanceResult`.
 
+    ``cell``: a built-in cell's name, a :class:`derive.Cell` or a ``.toml`` spec path.
     ``layout``: a :class:`verify.layouts.Layout` (default: the seed's names,
     :class:`SeedLayout`), which also fixes how the functions are called. ``max_examples``
-    defaults to the active Hypothesis profile's; ``seed`` makes the run reproducible (a random
-    one is drawn and reported otherwise). Tolerances default to ``atol=1e-9, rtol=1e-7`` in
+    defaults to :data:`DEFAULT_EXAMPLES` (not the Hypothesis profile's). A ``seed`` makes the
+    run reproducible: the same seed, ``max_examples``, sizes and deterministic functions give
+    the same verdict, minimal case and number of cases (a random seed is drawn and reported
+    otherwise). Tolerances default to ``atol=1e-9, rtol=1e-7`` in
     float64 and ``1e-4`` in float32 (``|got - want| <= atol + rtol |want|`` entry by entry).
     When both functions are given, backward is compared only on cases where forward matched
     (a wrong forward makes every gradient wrong; fix it first)."""
-    name = cell if isinstance(cell, str) else cell.name
-    derive.cell(name)                          # unknown cell: UnknownCellError naming it
+    c = resolve_cell(cell)                     # unknown cell, bad spec: an error naming it
+    name = c.name
     if forward is None and backward is None:
         raise ValueError("check_cell needs forward= and/or backward=")
-    layout = layout if layout is not None else SeedLayout(name)
+    layout = layout if layout is not None else SeedLayout(c)
     if not isinstance(layout, Layout):
         raise TypeError(f"layout must be a verify.layouts.Layout, got {type(layout).__name__}")
     if layout.cell.name != name:
@@ -292,34 +307,39 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     seed = random.getrandbits(32) if seed is None else int(seed)
     examples = [0]
     failure: list = []
-    profile = settings()
-    n = max_examples if max_examples is not None else profile.max_examples
+    n = max_examples if max_examples is not None else DEFAULT_EXAMPLES
+    k = derive.kernels(c)
 
+    # Everything that steers the search is fixed here: the seed, n, no example database, fixed
+    # phases, no deadline, and no constants taken from local modules' source
+    # (verify.reproducible); nothing comes from the active profile.
     @hypothesis_seed(seed)
     @settings(max_examples=n, deadline=None, database=None, report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck), print_blob=False,
               phases=[Phase.explicit, Phase.generate, Phase.shrink])
-    @given(case=vst.step_cases(name, hidden=hidden, batch=batch, input_size=input_size,
+    @given(case=vst.step_cases(c, hidden=hidden, batch=batch, input_size=input_size,
                                dtype=dtype, scale=scale), data=st.data())
     def run(case, data):
         examples[0] += 1
         B, H = case.state[0].shape
-        dstate = data.draw(vst.states(name, B, H, dtype=dtype, scale=scale), label="dstate")
-        _run_case(name, layout, forward, backward, case, dstate, atol, rtol)
+        dstate = data.draw(vst.states(c, B, H, dtype=dtype, scale=scale), label="dstate")
+        _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol)
 
     try:
-        run()
+        with local_constants_off():
+            run()
     except _Failed as exc:
         failure.append(exc)
     except Flaky as exc:
         # the user's function gave different results for the same case
         found = [e for e in getattr(exc, "exceptions", ()) if isinstance(e, _Failed)]
         case = found[0].case if found else None
-        return ConformanceResult(name, layout.name, False, examples[0], seed, [Mismatch(
+        return ConformanceResult(name, layout.name, False, examples[0], seed, n, [Mismatch(
             "forward" if backward is None else "forward/backward", "determinism", "flaky",
             "gave different results when called again on the same case: the functions must "
             "be deterministic (no state kept between calls, no randomness)")], case)
     if failure:
         f = failure[-1]
-        return ConformanceResult(name, layout.name, False, examples[0], seed, f.mismatches, f.case)
-    return ConformanceResult(name, layout.name, True, examples[0], seed)
+        return ConformanceResult(name, layout.name, False, examples[0], seed, n, f.mismatches,
+                                 f.case)
+    return ConformanceResult(name, layout.name, True, examples[0], seed, n)

@@ -14,7 +14,8 @@ entry by entry (float64; truncation error O(eps^2), rounding error O(|L| u / eps
 * ``worst``: the index where ``max_abs`` is reached, with both values there.
 
 ``gradcheck_kernel(kernel, params, xs, state0)`` does this for a kernel of the
-``derive.kernels`` API: loss ``L = sum_t <G_t, h_t> + sum_s <G_s, s_T>`` with fixed random
+``derive.kernels`` API (or a cell: a name, a ``derive.Cell`` or a ``.toml`` spec path, whose
+derived kernels are used): loss ``L = sum_t <G_t, h_t> + sum_s <G_s, s_T>`` with fixed random
 ``G``; gradients from ``backward`` for every parameter and every initial state.
 Inputs are never modified.
 """
@@ -119,7 +120,12 @@ def gradcheck_kernel(kernel, params: dict, xs, state0=None, *, seed=0, eps=1e-6)
 
     Loss: ``L = sum_t <G_t, h_t> + sum_s <G_s, s_T>`` with ``G`` drawn from ``seed``, evaluated
     by T calls of ``kernel.step`` (which also give the final states, so ``dstate`` is
-    exercised); the analytic side is ``kernel.forward`` + ``kernel.backward``."""
+    exercised); the analytic side is ``kernel.forward`` + ``kernel.backward``. ``kernel`` may
+    also be a cell (name, ``derive.Cell`` or ``.toml`` path): its ``derive.kernels``."""
+    if not hasattr(kernel, "PARAMS"):
+        import derive
+        from .cellarg import resolve_cell
+        kernel = derive.kernels(resolve_cell(kernel))
     xs = numpy.asarray(xs, dtype=numpy.float64)
     T, B, _ = xs.shape
     H = next(numpy.shape(params[n])[spec.index("H")] for n, spec in kernel.PARAMS.items()

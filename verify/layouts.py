@@ -27,6 +27,7 @@ import numpy
 
 import derive
 
+from .cellarg import resolve_cell
 from .strategies import param_shapes
 
 __all__ = ["Layout", "SeedLayout", "TorchLayout", "CS231nLayout", "GradView", "CS231N_GATES",
@@ -48,7 +49,8 @@ class Layout:
     name = "seed"
 
     def __init__(self, cell):
-        self.cell = derive.cell(cell) if isinstance(cell, str) else cell
+        """``cell``: a built-in cell's name, a :class:`derive.Cell` or a ``.toml`` spec path."""
+        self.cell = resolve_cell(cell)
         self.states = tuple(self.cell.states)
         self.param_names = list(param_shapes(self.cell))
 
@@ -60,6 +62,11 @@ class Layout:
     def from_user(self, user: dict) -> dict:
         """The user's arrays -> seed-named parameters."""
         return {k: numpy.array(user[k], copy=True) for k in self.param_names}
+
+    def user_args(self, user_params) -> dict:
+        """The parameters as the user's functions receive them, keyed by how a message
+        names them (``params``, one dict argument)."""
+        return {"params": user_params}
 
     def grad_views(self, user_grads) -> list:
         """The user's gradients cut into blocks, each labelled and paired with the seed
@@ -153,6 +160,9 @@ class TorchLayout(Layout):
                 views.append(GradView(f"d{key}[{lo}:{hi}]", n, block))
         return views
 
+    def user_args(self, user_params):
+        return {"weights": user_params}
+
     def call_forward(self, fn, user_params, x, state):
         return _as_states(fn(x, tuple(state), user_params), len(self.states), "forward"), None
 
@@ -193,6 +203,17 @@ class CS231nLayout(Layout):
             raise ValueError(f"gates {gates} do not cover the parameters of "
                              f"{self.cell.name!r}: {', '.join(self.param_names)}")
         self.gates = [tuple(g) for g in gates]
+        shapes, want = param_shapes(self.cell), (("H", "D"), ("H", "H"), ("H",))
+        for g in self.gates:
+            bad = [n for n, w in zip(g, want) if shapes[n] != w]
+            if len(g) != 3 or bad:
+                what = (f"{bad[0]} is {' x '.join(shapes[bad[0]])}" if bad
+                        else f"{len(g)} parameters")
+                raise ValueError(f"cannot lay out cell {self.cell.name!r} in the CS231n packing: "
+                                 f"each gate is (W_x: H x D, W_h: H x H, b: H), gate {g} has {what}")
+
+    def user_args(self, user_params):
+        return {k: user_params[k] for k in ("Wx", "Wh", "b")}
 
     def to_user(self, params):
         Wx = numpy.concatenate([numpy.asarray(params[g[0]]).T for g in self.gates], axis=1)

@@ -26,8 +26,9 @@ import numpy
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import derive
 from derive.symbols import DIMS
+
+from .cellarg import resolve_cell
 
 __all__ = ["Dims", "StepCase", "SequenceCase", "param_shapes", "recurrent_params", "resolve",
            "dims", "arrays", "matrices_with_spectral_norm", "params", "states", "inputs",
@@ -77,7 +78,8 @@ def _strategy(v):
 
 
 def _cell(cell):
-    return derive.cell(cell) if isinstance(cell, str) else cell
+    """A cell name, a ``derive.Cell`` or a ``.toml`` spec path, as a Cell."""
+    return resolve_cell(cell)
 
 
 def param_shapes(cell) -> dict:
@@ -201,7 +203,7 @@ def step_cases(draw, cell, *, batch=st.integers(1, 3), input_size=st.integers(1,
                hidden=st.integers(1, 4), dtype=numpy.float64, scale=1.0, state_scale=None,
                recurrent_norm=None, recurrent=None):
     """A :class:`StepCase` for ``cell``: parameters, an input and a state of matching sizes."""
-    name = cell if isinstance(cell, str) else cell.name
+    name = _cell(cell).name
     d = draw(dims(batch=batch, input_size=input_size, hidden_size=hidden, steps=1))
     p = draw(params(cell, d.hidden_size, d.input_size, dtype=dtype, scale=scale,
                     recurrent_norm=recurrent_norm, recurrent=recurrent))
@@ -217,7 +219,7 @@ def sequence_cases(draw, cell, *, steps=st.integers(1, 4), batch=st.integers(1, 
                    dtype=numpy.float64, scale=1.0, state_scale=None, recurrent_norm=None,
                    recurrent=None):
     """A :class:`SequenceCase` for ``cell``: parameters, xs (T, B, D) and an initial state."""
-    name = cell if isinstance(cell, str) else cell.name
+    name = _cell(cell).name
     d = draw(dims(batch=batch, input_size=input_size, hidden_size=hidden, steps=steps))
     p = draw(params(cell, d.hidden_size, d.input_size, dtype=dtype, scale=scale,
                     recurrent_norm=recurrent_norm, recurrent=recurrent))
