@@ -98,3 +98,101 @@ def test_a_cell_without_kernels_still_gets_its_other_outputs(tmp_path):
     assert (kernels / "rnn_tanh.py").exists() and not (kernels / "odd.py").exists()
     assert "CELLS = ('rnn_tanh',)" in (kernels / "__init__.py").read_text()
     assert "odd" in (tmp_path / "out" / "derivations.md").read_text()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--cells", ""], "--cells needs at least one cell name"),
+    (["--cells", ","], "--cells needs at least one cell name"),
+    (["--out", ""], "--out needs a directory name"),
+])
+def test_empty_arguments_are_one_line_errors(args, msg):
+    r = run(*args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"python -m derive: error: {msg}\n"
+
+
+def test_check_against_a_regular_file_is_not_a_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        r = run("--check", "--out", str(out))
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr == f"python -m derive: error: {blocker} is not a directory\n"
+
+
+def test_progress_on_stderr_outcome_on_stdout_and_quiet(tmp_path):
+    """Not a terminal: one plain line per exporter and cell on stderr, the outcome on stdout
+    (what was written, then 'up to date' on a run that changes nothing); --quiet: no stderr."""
+    out = tmp_path / "o"
+    r = run("--cells", "rnn_tanh,gru", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    for label in ("summary", "latex", "kernels", "flow"):
+        assert f"{label}: rnn_tanh (1/2)" in lines and f"{label}: gru (2/2)" in lines, lines
+    assert f"writing {out}/" in lines and "\r" not in r.stderr
+    n = len([p for p in out.rglob("*") if p.is_file()])
+    assert r.stdout == f"wrote {n} of {n} files to {out}/\n"
+    r = run("--cells", "rnn_tanh,gru", "--out", str(out), "--quiet")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == f"{out}/ is up to date: {n} files\n"
+
+
+def test_live_progress_line_on_a_terminal():
+    """On a terminal each report rewrites one line (\\r, clear to end of line) and clear()
+    removes it; other stderr messages start on a clean line."""
+    import io
+    from derive.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    s = Tty()
+    p = Progress(s)
+    p("summary: lstm (1/2)")
+    p("summary: gru (2/2)")
+    p.stderr().write("note: something\n")
+    p("latex: gru (2/2)")
+    p.clear()
+    assert s.getvalue() == ("\r\x1b[Ksummary: lstm (1/2)\r\x1b[Ksummary: gru (2/2)\r\x1b[K"
+                            "note: something\n\r\x1b[Klatex: gru (2/2)\r\x1b[K")
+    q = Tty()
+    Progress(q, quiet=True)("x")
+    assert q.getvalue() == ""
+
+
+def test_check_reports_stray_files_and_exits_1(tmp_path):
+    """--check lists leftovers and unknown files in generated folders as stray (exit 1); the
+    user's file at the top level of out/ is not stray."""
+    out = tmp_path / "o"
+    assert run("--cells", "rnn_tanh", "--out", str(out), "-q").returncode == 0
+    (out / "my notes.txt").write_text("mine")
+    assert run("--cells", "rnn_tanh", "--check", "--out", str(out), "-q").returncode == 0
+    (out / "kernels" / ".rnn_tanh.py.abcd_123.tmp").write_text("half")
+    (out / "kernels" / "lstm.py").write_text("from another run")
+    r = run("--cells", "rnn_tanh", "--check", "--out", str(out), "-q")
+    assert r.returncode == 1
+    assert sorted(r.stdout.splitlines()) == [f"stray:   {out}/kernels/.rnn_tanh.py.abcd_123.tmp",
+                                             f"stray:   {out}/kernels/lstm.py"]
+
+
+@pytest.mark.parametrize("argv0, prog", [("/usr/local/bin/rnn-derive", "rnn-derive"),
+                                         (str(ROOT / "derive" / "__main__.py"), "python -m derive")])
+def test_prog_name_follows_how_it_was_started(argv0, prog, monkeypatch, capsys):
+    from derive.cli import main
+    monkeypatch.setattr(sys, "argv", [argv0, "--bogus"])
+    assert main() == 2
+    assert capsys.readouterr().err == f"{prog}: error: unrecognized arguments: --bogus\n"
+    monkeypatch.setattr(sys, "argv", [argv0, "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().out.startswith(f"usage: {prog} ")
+
+
+def test_console_script_says_its_name():
+    import shutil
+    script = shutil.which("rnn-derive")
+    if script is None:
+        pytest.skip("rnn-derive is not installed (pip install -e .)")
+    r = subprocess.run([script, "--cells", ""], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2
+    assert r.stderr == "rnn-derive: error: --cells needs at least one cell name\n"

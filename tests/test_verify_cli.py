@@ -74,3 +74,28 @@ def test_usage_errors_exit_2_with_one_line(argv, msg):
 def test_list():
     p = subprocess.run([sys.executable, "-m", "verify", "--list"], capture_output=True, text=True)
     assert p.returncode == 0 and "seed.eq2" in p.stdout.split()
+
+
+def test_negative_seed_is_a_one_line_error():
+    p = subprocess.run([sys.executable, "-m", "verify", "--seed", "-1"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == ("python -m verify: error: argument --seed: must be a non-negative "
+                        "integer, got -1\n")
+
+
+def test_a_claim_given_twice_runs_once(capsys):
+    assert main(["--json", "--claims", "seed.eq1,seed.eq1", "--seed", "3"]) == 0
+    assert [d["id"] for d in json.loads(capsys.readouterr().out)] == ["seed.eq1"]
+
+
+@pytest.mark.parametrize("argv0, prog", [("/usr/local/bin/rnn-verify", "rnn-verify"),
+                                         ("/x/verify/__main__.py", "python -m verify")])
+def test_prog_name_and_error_style(argv0, prog, monkeypatch, capsys):
+    """Both CLIs: '<prog>: error: <message>', prog as invoked."""
+    monkeypatch.setattr(sys, "argv", [argv0, "--claims", "nope"])
+    assert main() == 2
+    assert capsys.readouterr().err == f"{prog}: error: unknown claim id 'nope'; list them with --list\n"
+    monkeypatch.setattr(sys, "argv", [argv0, "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().out.startswith(f"usage: {prog} ")
