@@ -3,7 +3,8 @@
 A :class:`Cell` holds one step ``s_{t-1}, x_t -> s_t`` as an ordered list of equations
 ``z = expr`` over the input ``x``, the previous states ``s_prev``, the parameters and the
 earlier equations. States are equations whose name is a state name (``h``, ``c``).
-From that definition alone it derives, with the rules of :mod:`derive.rules`:
+From that definition alone it derives, with the rules of :mod:`derive.rules` (one local
+Jacobian per node; reverse mode transposes it):
 
 * ``jacobian(of, wrt)``: numerator-layout Jacobian ``d of / d wrt`` in compact matrix form;
 * ``step_jacobian()``: every block ``d s_t / d s'_{t-1}`` of the state-transition Jacobian;
@@ -18,7 +19,7 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
 
 from .algebra import VecPoly
 from .linmap import LinMap
-from .rules import JVP, lookup, pull_back, sum_cotangents
+from .rules import jvp, pull_back, sum_cotangents
 from .symbols import (DIMS, Adjoint, Incoming, Input, Param, PrevState, Var, adjoint_name,
                       incoming_name, prev_name)
 
@@ -160,7 +161,7 @@ class Cell:
         elif isinstance(e, MatrixSymbol):
             out = LinMap.zero((e.shape[0], n))
         else:
-            out = lookup(JVP, e)(e, J)
+            out = jvp(e, J)
         out = LinMap(out.terms, (e.shape[0], n)).simplified()
         self._jac_cache[key] = out
         return out

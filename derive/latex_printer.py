@@ -4,7 +4,8 @@
 ``W_{hi}^{\\top} \\delta\\bar{\\imath}_t``: the notation of the papers, amsmath only. Symbols
 are named by :mod:`derive.notation` (time index by role, per-cell overrides, notation maps).
 Every sum, product and Hadamard product is printed in the order of ``expr.args`` (the
-engine's textbook order); nothing is reordered.
+engine's textbook order); nothing is reordered. Parentheses come from the one table of
+:mod:`derive.precedence` (shared with the text printer).
 
 Long equations: ``_print_MatAdd`` puts an invisible break mark before every ``+``/``-`` of a
 sum (tagged with the sum's nesting depth). :func:`layout` turns the marks into line breaks
@@ -17,10 +18,11 @@ import re
 from dataclasses import dataclass
 
 import sympy
-from sympy import MatMul, MatrixSymbol
+from sympy import HadamardProduct, MatMul, MatrixSymbol
 from sympy.printing.latex import LatexPrinter
 
 from .notation import T, Namer
+from .precedence import needs_parens, split_sign
 from .textprint import ConstantMatricesMixin
 
 # ---------------------------------------------------------------------------------------
@@ -54,6 +56,10 @@ class LossGradient(MatrixSymbol):
     @property
     def of_name(self):
         return self.name[len("grad_"):]
+
+    def _latex(self, printer):
+        """sympy.latex / Jupyter: ``\\nabla_{z_t} L_t``, as the project's printer writes it."""
+        return ProjectLatexPrinter()._print_LossGradient(self)
 
 
 class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
@@ -103,37 +109,26 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
 
     def _signed(self, term):
         """(is negative, LaTeX of |term|) for a term of a sum."""
-        if isinstance(term, MatMul):
-            c, mats = term.as_coeff_matrices()
-            if c < 0:
-                return True, self._product(-c, mats)
-        return False, self._print(term)
+        neg, c, mats = split_sign(term)
+        return (True, self._product(-c, mats)) if neg else (False, self._print(term))
 
     def _print_MatMul(self, expr):
-        c, mats = expr.as_coeff_matrices()
-        if c < 0:
-            return "-" + self._product(-c, mats)
-        return self._product(c, mats)
+        neg, c, mats = split_sign(expr)
+        return "-" + self._product(-c, mats) if neg else self._product(c, mats)
 
     def _product(self, c, mats):
         parts = []
         for m in mats:
             s = self._print(m)
-            if type(m).__name__ in ("MatAdd", "HadamardProduct"):
-                s = r"\bigl(%s\bigr)" % s
-            parts.append(s)
+            parts.append(r"\bigl(%s\bigr)" % s if needs_parens(m, MatMul) else s)
         body = " ".join(parts)
         if c == 1:
             return body
         return "%s %s" % (self._print(sympy.Rational(c)), body)
 
     def _print_HadamardProduct(self, expr):
-        parts = []
-        for a in expr.args:
-            s = self._print(a)
-            if type(a).__name__ in ("MatAdd", "MatMul"):
-                s = "(%s)" % s
-            parts.append(s)
+        parts = [("(%s)" if needs_parens(a, HadamardProduct) else "%s") % self._print(a)
+                 for a in expr.args]
         return r" \odot ".join(parts)
 
     def _print_DiagMatrix(self, expr):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sympy import Identity, ZeroMatrix
 
-from .algebra import VecPoly, add, diag, matmul
+from .algebra import VecPoly, add, diag, matmul, transpose
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ class LinMap:
         return add(parts, self.shape)
 
     def transpose_apply(self, v: VecPoly):
-        """J^T v as a VecPoly: each term diag(d) M1 ... Mk contributes Mk^T ... M1^T (d * v)."""
-        from .algebra import transpose
+        """J^T v as a VecPoly: each term diag(d) C_1 ... C_k (C_j a matrix or a diagonal)
+        contributes C_k^T ... C_1^T (d * v), with diag(a)^T = diag(a). Reverse mode
+        (:func:`derive.rules.pull_back`) gets every vector cotangent this way."""
         out = VecPoly.zero((self.shape[1], 1))
         for t in self.terms:
             acc = t.lead * v

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .symbols import Adjoint, Incoming, Input, Param, PrevState, Var
-
 
 class NotationError(ValueError):
     """An unknown notation map name; the message lists the valid ones."""
@@ -221,18 +219,21 @@ class Namer:
         return name[: -len("_prev")] if name.endswith("_prev") else None
 
     def symbol(self, sym, time=T) -> str:
-        """LaTeX of a cell symbol at step ``time``."""
+        """LaTeX of a cell symbol at step ``time``, by its role (:mod:`derive.symbols`; read
+        from ``sym.role`` so that this module imports no symbol class and the symbols' own
+        ``_latex`` hooks can use it)."""
         name = sym.name
-        if isinstance(sym, Incoming):
+        role = getattr(sym, "role", None)
+        if role == "incoming":
             return r"\Delta " + self.timed(self.body(name[len("Delta_"):]), time)
-        if isinstance(sym, Adjoint):
+        if role == "adjoint":
             return self.adjoint(name[len("delta_"):], time)
-        if isinstance(sym, Param):
+        if role == "param":
             return self.body(name)
-        if isinstance(sym, PrevState):
+        if role == "prev_state":
             state = self.prev_of(name)
             return self.timed(self.body(name if name in self.overrides else state), time - 1)
-        if isinstance(sym, (Input, Var)):
+        if role in ("input", "var"):
             return self.timed(self.body(name), time)
         return self.body(name)
 

@@ -24,6 +24,7 @@ class Elementwise(MatrixExpr):
 
     name: str = ""          # spec-language and NumPy name, e.g. "sigmoid"
     latex: str = ""         # LaTeX operator, e.g. r"\sigma"
+    text: str = ""          # Unicode name in text and pretty output, e.g. "σ'"
     numpy: str = ""         # function in derive.numpy_primitives
     derivative: type | None = None
     is_derivative = False   # True for f' nodes (sigma', tanh', relu')
@@ -47,6 +48,23 @@ class Elementwise(MatrixExpr):
 
     def _eval_transpose(self):
         return None
+
+    # -- printmethod hooks: SymPy's printers (sympy.latex, sympy.pretty, str, Jupyter) call
+    # these before their dispatch on the class name
+    def _latex(self, printer):
+        """``\\sigma'\\left(u\\right)``: the operator of :attr:`latex` applied to the argument."""
+        return r"%s\left(%s\right)" % (self.latex, printer._print(self.arg))
+
+    def _pretty(self, printer):
+        """``σ'(u)`` as a 2-D picture (the argument may be taller than one line)."""
+        from sympy.printing.pretty.stringpict import prettyForm
+        arg = prettyForm(*printer._print(self.arg).parens())
+        return prettyForm(*arg.left(self.text or self.name))
+
+    def _sympystr(self, printer):
+        """``SigmoidPrime(u)``: the constructor form (``str`` and ``repr`` of SymPy matrix
+        expressions; :mod:`derive.textprint` prints ``σ'(u)``)."""
+        return "%s(%s)" % (type(self).__name__, printer._print(self.arg))
 
     @staticmethod
     def scalar(x):  # pragma: no cover - overridden
@@ -85,6 +103,7 @@ class Elementwise(MatrixExpr):
 class SigmoidPrime(Elementwise):
     """sigma'(x) = sigma(x) (1 - sigma(x))."""
     name, latex, numpy, is_derivative = "sigmoid_prime", r"\sigma'", "sigmoid_prime", True
+    text = "σ'"
 
     @staticmethod
     def scalar(x):
@@ -94,7 +113,7 @@ class SigmoidPrime(Elementwise):
 
 class Sigmoid(Elementwise):
     """sigma(x) = 1 / (1 + e^{-x}), the logistic sigmoid."""
-    name, latex, numpy = "sigmoid", r"\sigma", "sigmoid"
+    name, latex, numpy, text = "sigmoid", r"\sigma", "sigmoid", "σ"
     derivative = SigmoidPrime
 
     @staticmethod
@@ -109,6 +128,7 @@ class Sigmoid(Elementwise):
 class TanhPrime(Elementwise):
     """tanh'(x) = 1 - tanh(x)^2."""
     name, latex, numpy, is_derivative = "tanh_prime", r"\tanh'", "tanh_prime", True
+    text = "tanh'"
 
     @staticmethod
     def scalar(x):
@@ -117,7 +137,7 @@ class TanhPrime(Elementwise):
 
 class Tanh(Elementwise):
     """tanh(x)."""
-    name, latex, numpy = "tanh", r"\tanh", "tanh"
+    name, latex, numpy, text = "tanh", r"\tanh", "tanh", "tanh"
     derivative = TanhPrime
 
     @staticmethod
@@ -132,6 +152,7 @@ class Tanh(Elementwise):
 class ReluPrime(Elementwise):
     """relu'(x) = 1 for x > 0 and 0 for x <= 0 (the subgradient PyTorch uses at 0)."""
     name, latex, numpy, is_derivative = "relu_prime", r"\operatorname{relu}'", "relu_prime", True
+    text = "relu'"
 
     @staticmethod
     def scalar(x):
@@ -140,7 +161,7 @@ class ReluPrime(Elementwise):
 
 class Relu(Elementwise):
     """relu(x) = max(x, 0)."""
-    name, latex, numpy = "relu", r"\operatorname{relu}", "relu"
+    name, latex, numpy, text = "relu", r"\operatorname{relu}", "relu", "relu"
     derivative = ReluPrime
 
     @staticmethod

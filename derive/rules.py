@@ -1,16 +1,23 @@
-"""Differentiation rules: one JVP rule and one transpose (VJP) rule per node type.
+"""Differentiation rules: one derivative per node type (JAX's ``defjvp`` / ``defbilinear``).
 
-Read each pair together, as with JAX primitives. For a node ``e`` with children ``u``:
+Each node type registers only its local linear maps. For a node ``e`` with vector children
+``u``, ``partials(e)`` returns ``[(u, L_u), ...]`` where ``L_u = d e / d u`` (a
+:class:`~derive.linmap.LinMap`) is the Jacobian of ``e`` with respect to that child, the
+other children held fixed. Both modes are derived from these maps, so no derivative is
+written twice:
 
-* ``jvp(e, J)`` returns the Jacobian of ``e`` (a :class:`~derive.linmap.LinMap`), given
-  ``J(u)``, the Jacobian of each child with respect to the same variable (``J.zero(n)`` is
-  the zero Jacobian of an n-vector);
-* ``vjp(e, ct)`` returns ``[(u, ct_u), ...]``: the cotangent each child receives when ``e``
-  receives the cotangent ``ct`` (a :class:`~derive.algebra.VecPoly`). A matrix parameter
-  ``M`` in ``M v`` receives the outer product ``ct v^T`` as a SymPy expression.
+* forward (:func:`jvp`): ``J(e) = sum_u L_u J(u)`` (the chain rule), given the Jacobian
+  ``J(u)`` of every child with respect to the same variable;
+* reverse (:func:`pull_back`): when ``e`` receives the cotangent ``ct``, child ``u`` receives
+  ``L_u^T ct`` (:meth:`LinMap.transpose_apply`), the transpose of the same linear map.
 
-:func:`pull_back` applies the VJP rules down to the symbols (leaves); what a symbol
-receives is up to the caller (:mod:`derive.cell` accumulates deltas and gradients).
+The one rule reverse mode needs besides: ``k M_1 ... M_n v`` is bilinear in each matrix
+parameter ``M_i`` and ``v``; ``M_i`` is not a vector and has no Jacobian here, and its
+cotangent is the transpose of ``dM_i -> k M_1..dM_i..M_n v``, the outer product
+``k (M_1..M_{i-1})^T ct (M_{i+1}..M_n v)^T`` (:func:`defbilinear`, beside MatMul's partials).
+
+What a symbol (a leaf) receives is up to the caller (:mod:`derive.cell` accumulates deltas
+and gradients).
 """
 from __future__ import annotations
 
@@ -20,16 +27,25 @@ from .algebra import VecPoly, add, matmul, transpose
 from .linmap import LinMap
 from .primitives import Elementwise
 
-JVP: dict = {}
-VJP: dict = {}
+#: node type -> partials(e) -> [(vector child, LinMap d e / d child)]: the only derivative.
+PARTIALS: dict = {}
+#: node type -> (e, ct) -> [(matrix child, cotangent expr)]: transposes of bilinear maps.
+BILINEAR: dict = {}
 
 
-def rule(node_type):
-    """Register ``jvp`` and ``vjp`` for ``node_type`` from a class holding both."""
-    def register(holder):
-        JVP[node_type] = holder.jvp
-        VJP[node_type] = holder.vjp
-        return holder
+def defjvp(node_type):
+    """Register ``partials(e)``, the local Jacobians of ``node_type`` w.r.t. its children."""
+    def register(partials):
+        PARTIALS[node_type] = partials
+        return partials
+    return register
+
+
+def defbilinear(node_type):
+    """Register the transpose of ``node_type`` with respect to its matrix factors."""
+    def register(transpose_rule):
+        BILINEAR[node_type] = transpose_rule
+        return transpose_rule
     return register
 
 
@@ -39,111 +55,63 @@ def split_matmul(e):
     return c, list(mats)
 
 
-@rule(MatAdd)
-class AddRule:
-    """d(a + b) = da + db;  a and b both receive ct."""
-
-    @staticmethod
-    def jvp(e, J):
-        parts = [J(a) for a in e.args]
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p
-        return out.simplified()
-
-    @staticmethod
-    def vjp(e, ct):
-        return [(a, ct) for a in e.args]
+@defjvp(MatAdd)
+def add_partials(e):
+    """d(a_1 + ... + a_n) / d a_i = I."""
+    return [(a, LinMap.identity(a.shape[0])) for a in e.args]
 
 
-@rule(MatMul)
-class MatMulRule:
-    """d(k M_1 ... M_n v) = k M_1 ... M_n dv  (the matrices are parameters, constant in x);
-    v receives k (M_1 ... M_n)^T ct, and M_i receives k (M_1..M_{i-1})^T ct (M_{i+1}..M_n v)^T."""
-
-    @staticmethod
-    def jvp(e, J):
-        c, mats = split_matmul(e)
-        *consts, v = mats
-        inner = J(v)
-        if consts:
-            inner = LinMap.matrix(matmul(*consts)) @ inner
-        return inner.scaled(c) if c != 1 else inner
-
-    @staticmethod
-    def vjp(e, ct):
-        c, mats = split_matmul(e)
-        *consts, v = mats
-        ct = ct.scaled(c) if c != 1 else ct
-        if not consts:
-            return [(v, ct)]
-        out = [(v, VecPoly.atom(matmul(*[transpose(m) for m in reversed(consts)], ct.to_expr())))]
-        for i, m in enumerate(consts):
-            left = [transpose(a) for a in reversed(consts[:i])]
-            right = matmul(*consts[i + 1:], v) if i + 1 < len(consts) else v
-            out.append((m, matmul(*left, ct.to_expr(), transpose(right))))
-        return out
+@defjvp(MatMul)
+def matmul_partials(e):
+    """d(k M_1 ... M_n v) / dv = k M_1 ... M_n (the matrices are parameters, constant in x)."""
+    c, mats = split_matmul(e)
+    *consts, v = mats
+    local = LinMap.matrix(matmul(*consts)) if consts else LinMap.identity(v.shape[0])
+    return [(v, local.scaled(c) if c != 1 else local)]
 
 
-@rule(HadamardProduct)
-class HadamardRule:
-    """d(a_1 * ... * a_n) = sum_i diag(prod_{j != i} a_j) da_i;  a_i receives ct * prod_{j != i} a_j."""
+@defbilinear(MatMul)
+def matmul_transpose_matrices(e, ct):
+    """M_i in k M_1 ... M_n v receives k (M_1..M_{i-1})^T ct (M_{i+1}..M_n v)^T: the transpose
+    of the linear map dM_i -> k M_1..M_{i-1} dM_i M_{i+1}..M_n v, applied to ct."""
+    c, mats = split_matmul(e)
+    *consts, v = mats
+    ct = ct.scaled(c) if c != 1 else ct
+    out = []
+    for i, m in enumerate(consts):
+        left = [transpose(a) for a in reversed(consts[:i])]
+        right = matmul(*consts[i + 1:], v) if i + 1 < len(consts) else v
+        out.append((m, matmul(*left, ct.to_expr(), transpose(right))))
+    return out
 
-    @staticmethod
-    def _others(e, i):
-        acc = VecPoly.one(e.shape)
-        for j, a in enumerate(e.args):
+
+@defjvp(HadamardProduct)
+def hadamard_partials(e):
+    """d(a_1 * ... * a_n) / d a_i = diag(prod_{j != i} a_j)."""
+    out = []
+    for i, a in enumerate(e.args):
+        others = VecPoly.one(e.shape)
+        for j, b in enumerate(e.args):
             if j != i:
-                acc = acc * VecPoly.from_expr(a)
-        return acc
-
-    @classmethod
-    def jvp(cls, e, J):
-        out = None
-        for i, a in enumerate(e.args):
-            term = LinMap.diagonal(cls._others(e, i)) @ J(a)
-            out = term if out is None else out + term
-        return out.simplified()
-
-    @classmethod
-    def vjp(cls, e, ct):
-        return [(a, ct * cls._others(e, i)) for i, a in enumerate(e.args)]
+                others = others * VecPoly.from_expr(b)
+        out.append((a, LinMap.diagonal(others)))
+    return out
 
 
-@rule(Elementwise)
-class ElementwiseRule:
-    """d f(u) = diag(f'(u)) du;  u receives f'(u) * ct."""
-
-    @staticmethod
-    def _fprime(e):
-        if e.derivative is None:
-            raise NotImplementedError(f"no derivative rule registered for {type(e).__name__}")
-        return VecPoly.atom(e.derivative(VecPoly.from_expr(e.arg).to_expr()))
-
-    @classmethod
-    def jvp(cls, e, J):
-        return LinMap.diagonal(cls._fprime(e)) @ J(e.arg)
-
-    @classmethod
-    def vjp(cls, e, ct):
-        return [(e.arg, ct * cls._fprime(e))]
+@defjvp(Elementwise)
+def elementwise_partials(e):
+    """d f(u) / du = diag(f'(u)), with f' the primitive's registered derivative node."""
+    if e.derivative is None:
+        raise NotImplementedError(f"no derivative rule registered for {type(e).__name__}")
+    fprime = VecPoly.atom(e.derivative(VecPoly.from_expr(e.arg).to_expr()))
+    return [(e.arg, LinMap.diagonal(fprime))]
 
 
-@rule(OneMatrix)
-class ConstantRule:
-    """A constant (the all-ones vector): zero derivative, passes nothing back."""
-
-    @staticmethod
-    def jvp(e, J):
-        return J.zero(e.shape[0])
-
-    @staticmethod
-    def vjp(e, ct):
-        return []
-
-
-JVP[ZeroMatrix] = ConstantRule.jvp
-VJP[ZeroMatrix] = ConstantRule.vjp
+@defjvp(OneMatrix)
+@defjvp(ZeroMatrix)
+def constant_partials(e):
+    """A constant (the all-ones or the zero vector) has no children: zero derivative."""
+    return []
 
 
 def lookup(table, e):
@@ -154,14 +122,29 @@ def lookup(table, e):
     raise NotImplementedError(f"no differentiation rule for {type(e).__name__}: {e}")
 
 
+def jvp(e, J) -> LinMap:
+    """The Jacobian of ``e``: ``sum_u (d e / d u) J(u)`` over its children, where ``J(u)`` is
+    the Jacobian of a child w.r.t. the variable (``J.zero(n)``: zero Jacobian of an n-vector)."""
+    out = J.zero(e.shape[0])
+    for child, local in lookup(PARTIALS, e)(e):
+        out = out + local @ J(child)
+    return out.simplified()
+
+
 def pull_back(e, ct, leaf):
-    """Apply the transpose rules from ``e`` down to its leaves: ``leaf(symbol, cotangent)``
+    """Reverse mode from ``e`` down to its leaves: a vector child ``u`` receives
+    ``(d e / d u)^T ct``, a matrix factor its bilinear transpose; ``leaf(symbol, cotangent)``
     is called once for every occurrence of a symbol, with the cotangent that reaches it."""
     if isinstance(e, MatrixSymbol):
         leaf(e, ct)
         return
-    for child, child_ct in lookup(VJP, e)(e, ct):
-        pull_back(child, child_ct, leaf)
+    for child, local in lookup(PARTIALS, e)(e):
+        pull_back(child, local.transpose_apply(ct), leaf)
+    for cls in type(e).__mro__:
+        if cls in BILINEAR:
+            for child, child_ct in BILINEAR[cls](e, ct):
+                pull_back(child, child_ct, leaf)
+            break
 
 
 def sum_cotangents(parts, shape):

@@ -17,8 +17,28 @@ DIMS = {"H": H, "D": D}
 
 
 class CellSymbol(MatrixSymbol):
-    """Base of all cell symbols; ``role`` names the class for printers and reports."""
+    """Base of all cell symbols; ``role`` names the class for printers and reports.
+
+    SymPy's printers dispatch on class names (``_print_Adjoint`` is SymPy's conjugate
+    transpose), but a printmethod hook on the expression runs first: these hooks make
+    ``sympy.latex``, ``sympy.pretty``, MathML, ``str`` and Jupyter print every cell symbol
+    as the symbol it is, whatever its class is called."""
     role = "symbol"
+
+    def _latex(self, printer):
+        """The project's LaTeX name at step t, as ``derive.latex(expr)`` prints it
+        (``\\delta\\bar{o}_t``, ``W_{hi}``, ``h_{t-1}``)."""
+        from .notation import Namer
+        return Namer().symbol(self)
+
+    def _sympystr(self, printer):
+        return printer._print_MatrixSymbol(self)
+
+    def _pretty(self, printer):
+        return printer._print_MatrixSymbol(self)
+
+    def _mathml_presentation(self, printer):
+        return printer._print_MatrixSymbol(self)
 
 
 class Param(CellSymbol):

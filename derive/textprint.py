@@ -1,12 +1,15 @@
 """Plain-text (Unicode) printer for derived expressions: one ``_print_<Class>`` per node.
 
 ``diag(σ'(a)) W_hh``, ``f ⊙ c_prev``, ``W_hiᵀ δ_ibar``: the notation of the papers, in a
-terminal or a text file. Term order is the order the engine built (``order='none'``).
+terminal or a text file. Term order is the order the engine built (``order='none'``);
+parentheses come from the one table of :mod:`derive.precedence` (``h_prev ⊙ (W_hnᵀ δ)``).
 """
 from __future__ import annotations
 
+from sympy import HadamardProduct, MatMul, Transpose
 from sympy.printing.str import StrPrinter
 
+from .precedence import needs_parens, split_sign
 from .primitives import Elementwise
 
 
@@ -32,41 +35,39 @@ class TextPrinter(ConstantMatricesMixin, StrPrinter):
     def _print_MatAdd(self, expr):
         out = []
         for i, term in enumerate(expr.args):
-            s = self._print(term)
-            if s.startswith("-"):
-                out.append(("- " if i == 0 else " - ") + s[1:].lstrip())
+            neg, c, mats = split_sign(term)
+            body = self._product(-c, mats) if neg else self._print(term)
+            if neg:
+                out.append(("- " if i == 0 else " - ") + body)
             else:
-                out.append(("" if i == 0 else " + ") + s)
+                out.append(("" if i == 0 else " + ") + body)
         return "".join(out)
 
     def _print_MatMul(self, expr):
-        c, mats = expr.as_coeff_matrices()
-        parts = [self._wrap(m, ("MatAdd", "HadamardProduct")) for m in mats]
-        body = " ".join(parts)
-        if c == 1:
-            return body
-        if c == -1:
-            return "-" + body
-        return f"{self._print(c)} {body}"
+        neg, c, mats = split_sign(expr)
+        return "-" + self._product(-c, mats) if neg else self._product(c, mats)
+
+    def _product(self, c, mats):
+        """|c| M_1 ... M_n for c > 0."""
+        body = " ".join(self._wrap(m, MatMul) for m in mats)
+        return body if c == 1 else f"{self._print(c)} {body}"
 
     def _print_HadamardProduct(self, expr):
-        return " ⊙ ".join(self._wrap(a, ("MatAdd",)) for a in expr.args)
+        return " ⊙ ".join(self._wrap(a, HadamardProduct) for a in expr.args)
 
     def _print_DiagMatrix(self, expr):
         return f"diag({self._print(expr.args[0])})"
 
     def _print_Transpose(self, expr):
-        return self._wrap(expr.arg, ("MatAdd", "MatMul", "HadamardProduct")) + "ᵀ"
+        return self._wrap(expr.arg, Transpose) + "ᵀ"
 
     def _print_Elementwise(self, expr):
-        name = {"sigmoid": "σ", "sigmoid_prime": "σ'"}.get(expr.name, expr.name.replace("_prime", "'"))
-        return f"{name}({self._print(expr.arg)})"
+        return f"{expr.text or expr.name}({self._print(expr.arg)})"
 
-    def _wrap(self, e, kinds):
+    def _wrap(self, e, parent):
+        """``e`` as an operand of the operation ``parent``, parenthesized by the shared table."""
         s = self._print(e)
-        if type(e).__name__ in kinds or (type(e).__name__ == "MatMul" and e.args[0] == -1):
-            return f"({s})"
-        return s
+        return f"({s})" if needs_parens(e, parent) else s
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, Elementwise):
