@@ -8,9 +8,9 @@ True
 >>> c.jacobian("h", "h")          # d h_t / d h_{t-1}
 DiagMatrix(SigmoidPrime(a))*W_hh
 """
+from .api import latex  # also imports the printers, which register the display hooks
 from .cell import Cell, CellError
 from .kernel_runtime import kernels
-from .latex_printer import latex
 from .registry import UnknownCellError, cell, cells
 from .spec import SpecError, load_spec as cell_from_spec
 

@@ -15,17 +15,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
+from sympy import DiagMatrix, HadamardProduct, MatAdd, MatMul, MatrixSymbol
 
 from .algebra import VecPoly
 from .linmap import LinMap
+from .primitives import Elementwise
 from .rules import jvp, pull_back, sum_cotangents
-from .symbols import (DIMS, Adjoint, Incoming, Input, Param, PrevState, Var, adjoint_name,
-                      incoming_name, prev_name)
+from .symbols import (DIMS, Adjoint, Incoming, Input, LossGradient, Param, PrevState, Var,
+                      adjoint_name, incoming_name, prev_name)
 
 
 class CellError(ValueError):
     """A request that does not fit the cell (an unknown name, a matrix where a vector is needed)."""
+
+
+#: How a cell shows itself in Jupyter (``_repr_latex_``); the printing layer registers it.
+_DISPLAY: list = []
+
+
+def register_display(fn) -> None:
+    """``fn(cell) -> str``: the LaTeX Jupyter shows for a cell (core imports no printer)."""
+    _DISPLAY[:] = [fn]
+
+
+@dataclass(frozen=True)
+class ElmanForm:
+    """A one-state step Jacobian ``d s_t / d s_{t-1} = diag(f'(u)) W`` (Elman's RNN)."""
+    state: str
+    derivative: Elementwise       # the node f'(u)
+    matrix: Param                 # W, an H x H parameter
+
+    @property
+    def primitive(self) -> type:
+        """The activation f."""
+        return type(self.derivative).primitive
+
+    @property
+    def preactivation(self):
+        """u, the argument of f'."""
+        return self.derivative.arg
 
 
 @dataclass(frozen=True)
@@ -78,7 +106,7 @@ class Cell:
         self.source = source                       # path of the spec it came from
         self.torch = torch                         # PyTorch module name, when it has one
         self.input = Input("x", DIMS["D"], 1)
-        self.prev = {s: PrevState(prev_name(s), DIMS["H"], 1) for s in self.states}
+        self.prev = {s: PrevState.of(s, DIMS["H"], 1) for s in self.states}
         self._defs = {eq.lhs.name: eq for eq in self.equations + self.readout}
         self._jac_cache: dict = {}
         self._expr_cache: dict = {}
@@ -91,8 +119,7 @@ class Cell:
         return f"<Cell {self.name}: states {', '.join(self.states)}>"
 
     def _repr_latex_(self):
-        from .latex_printer import cell_equations_latex
-        return "$$" + cell_equations_latex(self) + "$$"
+        return _DISPLAY[0](self) if _DISPLAY else None
 
     @property
     def variables(self) -> dict:
@@ -219,8 +246,7 @@ class Cell:
             if isinstance(e, Var):
                 received.setdefault(e.name, []).append(ct)
             elif isinstance(e, PrevState):
-                s = e.name[: -len("_prev")]
-                prev_ct[s] = prev_ct[s] + ct
+                prev_ct[e.state] = prev_ct[e.state] + ct
             elif isinstance(e, Input):
                 input_ct = input_ct + ct
             elif isinstance(e, Param):
@@ -253,6 +279,56 @@ class Cell:
     def backward(self) -> Backward:
         """The reverse-mode equations of one step (see :class:`Backward`)."""
         return self._backward
+
+    # -- structure -----------------------------------------------------------------------
+    def elman_form(self, state=None) -> ElmanForm | None:
+        """The :class:`ElmanForm` of the block ``d state_t / d state_{t-1}`` when it is
+        exactly ``diag(f'(u)) W`` with ``f'`` a derivative node and ``W`` an H x H parameter,
+        else None. Without ``state`` the cell must have exactly one state."""
+        if state is None:
+            if len(self.states) != 1:
+                return None
+            state = self.states[0]
+        block = self.jacobian(state, state)
+        if not isinstance(block, MatMul) or len(block.args) != 2:
+            return None
+        d, w = block.args
+        v = d.args[0] if isinstance(d, DiagMatrix) else None
+        H = DIMS["H"]
+        if not (isinstance(v, Elementwise) and v.is_derivative and type(v).primitive
+                and isinstance(w, Param) and tuple(w.shape) == (H, H)):
+            return None
+        return ElmanForm(state, v, w)
+
+    @cached_property
+    def _readout_backward(self):
+        states: dict = {}
+        params: dict = {}
+
+        def leaf(e, ct):
+            if isinstance(e, Var):
+                if e.name not in self.states:
+                    raise CellError(f"cell {self.name!r}: the readout reads {e.name!r}, which is "
+                                    f"not a state; its gradient cannot be a state gradient")
+                states[e.name] = states.get(e.name, VecPoly.zero(e.shape)) + ct
+            elif isinstance(e, Param):
+                params.setdefault(e.name, []).append(ct)
+            else:
+                raise CellError(f"cell {self.name!r}: the readout reads {e.name!r}")
+
+        for eq in self.readout:
+            pull_back(eq.rhs, VecPoly.atom(LossGradient.of(eq.lhs)), leaf)
+        out_params = {}
+        for name, parts in params.items():
+            acc = sum_cotangents(parts, self.readout_params[name].shape)
+            out_params[name] = acc.to_expr() if isinstance(acc, VecPoly) else acc
+        return {s: v.to_expr() for s, v in states.items()}, out_params
+
+    def readout_backward(self):
+        """The readout's transpose rule: ``({state: nabla_{s_t} L_t}, {readout param:
+        gradient})``, with ``nabla_{y_t} L_t`` (:class:`LossGradient`) a leaf for every
+        readout output y; :class:`CellError` when the readout reads a non-state variable."""
+        return self._readout_backward
 
 
 def _inline(bw: Backward) -> Backward:

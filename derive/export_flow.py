@@ -1,5 +1,7 @@
 """Exporter: ``figures/gradient_flow.csv`` (always) and ``figures/gradient_flow.png`` / ``.svg``
-(when matplotlib is installed): the gradient-flow experiment of :mod:`derive.gradient_flow`.
+(when the figure is part of the article, option ``figure``, default on): the gradient-flow
+experiment of :mod:`derive.gradient_flow`. The files never depend on what is installed: with
+the figure on and matplotlib missing the run stops (:class:`MissingDependencyError`).
 
 For every cell with a recurrent state and every regime ``||W||_2 = m / gamma`` (m = 1/2, 1, 2:
 below, at and above Pascanu's threshold), the CSV holds the 10th percentile, median and 90th
@@ -10,19 +12,41 @@ cells the bound ``k log10(gamma ||W_hh||_2)``. Every file is deterministic byte 
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import sys
 
 import numpy
 
+from .output import OutputError
 from .gradient_flow import GradientFlowError, experiment, require_recurrence
 
 CSV_PATH = "figures/gradient_flow.csv"
 PNG_PATH = "figures/gradient_flow.png"
 SVG_PATH = "figures/gradient_flow.svg"
-PLOT_HINT = ("note: figures/gradient_flow.png and .svg not written: matplotlib is not installed "
-             "(pip install 'rnn-calculus[plot]')")
+PLOT_HINT = ("the gradient-flow figure (figures/gradient_flow.png, .svg) needs matplotlib, "
+             "which is not installed: pip install 'rnn-calculus[plot]', or leave the figure "
+             "out with --no-figure")
+
+
+class MissingDependencyError(OutputError):
+    """A package the requested output needs is not installed (one line; exit 2)."""
+
+
+def figure_wanted(options) -> bool:
+    """Whether the gradient-flow figure is part of the output (``options.figure``, default on)."""
+    return getattr(options, "figure", True) is not False
+
+
+def require_matplotlib() -> None:
+    """:class:`MissingDependencyError` naming matplotlib when it cannot be imported."""
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingDependencyError(PLOT_HINT)
 
 CSV_COLUMNS = ("cell", "activation", "gamma", "regime", "norm_multiplier", "recurrent_norm",
                "forget_bias_shift", "block", "k", "samples", "log10_p10", "log10_median", "log10_p90", "log10_bound")
@@ -185,12 +209,13 @@ def _regime_label(reg) -> str:
 
 
 def figures(experiments) -> dict:
-    """{path: bytes} for the PNG and SVG, or {} (with a note on stderr) without matplotlib."""
+    """{path: bytes} for the PNG and SVG ({} without experiments); without matplotlib
+    :class:`MissingDependencyError`."""
+    require_matplotlib()
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print(PLOT_HINT, file=sys.stderr)
-        return {}
+        raise MissingDependencyError(PLOT_HINT) from None
     if not experiments:
         return {}
     return _draw(experiments)
@@ -209,6 +234,9 @@ PARALLEL = True
 
 
 def export(cells, options) -> dict:
+    figure = figure_wanted(options)
+    if figure:
+        require_matplotlib()                 # before the experiment, not after it
     experiments = []
     for c in cells:
         if not _has_recurrence(c):
@@ -221,5 +249,6 @@ def export(cells, options) -> dict:
             # experiment cannot say anything about it, the other exports still stand
             print(f"note: gradient flow of cell {c.name!r} skipped: {exc}", file=sys.stderr)
     files = {CSV_PATH: csv_text(experiments)}
-    files.update(figures(experiments))
+    if figure:
+        files.update(figures(experiments))
     return files

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy
 import sympy
-from sympy import DiagMatrix, MatMul, ZeroMatrix
+from sympy import ZeroMatrix
 
-from .primitives import FUNCTIONS, Elementwise
+from .primitives import Elementwise
 from .symbols import DIMS, Param
 
 
@@ -125,22 +125,10 @@ class PascanuBound:
 def pascanu_bound(cell) -> PascanuBound | None:
     """The bound when the cell has one state and its derived step Jacobian is
     ``diag(phi'(u)) W`` with ``W`` an H x H parameter; None otherwise (LSTM, GRU)."""
-    cell = _as_cell(cell)
-    if len(cell.states) != 1:
+    form = _as_cell(cell).elman_form()
+    if form is None:
         return None
-    s = cell.states[0]
-    block = _step_blocks(cell)[(s, s)]
-    if not isinstance(block, MatMul) or len(block.args) != 2:
-        return None
-    diag, w = block.args
-    prime = diag.args[0] if isinstance(diag, DiagMatrix) else None
-    if not (isinstance(prime, Elementwise) and prime.is_derivative and isinstance(w, Param)
-            and tuple(w.shape) == (DIMS["H"], DIMS["H"])):
-        return None
-    prims = [f for f in FUNCTIONS.values() if f.derivative is type(prime)]
-    if len(prims) != 1:
-        return None
-    return PascanuBound(s, w.name, prims[0], prims[0].gamma())
+    return PascanuBound(form.state, form.matrix.name, form.primitive, form.primitive.gamma())
 
 
 # ---------------------------------------------------------------------------------------
@@ -174,7 +162,7 @@ def _kernels_of(cell):
         return cell, str(getattr(cell, "CELL", getattr(cell, "__name__", type(cell).__name__)))
     c = _as_cell(cell)
     require_recurrence(c)
-    from . import kernels
+    from .kernel_runtime import kernels
     return kernels(c), c.name
 
 
@@ -536,7 +524,7 @@ def experiment(cell, *, T=40, points=14, hidden_size=6, input_size=3, draws=4, b
     """
     cell = _as_cell(cell)
     require_recurrence(cell)
-    from . import kernels
+    from .kernel_runtime import kernels
     kern = kernels(cell)
     gamma, act = regime_gamma(cell)
     bound = pascanu_bound(cell)

@@ -21,8 +21,10 @@ import sympy
 from sympy import HadamardProduct, MatMul, MatrixSymbol
 from sympy.printing.latex import LatexPrinter
 
+from .cell import register_display
 from .notation import T, Namer
 from .precedence import needs_parens, split_sign
+from .symbols import Var, register_latex
 from .textprint import ConstantMatricesMixin
 
 # ---------------------------------------------------------------------------------------
@@ -44,23 +46,6 @@ def strip_breaks(s: str) -> str:
 # ---------------------------------------------------------------------------------------
 # the printer
 # ---------------------------------------------------------------------------------------
-
-class LossGradient(MatrixSymbol):
-    """``\\nabla_{z_t} L_t``: the gradient of the step-t loss with respect to the vector
-    ``z`` (symbol name ``grad_z``), a leaf used when printing BPTT."""
-
-    @classmethod
-    def of(cls, sym):
-        return cls("grad_" + sym.name, *sym.shape)
-
-    @property
-    def of_name(self):
-        return self.name[len("grad_"):]
-
-    def _latex(self, printer):
-        """sympy.latex / Jupyter: ``\\nabla_{z_t} L_t``, as the project's printer writes it."""
-        return ProjectLatexPrinter()._print_LossGradient(self)
-
 
 class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
     """SymPy's LaTeX printer with the project's matrix vocabulary."""
@@ -86,7 +71,6 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         return self._namer.symbol(expr, self._time)
 
     def _print_LossGradient(self, expr):
-        from .symbols import Var
         target = Var(expr.of_name, *expr.shape)
         return r"\nabla_{%s} L_{%s}" % (self._namer.symbol(target, self._time),
                                        self._index())
@@ -421,42 +405,20 @@ def aligned_env(eqs, width=LINE_WIDTH) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# public API
+# display hooks
 # ---------------------------------------------------------------------------------------
 
 def cell_equations_latex(cell, notation=None) -> str:
-    """The forward equations of ``cell`` as one ``aligned`` block (for Jupyter's
-    ``_repr_latex_``)."""
-    from .export_latex import forward_eqs
-    return aligned_env(forward_eqs(cell, notation))
+    """The forward equations of ``cell`` (step, then readout) as one ``aligned`` block."""
+    pr = printer(cell, notation)
+    return aligned_env([Eq(strip_breaks(pr.doprint(eq.lhs)), pr.doprint(eq.rhs))
+                        for eq in cell.equations + cell.readout])
 
 
-def latex(obj, *, cell=None, notation=None) -> str:
-    """LaTeX of a cell or of a derived result.
+def _symbol_latex(sym) -> str:
+    """``sympy.latex`` of a cell symbol: its name at step t in the default notation."""
+    return ProjectLatexPrinter().doprint(sym)
 
-    * a cell name or :class:`~derive.cell.Cell`: the cell's snippet, the same text as
-      ``out/latex/<cell>.tex`` (forward pass, Jacobian blocks, BPTT step, bounds);
-    * a SymPy expression from the cell (pass ``cell=`` for its ``[latex]`` names and to tell
-      parameters from variables): the expression at step t;
-    * a pair ``(symbol, expr)`` such as an item of ``Backward.outputs()``: ``lhs = rhs``.
 
-    ``notation`` selects a notation map (``seed``, ``greff``, ``pytorch``; see
-    :mod:`derive.notation`).
-    """
-    from . import registry
-    from .cell import Cell
-    from .export_latex import cell_snippet
-    from .notation import notation_map
-    notation_map(notation)                      # an unknown name fails here, with the list
-    if isinstance(obj, str):
-        obj = registry.cell(obj)
-    if isinstance(obj, Cell):
-        return cell_snippet(obj, notation)
-    if isinstance(obj, tuple) and len(obj) == 2:
-        lhs, rhs = obj
-        return "%s = %s" % (expr_latex(lhs, cell=cell, notation=notation),
-                            expr_latex(rhs, cell=cell, notation=notation))
-    if isinstance(obj, sympy.Basic):
-        return expr_latex(obj, cell=cell, notation=notation)
-    raise TypeError(f"derive.latex: cannot print a {type(obj).__name__}; pass a cell, a cell "
-                    f"name, a SymPy expression or a (symbol, expression) pair")
+register_latex(_symbol_latex)
+register_display(lambda cell: "$$" + cell_equations_latex(cell) + "$$")

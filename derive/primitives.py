@@ -15,6 +15,8 @@ checks every ``derivative.scalar`` against SymPy's own ``diff`` of ``scalar``.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy
 from sympy.matrices.expressions import MatrixExpr
 
@@ -27,6 +29,7 @@ class Elementwise(MatrixExpr):
     text: str = ""          # Unicode name in text and pretty output, e.g. "σ'"
     numpy: str = ""         # function in derive.numpy_primitives
     derivative: type | None = None
+    primitive: type | None = None   # on a derivative node f': the primitive f (set below)
     is_derivative = False   # True for f' nodes (sigma', tanh', relu')
 
     def __new__(cls, arg):
@@ -178,8 +181,51 @@ class Relu(Elementwise):
 #: Functions a cell definition may call, by spec-language name.
 FUNCTIONS: dict[str, type[Elementwise]] = {cls.name: cls for cls in (Sigmoid, Tanh, Relu)}
 
+for _f in FUNCTIONS.values():                  # the one inverse of f -> f'
+    _f.derivative.primitive = _f
+
 #: Every primitive node, derivatives included.
 ALL_PRIMITIVES: tuple[type[Elementwise], ...] = (
     Sigmoid, SigmoidPrime, Tanh, TanhPrime, Relu, ReluPrime)
 
 _GAMMA_CACHE: dict = {}
+
+
+class PrimitiveError(ArithmeticError):
+    """A registered derivative that contradicts what SymPy computes from the definition."""
+
+
+class ActivationValue(sympy.Symbol):
+    """f(u) as a scalar symbol, printed ``\\sigma(u)``: the variable of the polynomial form of
+    a derivative."""
+
+    def __new__(cls, prim):
+        obj = sympy.Symbol.__new__(cls, "act_" + prim.name, real=True)
+        obj.prim_latex = prim.latex
+        return obj
+
+    def _project_latex(self, printer):
+        return r"%s(u)" % self.prim_latex
+
+
+@functools.lru_cache(maxsize=None)
+def gamma_identity(prim):
+    """(p, gamma, a, u_star) for a primitive f whose derivative is a quadratic polynomial
+    p(U) in U = f(u): gamma = ``prim.gamma()`` and gamma - p(U) = a (U - u_star)^2, verified
+    by expansion (:class:`PrimitiveError` when it is not); None when f' is not such a
+    polynomial in f (relu)."""
+    u = sympy.Symbol("u", real=True)
+    U = ActivationValue(prim)
+    p = prim.derivative.scalar(u).subs(prim.scalar(u), U)
+    if u in p.free_symbols or not p.is_polynomial(U) or sympy.degree(p, U) != 2:
+        return None
+    gamma = prim.gamma()
+    gap = sympy.expand(gamma - p)
+    crit = sympy.solve(sympy.diff(p, U), U)
+    if len(crit) != 1:
+        return None
+    a = sympy.Poly(gap, U).LC()
+    if sympy.expand(gap - a * (U - crit[0]) ** 2) != 0:
+        raise PrimitiveError(f"{prim.name}: gamma - {prim.derivative.name} = {gap} is not "
+                             f"{a} (U - {crit[0]})^2; gamma or the derivative is wrong")
+    return p, gamma, a, crit[0]

@@ -6,8 +6,9 @@ says in one sentence whether and why it holds (``explanation``), and computes
 * ``holds``: whether the statement is true, decided from the derivation engine where that is
   possible (the seed's formula is transcribed into the spec language, parsed by the project's
   safe parser and compared with the derived result of the matching built-in cell), otherwise
-  a stated verdict (``holds_from == "stated"``; the claims report ``python -m verify`` then
-  backs it with a numerical counterexample);
+  a stated verdict (``holds_from == "stated"``, with ``stated_because`` saying why no
+  derivation decides it; the claims report ``python -m verify`` then backs it with a
+  numerical counterexample);
 * ``corrected()``: the correct form as derived SymPy expression(s), or None when the seed is
   right.
 
@@ -46,7 +47,12 @@ class SeedClaim:
     has one equation per line, separated by newlines, for the caller to set in an aligned
     environment. ``statement`` paraphrases the claim in English.
     ``cell`` names the built-in cell whose derivations decide it and give the correction;
-    ``corrected_lhs_latex`` is the left-hand side to print before ``corrected()``.
+    ``corrected_lhs_latex`` is the left-hand side to print before ``corrected()`` (when the
+    correction is none of the derived results, whose names the document knows);
+    ``refs`` is ``(cell, (label, ...))``: the equations of that cell's section that derive
+    the claim in full. The verdict is either derived (``_decide``, a comparison with a
+    derivation) or stated (``_stated``); a stated one says why in ``stated_because`` when a
+    comparison would only be of constants fixed by the claim's own construction.
     """
     id: str
     statement: str
@@ -58,9 +64,18 @@ class SeedClaim:
     corrected_lhs_latex: str | None = None
     corrected_lhs_text: str | None = None
     quote_note: str = ""
+    refs: tuple | None = None
+    stated_because: str = ""
     _decide: Callable[[], bool] = field(default=None, repr=False, compare=False)
     _stated: bool | None = field(default=None, repr=False, compare=False)
     _correct: Callable[[], object] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if (self._decide is None) == (self._stated is None):
+            raise ValueError(f"seed claim {self.id}: give exactly one of a decider and a "
+                             f"stated verdict")
+        if self.stated_because and self._decide is not None:
+            raise ValueError(f"seed claim {self.id}: a derived verdict has no stated_because")
 
     @property
     def holds_from(self) -> str:
@@ -209,13 +224,6 @@ def _gate_range_is_open_unit_interval():
     return (lo, hi) == (0, 1) and never
 
 
-def _vanishing_follows_from_bound():
-    """The seed: sigma' <= 1/4, so repeated products shrink. A 1-unit RNN with W_hh = 2/gamma
-    and pre-activation 0 has |dh_t/dh_{t-1}| = gamma * 2/gamma = 2 > 1 at every step."""
-    from .primitives import SigmoidPrime, Sigmoid
-    w = 2 / Sigmoid.gamma()
-    step = w * SigmoidPrime.scalar(sympy.Integer(0))
-    return sympy.simplify(step) <= 1
 
 
 def _vanishing_condition():
@@ -234,13 +242,6 @@ def _rnn_jacobian_is_sigma_prime_times_W():
     return bool(conformable) and c.jacobian("h", "h") == sympy.MatMul(sp, W)
 
 
-def _immediate_partial_present():
-    """Shape of the seed's summand dL/dy (1 x H) dy/dh (H x H) prod dh/dh (H x H) versus the
-    shape of W_hh; they must agree for the sum to be dL/dW_hh."""
-    c = cell("rnn_sigmoid")
-    dy_dh = c.jacobian("y", "h")
-    summand_shape = (1, dy_dh.shape[1])
-    return summand_shape == c.symbol("W_hh").shape
 
 
 def _cell_jacobian_is_f():
@@ -249,8 +250,6 @@ def _cell_jacobian_is_f():
     return c.jacobian("c", "c") == diag(c.symbol("f"))
 
 
-def _typo_symbol_exists():
-    return "h_t_1" in cell("lstm_peephole").variables
 
 
 def _output_gate_sees_new_c():
@@ -275,6 +274,10 @@ def _pytorch_default_is_sigmoid():
 _BPTT = (r"\frac{\partial L_{t}}{\partial W^{h}}=\sum_{t=0}^{T} \sum_{k=0}^{t} "
          r"\frac{\partial L_{t}}{\partial y_{t}} \frac{\partial y_{t}}{\partial h_{t}}"
          r"\left(\prod_{j=k+1}^{t} \frac{\partial h_{j}}{\partial h_{j-1}}\right)")
+
+#: Why the BPTT claims' verdict is stated: the shapes compared are fixed by the construction.
+_SHAPES_BECAUSE = ("(1, H) == (H, H): a summand dL_t/dy_t dy_t/dh_t prod dh_j/dh_(j-1) is a "
+                   "1 x H row, the gradient of W_hh an H x H matrix, whatever the cell")
 
 _LSTM_QUOTE = "\n".join([
     r"i_{t} =\sigma\left(W_{x i} x_{t}+W_{h i} h_{t-1}+W_{c i} c_{t-1}+b_{i}\right)",
@@ -318,6 +321,7 @@ SEED_CLAIMS: list[SeedClaim] = [
         corrected_lhs_latex="y_t", corrected_lhs_text="y_t"),
     SeedClaim(
         id="seed.bptt", cell="rnn_sigmoid", erratum=(3, 4, 5, 6),
+        refs=("rnn_sigmoid", ("bptt_sum", "bptt_matrix", "rec_Delta_h")),
         statement="BPTT: dL_t/dW^h = sum_{t=0}^T sum_{k=0}^t dL_t/dy_t dy_t/dh_t "
                   "prod_{j=k+1}^t dh_j/dh_{j-1}.",
         quote_latex=_BPTT,
@@ -325,11 +329,13 @@ SEED_CLAIMS: list[SeedClaim] = [
                     "misses the immediate partial d+h_k/dW_hh (each summand is a 1 x H row, "
                     "not an H x H matrix), sums over t on the right of a single L_t, leaves the "
                     "product order open and starts at t = k = 0 although h_0 is given.",
-        _decide=_immediate_partial_present,
+        _stated=False,
+        stated_because=_SHAPES_BECAUSE,
         _correct=lambda: cell("rnn_sigmoid").backward().params["W_hh"],
         corrected_lhs_latex=r"\delta W_{hh}\big|_{t}", corrected_lhs_text="dL/dW_hh, step t contribution"),
     SeedClaim(
         id="seed.bptt.total_loss", cell="rnn_sigmoid", erratum=(3,),
+        refs=("rnn_sigmoid", ("bptt_sum",)),
         statement="The left side dL_t/dW^h (one step's loss) equals a sum over all steps t.",
         quote_latex=_BPTT,
         explanation="The right side sums over t, so it is the gradient of the total loss "
@@ -337,16 +343,19 @@ SEED_CLAIMS: list[SeedClaim] = [
         _stated=False),
     SeedClaim(
         id="seed.bptt.immediate_partial", cell="rnn_sigmoid", erratum=(4,),
+        refs=("rnn_sigmoid", ("immediate", "bptt_matrix")),
         statement="Each BPTT summand ends with the product of Jacobians dh_j/dh_{j-1}.",
         quote_latex=_BPTT,
         explanation="Without the trailing immediate partial d+h_k/dW_hh each summand is "
                     "dL_t/dh_k, a 1 x H row, not an H x H gradient; contracted, the summand is "
                     "[phi'(a_k) * (...)] h_{k-1}^T, which is the derived per-step delta_a h_prev^T.",
-        _decide=_immediate_partial_present,
+        _stated=False,
+        stated_because=_SHAPES_BECAUSE,
         _correct=lambda: cell("rnn_sigmoid").backward().params["W_hh"],
         corrected_lhs_latex=r"\delta W_{hh}\big|_{t}", corrected_lhs_text="dL/dW_hh, step t contribution"),
     SeedClaim(
         id="seed.bptt.product_order", cell="rnn_sigmoid", erratum=(5,),
+        refs=("rnn_sigmoid", ("bptt_sum",)),
         statement="The product prod_{j=k+1}^t dh_j/dh_{j-1} may be taken in any order.",
         quote_latex=r"\prod_{j=k+1}^{t} \frac{\partial h_{j}}{\partial h_{j-1}}",
         explanation="The Jacobians are matrices that do not commute; the product must be "
@@ -365,6 +374,7 @@ SEED_CLAIMS: list[SeedClaim] = [
         _stated=False),
     SeedClaim(
         id="seed.rnn_jacobian", cell="rnn_sigmoid", erratum=(7,),
+        refs=("rnn_sigmoid", ("J_h_h",)),
         statement="dh_t/dh_{t-1} = sigma' W_hh.",
         quote_latex=r"\frac{\partial h_{t}}{\partial h_{t-1} } = \sigma ^{'}W_{hh}",
         explanation="The Jacobian is diag(sigma'(a_t)) W_hh: a diagonal matrix of sigma' at the "
@@ -381,6 +391,7 @@ SEED_CLAIMS: list[SeedClaim] = [
         _decide=_sigmoid_prime_is_sigma_one_minus_sigma),
     SeedClaim(
         id="seed.sigmoid_range", cell="rnn_sigmoid", erratum=(8,),
+        refs=("rnn_sigmoid", ("gamma_sigmoid",)),
         statement="sigma' takes values between 0 and 0.25, i.e. in [0, 0.25].",
         quote_latex=r"\sigma ^{'} \in [0, 0.25]",
         quote_note="The seed says in words: sigma' lies between 0 and 0.25.",
@@ -392,6 +403,7 @@ SEED_CLAIMS: list[SeedClaim] = [
         corrected_lhs_latex=r"\sigma'(\mathbb{R})", corrected_lhs_text="range of σ'"),
     SeedClaim(
         id="seed.vanishing", cell="rnn_sigmoid", erratum=(8,),
+        refs=("rnn_sigmoid", ("pascanu",)),
         statement="Because sigma' <= 0.25, its repeated product makes the gradient smaller and "
                   "smaller (vanishing gradients).",
         quote_latex=r"\sigma ^{'} \le 0.25 \;\Rightarrow\; \prod_{j=k+1}^{t} "
@@ -401,13 +413,17 @@ SEED_CLAIMS: list[SeedClaim] = [
         explanation="The bound on sigma' alone does not imply vanishing: W_hh multiplies every "
                     "factor, and vanishing is guaranteed only when the largest singular value "
                     "of W_hh is below 1/gamma = 4 (sufficient); above 4 gradients can explode.",
-        _decide=_vanishing_follows_from_bound,
+        _stated=False,
+        stated_because="a 1-unit RNN with W_hh = 2/gamma at pre-activation 0 has "
+                       "|dh_t/dh_(t-1)| = (2/gamma) sigma'(0) = 2 > 1 at every step: "
+                       "the comparison 2 <= 1 is fixed by the construction",
         _correct=_vanishing_condition,
         corrected_lhs_latex=None,
         corrected_lhs_text="vanishing is guaranteed (sufficient condition, lambda_1 = largest "
                            "singular value of W_hh) when"),
     SeedClaim(
         id="seed.lstm_equations", cell="lstm_peephole", erratum=(9,),
+        refs=("lstm_peephole", ("ibar",)),
         statement="The peephole LSTM step (Graves 2013, eqs. 7-11).",
         quote_latex=_LSTM_QUOTE,
         quote_note="The seed's LaTeX for i_t ends in '\\right' with no delimiter (it does not "
@@ -427,6 +443,7 @@ SEED_CLAIMS: list[SeedClaim] = [
         _decide=_output_gate_sees_new_c),
     SeedClaim(
         id="seed.lstm_cell_jacobian", cell="lstm_peephole", erratum=(10,),
+        refs=("lstm_peephole", ("J_c_c", "J_h_c")),
         statement="dc_t/dc_{t-1} = f_t.",
         quote_latex=r"\frac{\partial c_{t}}{\partial c_{t-1}}=f_{t}",
         explanation="Only the direct path with the gates held fixed (and no peepholes) gives "
@@ -449,7 +466,9 @@ SEED_CLAIMS: list[SeedClaim] = [
         statement="c_t = f_t c_{t-1} + i_t tanh(W_xc x_t + W_hc h_{t_1} + b_c).",
         quote_latex=r"c_{t} =f_{t} c_{t-1}+i_{t} \tanh \left(W_{x c} x_{t}+W_{h c} h_{t_1}+b_{c}\right)",
         explanation="h_{t_1} is a typo for h_{t-1}; there is no symbol h_{t_1} in the cell.",
-        _decide=_typo_symbol_exists,
+        _stated=False,
+        stated_because="no cell has a symbol h_t_1 (h_{t_1} is not a name the spec "
+                       "language can give a previous state)",
         _correct=lambda: expand(cell("lstm_peephole"), "c", keep=("f", "i")),
         corrected_lhs_latex="c_t", corrected_lhs_text="c_t"),
 ]

@@ -27,9 +27,11 @@ class CellSymbol(MatrixSymbol):
 
     def _latex(self, printer):
         """The project's LaTeX name at step t, as ``derive.latex(expr)`` prints it
-        (``\\delta\\bar{o}_t``, ``W_{hi}``, ``h_{t-1}``)."""
-        from .notation import Namer
-        return Namer().symbol(self)
+        (``\\delta\\bar{o}_t``, ``W_{hi}``, ``h_{t-1}``), once the printing layer has
+        registered itself (:func:`register_latex`); SymPy's own name before that."""
+        if _LATEX_HOOK:
+            return _LATEX_HOOK[0](self)
+        return printer._print_MatrixSymbol(self)
 
     def _sympystr(self, printer):
         return printer._print_MatrixSymbol(self)
@@ -55,6 +57,16 @@ class PrevState(CellSymbol):
     """A state at the previous step, s_{t-1}."""
     role = "prev_state"
 
+    @classmethod
+    def of(cls, state: str, rows=H, cols=1):
+        """s_{t-1} for the state named ``state``."""
+        return cls(prev_name(state), rows, cols)
+
+    @property
+    def state(self) -> str:
+        """The name of the state this is the previous value of (``h_prev`` -> ``h``)."""
+        return _inverse(self.name, prev_name)
+
 
 class Var(CellSymbol):
     """A quantity computed at step t: a pre-activation, a gate, a new state."""
@@ -65,11 +77,46 @@ class Adjoint(CellSymbol):
     """delta z: the gradient of the loss with respect to z, accumulated inside one step."""
     role = "adjoint"
 
+    @property
+    def target(self) -> str:
+        """The name of the quantity this is the gradient of (``delta_ibar`` -> ``ibar``)."""
+        return _inverse(self.name, adjoint_name)
+
 
 class Incoming(CellSymbol):
     """Delta s_t: the gradient reaching the step's new state s_t from outside the step
     (the loss at step t plus everything downstream through step t+1)."""
     role = "incoming"
+
+    @property
+    def state(self) -> str:
+        """The name of the state this gradient reaches (``Delta_h`` -> ``h``)."""
+        return _inverse(self.name, incoming_name)
+
+
+class LossGradient(CellSymbol):
+    """``nabla_{z_t} L_t``: the gradient of the step-t loss with respect to the vector ``z``,
+    a leaf of the readout's transpose rule and of BPTT."""
+    role = "loss_gradient"
+
+    @classmethod
+    def of(cls, sym):
+        return cls(loss_gradient_name(sym.name), *sym.shape)
+
+    @property
+    def of_name(self) -> str:
+        """The name of the vector ``z`` (``grad_y`` -> ``y``)."""
+        return _inverse(self.name, loss_gradient_name)
+
+
+#: The printing layer's LaTeX of a cell symbol (filled by :func:`register_latex`).
+_LATEX_HOOK: list = []
+
+
+def register_latex(fn) -> None:
+    """Let ``sympy.latex`` print cell symbols with ``fn(symbol)`` (the printing layer calls
+    this when it is imported; core imports no printer)."""
+    _LATEX_HOOK[:] = [fn]
 
 
 def prev_name(state: str) -> str:
@@ -83,3 +130,16 @@ def adjoint_name(name: str) -> str:
 
 def incoming_name(state: str) -> str:
     return f"Delta_{state}"
+
+
+def loss_gradient_name(name: str) -> str:
+    return f"grad_{name}"
+
+
+def _inverse(name: str, naming) -> str:
+    """The ``x`` with ``naming(x) == name``: each naming is a fixed prefix or suffix around
+    ``x``, read off ``naming("")`` (the one place that knows how names are built)."""
+    prefix, suffix = naming("\0").split("\0")
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        raise ValueError(f"{name!r} is not a name made by {naming.__name__}")
+    return name[len(prefix):len(name) - len(suffix)]
