@@ -35,6 +35,9 @@ def build_parser(prog="python -m derive"):
                         + ", ".join(_notation_names()) + " (default: seed)")
     p.add_argument("--pdf", action="store_true",
                    help="also compile derivations.tex to derivations.pdf in --out (needs pdflatex)")
+    p.add_argument("--no-figure", dest="figure", action="store_false",
+                   help="leave the gradient-flow figure out of the article "
+                        "(no PNG/SVG; matplotlib not needed)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
 
@@ -82,7 +85,7 @@ def run(argv=None, prog="python -m derive") -> int:
         return 0
     _validate(args)
     if args.pdf:
-        from .export_latex import INSTALL_HINT, TEX_ENGINE
+        from derive.document.pdf import INSTALL_HINT, TEX_ENGINE
         if shutil.which(TEX_ENGINE) is None:
             say_error(prog, f"--pdf needs {TEX_ENGINE}, which is not on PATH; {INSTALL_HINT}")
             return 3
@@ -106,7 +109,7 @@ def run(argv=None, prog="python -m derive") -> int:
     else:
         print(f"{Path(args.out)}/ is up to date: {len(files)} files")
     if args.pdf:
-        from .export_latex import PdfError, compile_pdf
+        from derive.document.pdf import PdfError, compile_pdf
         try:
             pdf = compile_pdf(args.out)
         except PdfError as exc:

@@ -8,16 +8,11 @@ which then needs matplotlib, see :func:`derive.export_flow.require_matplotlib`).
 """
 from __future__ import annotations
 
-from derive.document.pdf import INSTALL_HINT, TEX_ENGINE, PdfError, compile_pdf  # noqa: F401
 from derive.document.render import render_md, render_tex
 from derive.document.sections import TITLE, cell_blocks, cell_snippet, document_blocks
 from derive.notation import notation_map
 
 from .export_flow import figure_wanted, require_matplotlib
-
-#: ``--pdf`` lives in :mod:`derive.document.pdf`; re-exported until derive.cli imports it there.
-__all__ = ["export", "INSTALL_HINT", "TEX_ENGINE", "PdfError", "compile_pdf"]
-
 
 def export(cells, options) -> dict:
     notation = getattr(options, "notation", None)
