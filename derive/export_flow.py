@@ -20,7 +20,8 @@ import sys
 import numpy
 
 from .output import OutputError
-from .gradient_flow import GradientFlowError, experiment, require_recurrence
+from derive.analysis.experiment import experiment
+from derive.gradient_flow import GradientFlowError, require_recurrence
 
 CSV_PATH = "figures/gradient_flow.csv"
 PNG_PATH = "figures/gradient_flow.png"

@@ -31,11 +31,9 @@ The bound of Pascanu, Mikolov and Bengio (2013, section 2.1): when the step Jaco
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 
 import numpy
-import sympy
 from sympy import ZeroMatrix
 
 from .primitives import Elementwise
@@ -50,7 +48,7 @@ class GradientFlowError(ValueError):
 # what the cell's equations say: recurrence, recurrent matrices, activation, bound
 # ---------------------------------------------------------------------------------------
 
-def _as_cell(cell):
+def as_cell(cell):
     """A :class:`derive.Cell` from a name or a Cell."""
     from .cell import Cell
     from .registry import cell as builtin
@@ -125,7 +123,7 @@ class PascanuBound:
 def pascanu_bound(cell) -> PascanuBound | None:
     """The bound when the cell has one state and its derived step Jacobian is
     ``diag(phi'(u)) W`` with ``W`` an H x H parameter; None otherwise (LSTM, GRU)."""
-    form = _as_cell(cell).elman_form()
+    form = as_cell(cell).elman_form()
     if form is None:
         return None
     return PascanuBound(form.state, form.matrix.name, form.primitive, form.primitive.gamma())
@@ -160,7 +158,7 @@ def _kernels_of(cell):
     have a recurrent state (checked before its kernels are built)."""
     if hasattr(cell, "step_jacobian") and hasattr(cell, "STATE") and not hasattr(cell, "equations"):
         return cell, str(getattr(cell, "CELL", getattr(cell, "__name__", type(cell).__name__)))
-    c = _as_cell(cell)
+    c = as_cell(cell)
     require_recurrence(c)
     from .kernel_runtime import kernels
     return kernels(c), c.name
@@ -207,7 +205,7 @@ def _renormalize(m, n):
     return m / safe[:, None, None]
 
 
-def _hidden_size(kern, params) -> int:
+def hidden_size(kern, params) -> int:
     for name, dims in kern.PARAMS.items():
         if "H" in dims and name in params:
             return int(numpy.shape(params[name])[list(dims).index("H")])
@@ -218,7 +216,7 @@ def states_along(kern, params, xs, state0=None) -> list:
     """``[s_0, s_1, ..., s_{T-1}]`` by repeated ``step`` (zero ``s_0`` by default), each in the
     kernels' own state format."""
     if state0 is None:
-        H = _hidden_size(kern, params)
+        H = hidden_size(kern, params)
         state0 = tuple(numpy.zeros((xs.shape[1], H), dtype=xs.dtype) for _ in kern.STATE)
     out = [state0]
     for t in range(xs.shape[0] - 1):
@@ -255,9 +253,9 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
         for sname, arr in parts:
             _check_finite(f"initial state {sname!r}", numpy.asarray(arr), name)
     T = xs.shape[0]
-    ks = _check_ks(ks, T, name)
+    ks = check_ks(ks, T, name)
     prev = states_along(kern, params, xs, state0)
-    H = _hidden_size(kern, params)
+    H = hidden_size(kern, params)
 
     def jacobian(j):
         """J_j at x_j, s_{j-1} (1-based step index)."""
@@ -265,7 +263,7 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
     return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks)
 
 
-def _check_ks(ks, T, name):
+def check_ks(ks, T, name):
     if ks is None:
         return numpy.arange(1, T + 1)
     ks = numpy.asarray(ks)
@@ -332,219 +330,3 @@ def _scale(m):
     the distances whose norms are wanted; nan where not finite."""
     out = numpy.abs(m).max(axis=(1, 2))
     return numpy.where(numpy.isfinite(out), out, numpy.nan)
-
-
-# ---------------------------------------------------------------------------------------
-# the experiment: random parameters with controlled recurrent norm
-# ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Regime:
-    """Recurrent matrices scaled to ``||W||_2 = multiplier / gamma``; ``forget_bias`` (cells
-    with a forget gate only) is added to the forget gate's bias, pushing f towards 1."""
-    label: str
-    multiplier: object
-    forget_bias: float = 0.0
-
-
-#: ||W||_2 below, at and above Pascanu's threshold 1 / gamma; and, for cells with a forget
-#: gate, at the threshold with the forget-gate bias raised by 3 (f near 0.95), the setting in
-#: which the LSTM's cell path carries the gradient (Gers et al. 2000; Jozefowicz et al. 2015).
-REGIMES = (Regime("below", sympy.Rational(1, 2)), Regime("at", sympy.Integer(1)),
-           Regime("above", sympy.Integer(2)), Regime("at_forget_bias_3", sympy.Integer(1), 3.0))
-
-
-def forget_bias(cell) -> str | None:
-    """The bias vector of the forget gate: the cell has an equation ``f = sigmoid(u)`` and
-    ``u`` (or the equation it names) is a sum with exactly one H-vector parameter; else None."""
-    from sympy import MatAdd
-    from .primitives import Sigmoid
-    from .symbols import Var
-    try:
-        rhs = cell.definition("f")
-    except KeyError:
-        return None
-    if not isinstance(rhs, Sigmoid):
-        return None
-    u = rhs.args[0]
-    if isinstance(u, Var):
-        u = cell.definition(u.name)
-    if not isinstance(u, MatAdd):
-        return None
-    biases = [a.name for a in u.args if isinstance(a, Param) and a.shape[1] == 1]
-    return biases[0] if len(biases) == 1 else None
-
-
-def regime_gamma(cell):
-    """(gamma, activation) setting the threshold ``1 / gamma`` the recurrent norms are scaled
-    against: from the Pascanu structure when the cell has it, else from the hidden
-    activation of the first state's equation, else (1, None)."""
-    bound = pascanu_bound(cell)
-    if bound is not None:
-        return bound.gamma, bound.activation
-    act = hidden_activation(cell)
-    return (act.gamma(), act) if act is not None else (sympy.Integer(1), None)
-
-
-def controlled_params(kern, cell, input_size, hidden_size, norm, rng, forget_shift=0.0):
-    """``init_params`` draw with every recurrent matrix rescaled to spectral norm ``norm``
-    (and ``forget_shift`` added to the forget-gate bias, when given)."""
-    params = kern.init_params(input_size, hidden_size, rng=rng, dtype=numpy.float64)
-    if forget_shift:
-        params[forget_bias(cell)] = params[forget_bias(cell)] + forget_shift
-    for name in recurrent_matrices(cell):
-        w = params[name]
-        s = numpy.linalg.norm(w, 2)
-        if s > 0:
-            params[name] = w * (float(norm) / s)
-    return params
-
-
-def _distance_grid(T: int, points: int) -> numpy.ndarray:
-    """About ``points`` distances in 1..T: every k up to ``points // 2``, then log-spaced."""
-    dense = numpy.arange(1, min(T, points // 2) + 1)
-    sparse = numpy.geomspace(max(dense[-1], 1), T, points - len(dense) + 1).round().astype(int)
-    return numpy.unique(numpy.concatenate([dense, sparse, [T]]))
-
-
-def stack_replicas(kern, param_sets):
-    """One parameter dict for N independent copies of the cell (hidden size N H): recurrent
-    (H, H) matrices block-diagonal, (H, D) matrices stacked, (H,) vectors concatenated.
-
-    In the spec language every (H, H) parameter multiplies a hidden-size vector and every
-    other operation is elementwise, so the copies do not interact and one kernel call steps
-    all of them. None when a parameter has another shape."""
-    if any(tuple(d) not in (("H", "H"), ("H", "D"), ("H",)) for d in kern.PARAMS.values()):
-        return None
-    out = {}
-    for name, dims in kern.PARAMS.items():
-        arrs = [numpy.asarray(p[name]) for p in param_sets]
-        if tuple(dims) == ("H", "H"):
-            H = arrs[0].shape[0]
-            big = numpy.zeros((H * len(arrs), H * len(arrs)), dtype=arrs[0].dtype)
-            for n, a in enumerate(arrs):
-                big[n * H:(n + 1) * H, n * H:(n + 1) * H] = a
-            out[name] = big
-        else:
-            out[name] = numpy.concatenate(arrs, axis=0)
-    return out
-
-
-#: Largest stacked state size per kernel call: the stacked step Jacobian is dense, so its
-#: cost grows with the square of the number of copies.
-MAX_STACKED_STATE = 96
-
-
-def replica_flows(kern, param_sets, xs, *, ks=None, name="cell") -> list:
-    """:func:`gradient_flow` for each parameter set on the same inputs ``xs``; several sets
-    per kernel call when :func:`stack_replicas` applies (checked: the step Jacobian of the
-    stacked cell must vanish outside the copies' diagonal blocks), else one by one."""
-    H = _hidden_size(kern, param_sets[0])
-    per_call = max(1, MAX_STACKED_STATE // (H * len(kern.STATE)))
-    out = []
-    for i in range(0, len(param_sets), per_call):
-        out += _stacked_flows(kern, param_sets[i:i + per_call], xs, ks=ks, name=name)
-    return out
-
-
-def _stacked_flows(kern, param_sets, xs, *, ks=None, name="cell") -> list:
-    big = stack_replicas(kern, param_sets) if len(param_sets) > 1 else None
-    if big is None:
-        return [gradient_flow(kern, p, xs, ks=ks) for p in param_sets]
-    N = len(param_sets)
-    T, B = xs.shape[:2]
-    H = _hidden_size(kern, param_sets[0])
-    states = tuple(kern.STATE)
-    S = H * len(states)
-    # row/column indices of copy n inside the stacked state (state-major, then copy, unit)
-    idx = numpy.array([[i * N * H + n * H + u for i in range(len(states)) for u in range(H)]
-                       for n in range(N)])
-    prev = states_along(kern, big, xs)
-    decoupled = True
-
-    def jacobian(j):
-        nonlocal decoupled
-        J = numpy.asarray(kern.step_jacobian(big, xs[j - 1], prev[j - 1]), dtype=numpy.float64)
-        blocks = J[:, idx[:, :, None], idx[:, None, :]]           # (B, N, S, S)
-        if not math.isclose(numpy.abs(blocks).sum(), numpy.abs(J).sum(), rel_tol=1e-12,
-                            abs_tol=1e-300):
-            decoupled = False
-        return blocks.reshape(B * N, S, S)
-
-    flow = accumulate(name, states, H, jacobian, T, B * N, ks=_check_ks(ks, T, name))
-    if not decoupled:
-        return [gradient_flow(kern, p, xs, ks=ks) for p in param_sets]
-    return [GradientFlow(name, states, {b: v.reshape(len(flow.k), B, N)[:, :, n]
-                                        for b, v in flow.log10.items()}, {}, flow.k)
-            for n in range(N)]
-
-
-@dataclass
-class RegimeStats:
-    """Quantiles over draws x sequences of ``log10 ||d s_T / d s_{T-k}||_2``, one column
-    per distance of the experiment's ``k``."""
-    regime: str
-    multiplier: object                   # ||W||_2 = multiplier / gamma
-    recurrent_norm: object               # multiplier / gamma, exact
-    forget_bias: float                   # added to the forget-gate bias
-    samples: int
-    quantiles: dict                      # block -> (3, len(k)): 10th percentile, median, 90th
-    bound_log10: numpy.ndarray | None    # k log10(gamma ||W||_2), Elman RNN cells only
-
-
-@dataclass
-class Experiment:
-    cell: str
-    gamma: object
-    activation: str
-    blocks: tuple
-    k: numpy.ndarray
-    regimes: list
-
-
-QUANTILES = (0.1, 0.5, 0.9)
-
-
-def _quantiles(samples: numpy.ndarray) -> numpy.ndarray:
-    """(3, K) quantiles of a (K, N) array of log10 norms; -inf (exact zeros) kept."""
-    with numpy.errstate(invalid="ignore"):
-        q = numpy.quantile(samples, QUANTILES, axis=1)
-    return numpy.where(numpy.isnan(q) & ~numpy.isnan(samples).any(axis=1), -numpy.inf, q)
-
-
-def experiment(cell, *, T=40, points=14, hidden_size=6, input_size=3, draws=4, batch=4,
-               seed=2013, regimes=REGIMES) -> Experiment:
-    """Gradient flow over random parameter draws in each regime ``||W||_2 = m / gamma``.
-
-    Per regime: ``draws`` parameter sets from ``init_params`` with every recurrent matrix
-    rescaled to spectral norm ``m / gamma``; the same ``batch`` standard-normal input
-    sequences of length ``T`` for every draw, zero initial state; norms at about ``points``
-    distances in 1..T. The RNG is seeded from ``seed`` and the cell's name, so a cell's
-    numbers do not depend on which other cells run.
-    """
-    cell = _as_cell(cell)
-    require_recurrence(cell)
-    from .kernel_runtime import kernels
-    kern = kernels(cell)
-    gamma, act = regime_gamma(cell)
-    bound = pascanu_bound(cell)
-    rng = numpy.random.default_rng([seed, zlib.crc32(cell.name.encode())])
-    ks = _distance_grid(T, points)
-    fbias = forget_bias(cell)
-    regimes = [r for r in regimes if not r.forget_bias or fbias is not None]
-    sets = [controlled_params(kern, cell, input_size, hidden_size, r.multiplier / gamma, rng,
-                              r.forget_bias)
-            for r in regimes for _ in range(draws)]
-    xs = rng.standard_normal((T, batch, input_size))
-    flows = replica_flows(kern, sets, xs, ks=ks, name=cell.name)
-    stats = []
-    for i, r in enumerate(regimes):
-        mine = flows[i * draws:(i + 1) * draws]
-        quantiles = {b: _quantiles(numpy.concatenate([f.log10[b] for f in mine], axis=1))
-                     for b in mine[0].log10}
-        # every draw has ||W||_2 = m / gamma, so gamma ||W||_2 = m exactly
-        bound_log10 = ks * math.log10(float(r.multiplier)) if bound is not None else None
-        stats.append(RegimeStats(r.label, r.multiplier, r.multiplier / gamma, r.forget_bias,
-                                 draws * batch, quantiles, bound_log10))
-    return Experiment(cell.name, gamma, act.name if act is not None else "none",
-                      tuple(flows[0].log10), ks, stats)

@@ -1,0 +1,1 @@
+"""Numerical analyses run on the generated kernels."""
