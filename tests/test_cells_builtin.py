@@ -10,13 +10,14 @@ against oracles that do not use the engine's rules:
   peephole LSTM with the forget gate's parameters set to minus the input gate's, since
   sigma(-a) = 1 - sigma(a)).
 
-Forward values and derived expressions are evaluated with a small NumPy interpreter of the
-engine's SymPy nodes (:func:`evaluate`), in float64.
+Forward values and derived expressions are evaluated with verify.oracles' NumPy interpreter
+of the engine's SymPy nodes (:func:`evaluate`), in float64, and finite differences come from
+its one central-difference routine.
 Tolerances: central differences with step 1e-6 have truncation error ~1e-12 * f''' and
 rounding error ~1e-10 / 1e-6 = 1e-10 relative; we allow 1e-6 relative + 1e-8 absolute.
 PyTorch and the interpreter compute the same float64 formulas in a different order: 1e-12.
 """
-from functools import lru_cache, reduce
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,13 @@ import pytest
 import sympy
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose,
-                   ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 import derive
 from derive.algebra import hadamard
 from derive.primitives import Elementwise, Tanh
 from derive.symbols import DIMS, Var
+from verify import oracles
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_CELLS = ["gru", "gru_cho", "rnn_relu", "lstm_nig", "lstm_nfg", "lstm_nog", "lstm_niaf",
@@ -51,44 +51,14 @@ def get_cell(name):
 # a NumPy interpreter of the engine's expression nodes (not the engine's kernels)
 # ---------------------------------------------------------------------------------------
 
-_SCALAR = {
-    "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
-    "sigmoid_prime": lambda a: np.exp(-a) / (1 + np.exp(-a)) ** 2,
-    "tanh": np.tanh,
-    "tanh_prime": lambda a: 1 / np.cosh(a) ** 2,
-    "relu": lambda a: np.maximum(a, 0),
-    "relu_prime": lambda a: (a > 0).astype(float),
-}
-
-
 def _dims(shape):
     return tuple(int(sympy.sympify(d).subs({DIMS["H"]: N, DIMS["D"]: M})) for d in shape)
 
 
 def evaluate(e, env):
-    """The value of a SymPy matrix expression of the engine, leaves looked up by name."""
-    if isinstance(e, MatrixSymbol):
-        return env[e.name]
-    if isinstance(e, MatAdd):
-        return sum(evaluate(a, env) for a in e.args)
-    if isinstance(e, MatMul):
-        c, mats = e.as_coeff_matrices()
-        return float(c) * reduce(np.matmul, [evaluate(m, env) for m in mats])
-    if isinstance(e, HadamardProduct):
-        return reduce(np.multiply, [evaluate(a, env) for a in e.args])
-    if isinstance(e, DiagMatrix):
-        return np.diagflat(evaluate(e.args[0], env))
-    if isinstance(e, Transpose):
-        return evaluate(e.arg, env).T
-    if isinstance(e, Identity):
-        return np.eye(_dims(e.shape)[0])
-    if isinstance(e, ZeroMatrix):
-        return np.zeros(_dims(e.shape))
-    if isinstance(e, OneMatrix):
-        return np.ones(_dims(e.shape))
-    if isinstance(e, Elementwise):
-        return _SCALAR[e.name](evaluate(e.arg, env))
-    raise TypeError(f"no evaluation rule for {type(e).__name__}")
+    """The value of a SymPy matrix expression of the engine at H = N, D = M, leaves looked up
+    by name (verify.oracles.evaluate, the one interpreter)."""
+    return oracles.evaluate(e, env, dims={"H": N, "D": M})
 
 
 def random_point(cell, rng, scale=0.6):
@@ -126,19 +96,9 @@ def preactivations_away_from_zero(cell, env, margin=1e-3):
 
 
 def fd_jacobian(fn, env, name, step=1e-6):
-    """d fn(env) / d env[name] by central differences, numerator layout (columns = entries)."""
-    base = env[name]
-    cols = []
-    for k in range(base.size):
-        plus, minus = dict(env), dict(env)
-        plus[name] = base.copy().reshape(-1)
-        minus[name] = base.copy().reshape(-1)
-        plus[name][k] += step
-        minus[name][k] -= step
-        plus[name] = plus[name].reshape(base.shape)
-        minus[name] = minus[name].reshape(base.shape)
-        cols.append(((fn(plus) - fn(minus)) / (2 * step)).reshape(-1))
-    return np.stack(cols, axis=1)
+    """d fn(env) / d env[name] by central differences, numerator layout (columns = entries;
+    verify.oracles.fd_jacobian)."""
+    return oracles.fd_jacobian(lambda a: fn({**env, name: a}), env[name], step)
 
 
 def close(a, b):

@@ -8,10 +8,9 @@
 * Pascanu's bound ``||d h_T / d h_{T-k}||_2 <= (gamma ||W_hh||_2)^k`` holds on generated
   draws for every cell whose derived step Jacobian is ``diag(phi'(a)) W``;
 * for the LSTM the direct cell path is ``prod_j diag(f_j)``, with ``f_j`` and the whole
-  trajectory evaluated by the explicit SymPy expansion of the spec (verify.explicit);
+  trajectory evaluated from the spec's equations by verify.oracles;
 * bad input, and byte-for-byte deterministic CSV and figures.
 """
-import functools
 import math
 import os
 import subprocess
@@ -29,7 +28,7 @@ from derive import gradient_flow as gf
 from derive import export_flow as ef
 from derive.primitives import Sigmoid, Tanh
 from verify import strategies as vst
-from verify.explicit import expand
+from verify import oracles
 
 ROOT = Path(__file__).resolve().parents[1]
 RECURRENT_CELLS = [n for n in derive.cells()]
@@ -162,7 +161,8 @@ def test_forget_bias_is_found_from_the_equations():
 
 
 def _k_step_map_jacobian(kern, params, xs, states, T, k, b, eps=1e-6):
-    """Central differences of s_{T-k} -> s_T (flattened in STATE order), batch entry b."""
+    """Central differences (verify.oracles) of s_{T-k} -> s_T (flattened in STATE order),
+    batch entry b."""
     n_state = len(kern.STATE)
     H = states[0][0].shape[1]
 
@@ -173,12 +173,7 @@ def _k_step_map_jacobian(kern, params, xs, states, T, k, b, eps=1e-6):
         return numpy.concatenate([numpy.asarray(s)[0] for s in st_])
 
     base = numpy.concatenate([numpy.asarray(s)[b] for s in states[T - k]])
-    cols = []
-    for i in range(base.size):
-        e = numpy.zeros_like(base)
-        e[i] = eps
-        cols.append((run(base + e) - run(base - e)) / (2 * eps))
-    return numpy.stack(cols, axis=1)          # numerator layout: J[i, j] = d s_T[i] / d s_{T-k}[j]
+    return oracles.fd_jacobian(run, base, eps)   # numerator layout: J[i, j] = d s_T[i] / d s_{T-k}[j]
 
 
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "gru"])
@@ -273,30 +268,19 @@ def test_long_sequences_do_not_underflow():
 # the LSTM's cell path
 # ---------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _explicit_step(name, n, m):
-    """Step function (h, c, f) of an LSTM-type cell from its explicit SymPy expansion."""
-    ex = expand(name, n, m)
-    cell = derive.cell(name)
-    leaves = ["x", "h_prev", "c_prev", *cell.params]
-    syms = [s for leaf in leaves for s in ex.symbols_of(leaf)]
-    fn = sympy.lambdify(syms, [list(ex.values[v]) for v in ("h", "c", "f")], "numpy")
-
-    def step(params, x, h, c):
-        args = [*x, *h, *c, *(v for p in cell.params for v in numpy.asarray(params[p]).reshape(-1))]
-        return tuple(numpy.array(v, dtype=float) for v in fn(*args))
-    return step
-
-
 def _forget_gates(name, case):
-    """f_1 .. f_T along the explicit trajectory (batch entry 0)."""
-    H = case.state0[0].shape[1]
-    step = _explicit_step(name, H, case.xs.shape[2])
-    h, c = (numpy.asarray(s)[0] for s in case.state0)
+    """f_1 .. f_T along the trajectory of the spec's equations (batch entry 0), evaluated by
+    verify.oracles (the one interpreter; nothing of the kernels)."""
+    cell = derive.cell(name)
+    s_ = tuple(numpy.asarray(v)[:1] for v in case.state0)
     fs = []
     for t in range(case.xs.shape[0]):
-        h, c, f = step(case.params, case.xs[t, 0], h, c)
-        fs.append(f)
+        env = dict(case.params, x=case.xs[t, :1])
+        env.update({cell.prev[st].name: v for st, v in zip(cell.states, s_)})
+        for eq in cell.equations:
+            env[eq.lhs.name] = oracles.evaluate_rows(eq.rhs, env)
+        fs.append(env["f"][0])
+        s_ = tuple(env[st] for st in cell.states)
     return fs
 
 
@@ -304,7 +288,7 @@ def _forget_gates(name, case):
                                input_size=2, scale=2.0))
 def test_lstm_direct_cell_path_is_product_of_forget_gates(case):
     """Gates held fixed (the (c, c) blocks alone): d c_T / d c_{T-k} = prod_j diag(f_j),
-    f_j and the trajectory from the explicit SymPy expansion of the spec."""
+    f_j and the trajectory from the spec's equations (verify.oracles)."""
     T = case.xs.shape[0]
     fs = _forget_gates("lstm", case)
     flow = gf.gradient_flow("lstm", case.params, case.xs, case.state0, direct=True)

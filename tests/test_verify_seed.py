@@ -49,3 +49,40 @@ def test_the_no_peephole_lstm_has_the_seeds_block():
 def test_unknown_id():
     with pytest.raises(KeyError, match="seed.nope"):
         seed_claim("seed.nope")
+
+
+# -- how the claims report labels a verdict (verify.seed_claims) ------------------------------
+
+CONSTANT = {"seed.vanishing", "seed.typo", "seed.bptt", "seed.bptt.immediate_partial"}
+
+
+def test_constant_verdicts_are_reported_as_stated_not_derived():
+    """The deciders of these claims compare constants (2 <= 1, 'h_t_1' in a cell's variables,
+    (1, H) == (H, H)): python -m verify labels their verdicts stated; the verdicts that
+    derive.seed derives keep the derived label (the old report called all of them derived)."""
+    from verify.claims import run_claims
+    from verify.seed_claims import CONSTANT_DECIDERS, verdict_basis
+    assert set(CONSTANT_DECIDERS) == CONSTANT <= set(seed_ids())
+    derived = ["seed.rnn_jacobian", "seed.eq2", "seed.sigmoid_derivative"]
+    stated = ["seed.bptt.total_loss"]
+    by_id = {c.id: c for c in run_claims(sorted(CONSTANT) + derived + stated, seed=3)}
+    for i in CONSTANT:
+        assert verdict_basis(seed_claim(i)) == "stated"
+        assert by_id[i].verdict == "refuted"
+        assert "verdict stated, not derived" in by_id[i].evidence, i
+        assert "verdict computed" not in by_id[i].evidence, i
+    for i in derived:
+        assert verdict_basis(seed_claim(i)) == "derived"
+        assert by_id[i].evidence.endswith("(verdict computed by derive.seed from the derivations)"), i
+    assert "verdict stated in derive.seed" in by_id["seed.bptt.total_loss"].evidence
+    assert by_id["seed.sigmoid_derivative"].verdict == "proved"
+
+
+def test_every_seed_claim_has_one_label():
+    """Each seed claim's verdict is either derived or stated, never both, and a stated one is
+    never reported as proved."""
+    from verify.seed_claims import verdict_basis
+    for c in SEED_CLAIMS:
+        assert verdict_basis(c) in ("derived", "stated")
+        if c.holds_from == "stated":
+            assert verdict_basis(c) == "stated"
