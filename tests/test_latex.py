@@ -13,6 +13,8 @@ from sympy import MatAdd, MatMul
 
 import derive
 from derive import export_latex as E
+from derive.document.equations import Ctx, jacobian_eqs
+from derive.primitives import gamma_identity
 from derive.latex_printer import LINE_WIDTH, expr_latex, layout_rhs, mark, strip_breaks
 from derive.notation import MAPS, NotationError, default_body, notation_map
 from derive.symbols import Adjoint, Incoming, Input, Param, PrevState, Var
@@ -151,8 +153,8 @@ def test_line_breaking_only_inserts_breaks():
     """The broken rows of every display say exactly what the one-line print says."""
     for name in ("lstm_peephole", "lstm_fgr", "gru"):
         c = derive.cell(name)
-        ctx = E.Ctx(c, None)
-        eqs = E.jacobian_eqs(ctx)
+        ctx = Ctx.of(c, None)
+        eqs = jacobian_eqs(ctx)
         from derive.latex_printer import align_env
         broken = _one_line(align_env(eqs))
         flat = [re.sub(r"\s+", "", "%s=%s" % (e.lhs, strip_breaks(e.rhs))) for e in eqs]
@@ -161,7 +163,7 @@ def test_line_breaking_only_inserts_breaks():
 
 def test_long_blocks_are_broken_into_several_lines():
     c = derive.cell("lstm_peephole")
-    rhs = E.Ctx(c, None).p(c.jacobian("h", "h"))
+    rhs = Ctx.of(c, None).p(c.jacobian("h", "h"))
     lines = layout_rhs(rhs, LINE_WIDTH - 40)
     assert len(lines) >= 3
     assert "".join(t for _, t in lines).replace(" ", "") == strip_breaks(rhs).replace(" ", "")
@@ -182,14 +184,14 @@ def test_sigmoid_gap_identity_is_true_and_printed():
     """1/4 - sigma(1 - sigma) = (sigma - 1/2)^2, checked here by exact arithmetic at rational
     points of sigma in (0, 1), independently of how the exporter found it."""
     from derive.primitives import Sigmoid, Tanh
-    p, gamma, a, ustar = E.gamma_identity(Sigmoid)
+    p, gamma, a, ustar = gamma_identity(Sigmoid)
     assert gamma == sympy.Rational(1, 4) and ustar == sympy.Rational(1, 2) and a == 1
     for k in range(1, 20):
         s = sympy.Rational(k, 20)
         assert sympy.Rational(1, 4) - s * (1 - s) == (s - sympy.Rational(1, 2)) ** 2
     snippet = derive.latex("rnn_sigmoid")
     assert r"\frac{1}{4} - \sigma'(u) &= \left(\sigma(u) - \frac{1}{2}\right)^{2}" in snippet
-    p, gamma, a, ustar = E.gamma_identity(Tanh)
+    p, gamma, a, ustar = gamma_identity(Tanh)
     assert gamma == 1 and ustar == 0
     assert r"1 - \tanh'(u) &= \tanh(u)^{2}" in derive.latex("rnn_tanh")
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy
 
+from .oracles import fd_gradient
+
 __all__ = ["ArrayError", "GradcheckReport", "numeric_gradient", "gradcheck", "gradcheck_kernel"]
 
 
@@ -71,17 +73,7 @@ def numeric_gradient(loss, arrays: dict, name: str, *, eps=1e-6) -> numpy.ndarra
     """Central differences of ``loss(arrays)`` with respect to every entry of ``arrays[name]``
     (computed in float64 on copies; the caller's arrays are not touched)."""
     work = {k: numpy.array(v, dtype=numpy.float64, copy=True) for k, v in arrays.items()}
-    a = work[name]
-    out = numpy.zeros_like(a)
-    for idx in numpy.ndindex(a.shape):
-        orig = a[idx]
-        a[idx] = orig + eps
-        up = float(loss(work))
-        a[idx] = orig - eps
-        down = float(loss(work))
-        a[idx] = orig
-        out[idx] = (up - down) / (2 * eps)
-    return out
+    return fd_gradient(lambda a: loss({**work, name: a}), work[name], eps)
 
 
 def compare(name, analytic, numeric) -> ArrayError:

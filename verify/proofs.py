@@ -21,8 +21,8 @@ from __future__ import annotations
 import sympy
 from sympy import DiagMatrix, HadamardProduct, MatAdd, MatMul, OneMatrix
 
-from derive.primitives import ALL_PRIMITIVES, Elementwise, Relu, Sigmoid, Tanh
-from derive.symbols import Param, Var
+from derive.primitives import Elementwise, Relu, Sigmoid, Tanh
+from derive.symbols import Var
 
 from .explicit import expand, entries_equal, normalize, scalar_equal  # noqa: F401
 from .index_notation import (I_IDX, K_IDX, M_SYM, N_SYM, IndexNotation,  # noqa: F401
@@ -208,33 +208,15 @@ def gates_in_unit_interval(cell) -> Proof:
     return p
 
 
-def _diag_times_matrix(block):
-    """(F, u, W) when block is structurally DiagMatrix(F(u)) * W for a derivative node F."""
-    if isinstance(block, MatMul) and len(block.args) == 2:
-        d, w = block.args
-        v = d.args[0] if isinstance(d, DiagMatrix) else None
-        if isinstance(v, Elementwise) and v.is_derivative and isinstance(w, Param):
-            return type(v), v.arg, w
-    return None
-
-
-def _primitive_of(derivative_cls):
-    for cls in ALL_PRIMITIVES:
-        if cls.derivative is derivative_cls:
-            return cls
-    return None
-
-
 def jacobian_norm_bound(cell, state: str = "h") -> Proof:
     """``||d s_t / d s_{t-1}||_2 <= gamma ||W||_2`` from the derived form ``diag(phi'(a)) W``."""
     block = cell.jacobian(state, state)
     p = Proof(f"{cell.name}: ||d{state}_t/d{state}_(t-1)||_2 <= gamma ||W||_2")
-    form = _diag_times_matrix(block)
+    form = cell.elman_form(state)
     if not p.step(f"derived block d{state}_t/d{state}_(t-1) = {block} is diag(phi'(u)) W",
                   form is not None):
         return p
-    F, u, W = form
-    prim = _primitive_of(F)
+    F, u, W, prim = type(form.derivative), form.preactivation, form.matrix, form.primitive
     gamma = prim.gamma()
     p.claim = f"{cell.name}: ||d{state}_t/d{state}_(t-1)||_2 <= {gamma} ||{W.name}||_2"
     p.step(f"phi = {prim.__name__}, phi' = {F.__name__}, W = {W.name}, u = {u}")
@@ -260,7 +242,7 @@ def elman_cells() -> list:
     out = []
     for name in derive.cells():
         cell = derive.cell(name)
-        if cell.states == ("h",) and _diag_times_matrix(cell.jacobian("h", "h")) is not None:
+        if cell.states == ("h",) and cell.elman_form() is not None:
             out.append(name)
     return out
 

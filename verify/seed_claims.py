@@ -5,11 +5,9 @@ the counterexamples (computed here, from the kernels and finite differences) and
 Where a verdict comes from (:func:`verdict_basis`):
 
 * ``derived``: ``derive.seed`` decides it by comparing the seed's formula with a derived result;
-* ``stated``: the verdict is written down, not derived. That is the case when ``derive.seed``
-  states it (``holds_from == "stated"``) and also when its decider only compares constants
-  fixed by the claim's own construction (:data:`CONSTANT_DECIDERS`: ``2 <= 1``, a name
-  looked up in a cell, the shapes ``(1, H) == (H, H)``); the report says so, and the
-  counterexample is computed.
+* ``stated``: the verdict is written down in ``derive.seed``, not derived
+  (``holds_from == "stated"``, with ``stated_because`` saying why no derivation decides it:
+  a typo, a statement about shapes); the report says so, and the counterexample is computed.
 """
 from __future__ import annotations
 
@@ -22,23 +20,11 @@ from derive.textprint import text
 from . import properties as P
 from .oracles import fd_jacobian
 
-__all__ = ["CONSTANT_DECIDERS", "verdict_basis", "seed_run"]
-
-#: Seed claims whose ``derive.seed`` decider evaluates a constant, with what it compares.
-#: (Their verdicts are reported as ``stated``; the fix belongs in derive.seed: ``_stated=False``.)
-CONSTANT_DECIDERS = {
-    "seed.vanishing": "(2/gamma) sigma'(0) <= 1, which is 2 <= 1 by construction",
-    "seed.typo": "'h_t_1' in the cell's variables, false for every cell",
-    "seed.bptt": "the shapes (1, H) == (H, H)",
-    "seed.bptt.immediate_partial": "the shapes (1, H) == (H, H)",
-}
-
+__all__ = ["verdict_basis", "seed_run"]
 
 def verdict_basis(sc) -> str:
     """``"derived"`` when derive.seed computes the verdict from a derivation, else ``"stated"``."""
-    if sc.holds_from == "derived" and sc.id not in CONSTANT_DECIDERS:
-        return "derived"
-    return "stated"
+    return sc.holds_from
 
 def _kernel(name):
     return P.reference_kernels(name)
@@ -227,9 +213,8 @@ def seed_run(sc):
         basis = verdict_basis(sc)
         if basis == "derived":
             how = "verdict computed by derive.seed from the derivations"
-        elif sc.id in CONSTANT_DECIDERS:
-            how = (f"verdict stated, not derived: derive.seed's decider only compares constants, "
-                   f"{CONSTANT_DECIDERS[sc.id]}; the counterexample is computed")
+        elif sc.stated_because:
+            how = f"verdict stated, not derived: {sc.stated_because}; the counterexample is computed"
         else:
             how = "verdict stated in derive.seed; the counterexample is computed"
         if sc.holds:
