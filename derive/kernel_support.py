@@ -89,6 +89,48 @@ def _check_state(name, state, STATE, batch, hidden, dtype):
                  for i, (s, a) in enumerate(zip(STATE, state)))
 
 
+def _cache_array(name, value, shape, dtype):
+    """A cache entry: an ndarray of exactly ``shape`` ((label, size) pairs) and ``dtype``."""
+    want = "(" + ", ".join(f"{lab}={n}" if n is not None else lab for lab, n in shape) + ")"
+    if not isinstance(value, numpy.ndarray) or value.dtype != dtype or value.ndim != len(shape) \
+            or any(n is not None and n != m for (_, n), m in zip(shape, value.shape)):
+        got = (f"shape {value.shape} {value.dtype}" if isinstance(value, numpy.ndarray)
+               else type(value).__name__)
+        raise ValueError(f"cache: {name} must be an array {want} of {dtype}, got {got}")
+    return value
+
+
+def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
+    """The cache of this cell's ``forward``, checked key by key against the parameters'
+    sizes and dtype (``KEPT``: stored value -> its dims, "T" and "B" for the sequence axes).
+    Returns (T, B)."""
+    if not isinstance(cache, dict) or cache.get("cell") != CELL:
+        got = f"cell {cache.get('cell')!r}" if isinstance(cache, dict) else type(cache).__name__
+        raise ValueError(f"cache: expected the cache returned by this cell's forward ({CELL!r}), "
+                         f"got {got}")
+    for key, what in (("xs", "the inputs"), ("S", f"the states {STATE}"), ("V", "the kept values")):
+        if key not in cache:
+            raise ValueError(f"cache: missing key {key!r} ({what}); pass the cache forward returned")
+    H, D = dims["H"], dims.get("D")
+    xs = _cache_array("'xs'", cache["xs"], (("T", None), ("B", None), ("D", D)), dtype)
+    T, B = xs.shape[:2]
+    S = cache["S"]
+    if not isinstance(S, (tuple, list)) or len(S) != len(STATE):
+        got = f"{len(S)} arrays" if isinstance(S, (tuple, list)) else type(S).__name__
+        raise ValueError(f"cache: 'S' must be a tuple of {len(STATE)} arrays ordered like "
+                         f"STATE = {STATE}, got {got}")
+    for i, s in enumerate(S):
+        _cache_array(f"'S'[{i}] ({STATE[i]})", s, (("T+1", T + 1), ("B", B), ("H", H)), dtype)
+    V = cache["V"]
+    if not isinstance(V, dict) or sorted(V) != sorted(KEPT):
+        raise ValueError(f"cache: 'V' must be a dict with the keys {sorted(KEPT)}, got "
+                         + (f"keys {sorted(V, key=str)}" if isinstance(V, dict) else type(V).__name__))
+    sizes = {"T": T, "B": B, "H": H, "D": D}
+    for name, spec in KEPT.items():
+        _cache_array(f"'V'[{name!r}]", V[name], tuple((d, sizes.get(d)) for d in spec), dtype)
+    return T, B
+
+
 def _zero_state(STATE, batch, hidden, dtype):
     return tuple(numpy.zeros((batch, hidden), dtype) for _ in STATE)
 

@@ -17,12 +17,10 @@ NumPy-only module. Both routes execute the same code, so they give identical res
 """
 from __future__ import annotations
 
-import ast
 import inspect
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import sympy
 from sympy import MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
@@ -32,6 +30,7 @@ from . import kernel_support, numpy_primitives
 from .kernel_plan import Plan, Var, build_plan, rebuild, safe_name
 from .kernel_plan import symbols_in as _symbols
 from .numpy_printer import BatchNumPyPrinter
+from .pysource import check_cell_names
 from .symbols import H, Adjoint, Incoming, Input, Param, PrevState
 
 GENERATOR_VERSION = 3
@@ -359,6 +358,11 @@ class Driver:
         L(f'return {{"cell": CELL, "xs": xs, "S": ({states},), "V": {{{kept}}}}}')
         L.dedent()
         L()
+
+    def kept_dims(self):
+        """Dims of each value forward keeps for backward ("T", "B": the sequence axes)."""
+        return {v.name: ((_size(v.shape[0]),) if v in self.const else ("T", "B", _size(v.shape[0])))
+                for v in self.plan.stored}
 
     def _kept_sequence(self, v):
         if v in self.act_at:
@@ -734,10 +738,11 @@ _GENERATED: dict = {}
 
 
 def _generate(cell) -> Kernel:
+    check_cell_names(cell)          # names become identifiers of the generated code
     plan = build_plan(cell)
     d = Driver(plan)
     L = _Lines()
-    _constants(L, cell, plan)
+    _constants(L, cell, plan, d.kept_dims())
     d.forward(L)
     d.backward(L)
     d.jacobian(L)
@@ -752,7 +757,7 @@ def _math_order(name):
     return (kind.get(head, 9), int(name[len(head):] or 0))
 
 
-def _constants(L, cell, plan):
+def _constants(L, cell, plan, kept):
     params = {n: tuple(str(d) for d in p.shape[:1]) + ((str(p.shape[1]),) if p.shape[1] != 1 else ())
               for n, p in cell.params.items()}
     torch = None
@@ -772,6 +777,7 @@ def _constants(L, cell, plan):
         for k, v in torch.items():
             L(f"    {k!r}: {v!r},")
         L("}")
+    L(f"_KEPT = {kept!r}")
     L()
     L()
 
@@ -808,7 +814,7 @@ def step(params, x, state):
 def forward(params, xs, state0=None):
     """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward)."""
     p, xs, s0 = _inputs(params, xs, state0, True)
-    c = _forward(p, xs, s0)
+    c = _forward(p, xs.copy(), s0)      # the cache owns its inputs: changing xs later is safe
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
@@ -817,14 +823,7 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False):
     Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
     also dL/dxs (T, B, D) as a third item (what a layer below needs)."""
     p, dims, dt = _check_params(params, PARAMS)
-    if not isinstance(cache, dict) or cache.get("cell") != CELL:
-        raise ValueError(f"cache: expected the cache returned by this cell's forward ({CELL!r})")
-    S = cache["S"][0]
-    T, B = S.shape[0] - 1, S.shape[1]
-    if S.shape[2] != dims["H"] or S.dtype != dt or (
-            "D" in dims and cache["xs"].shape[2] != dims["D"]):
-        raise ValueError(f"cache: made with H={S.shape[2]}, D={cache['xs'].shape[2]}, "
-                         f"dtype {S.dtype}; params have {dims} and dtype {dt}")
+    T, B = _check_cache(cache, CELL, STATE, _KEPT, dims, dt)
     dhs = _check_array("dhs", dhs, (("T", T), ("B", B), ("H", dims["H"])), dt)
     if dstate is None:
         ds = _zero_state(STATE, B, dims["H"], dt)
@@ -861,73 +860,7 @@ def _api(L, cell):
         L.lines.extend(_TORCH_API.replace("{module}", cell.torch.get("module", "")).split("\n"))
 
 
-# ---------------------------------------------------------------------------------------
-# module text
-# ---------------------------------------------------------------------------------------
-
-def _body_source(module) -> str:
-    """A module's source without its docstring and ``import numpy`` line (copied verbatim)."""
-    src = Path(module.__file__).read_text(encoding="utf-8")
-    tree = ast.parse(src)
-    lines = src.splitlines()
-    skip = set()
-    for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
-                and isinstance(node.value.value, str) and node is tree.body[0]:
-            skip |= set(range(node.lineno - 1, node.end_lineno))
-        if isinstance(node, ast.Import) and [a.name for a in node.names] == ["numpy"]:
-            skip |= set(range(node.lineno - 1, node.end_lineno))
-    body = [ln for i, ln in enumerate(lines) if i not in skip]
-    while body and not body[0].strip():
-        body.pop(0)
-    return "\n".join(body).rstrip() + "\n"
-
-
 def module_source(kernel: Kernel) -> str:
-    """The generated module: NumPy-only, deterministic byte for byte."""
-    cell = kernel.cell
-    api = ["STATE", "PARAMS", "init_params", "step", "forward", "backward", "step_jacobian"]
-    if cell.torch:
-        api += ["params_from_torch", "params_to_torch"]
-    src = getattr(cell, "source", None)
-    origin = Path(src).name if src else cell.name
-    head = f'''"""NumPy kernels for the cell {cell.name!r}: {cell.title}.
-
-Generated by rnn-calculus (derive.export_kernels, generator version {GENERATOR_VERSION}) from
-the cell spec {origin}. Do not edit: regenerate with ``python -m derive``.
-Every formula below is printed from an expression derived from that spec.
-
-Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B, D).
-
-    STATE, PARAMS                     state names in order; parameter name -> shape in H, D
-    init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
-    step(params, x, state) -> state
-    forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
-    step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
-{"    params_from_torch(state_dict) / params_to_torch(params)" + chr(10) if cell.torch else ""}
-Bad input raises ValueError naming the parameter with expected and actual shape. Inputs are
-never modified; float32 in gives float32 out.
-"""
-import numpy
-
-__all__ = {api!r}
-
-'''
-    parts = [head,
-             "# " + "-" * 86 + "\n# elementwise primitives (derive/numpy_primitives.py, copied verbatim)\n\n",
-             _body_source(numpy_primitives), "\n\n",
-             "# " + "-" * 86 + "\n# input checking and parameter packing (derive/kernel_support.py, copied verbatim)\n\n",
-             _body_source(kernel_support), "\n\n",
-             "# " + "-" * 86 + "\n# the cell\n\n",
-             "# " + "-" * 86 + "\n# math of each stage of a step, printed from the derived expressions (via sympy.lambdify)\n\n"]
-    consts, rest = kernel.driver.split("\n\n\n", 1)
-    parts.insert(-1, consts + "\n\n\n")
-    for m in kernel.math.values():
-        parts.append(m.source + "\n\n")
-    parts.append("# " + "-" * 86 + "\n# loops and grouped matrix products\n\n")
-    parts.append(rest)
-    text = "".join(parts)
-    while "\n\n\n\n" in text:
-        text = text.replace("\n\n\n\n", "\n\n\n")
-    return text.rstrip() + "\n"
+    """The generated module's text (see :func:`derive.export_kernels.module_source`)."""
+    from .export_kernels import module_source as source
+    return source(kernel)

@@ -125,13 +125,15 @@ class BatchNumPyPrinter(NumPyPrinter):
             return f"{self._wrap_text(left, ' ' in left)}[..., :, None] * " \
                    f"{self._operand(last.arg)}[..., None, :]"
         if mats[-1].shape[1] == 1:
+            # Python's * and @ bind equally, left to right: "v @ A @ B" is ((v A) B) and
+            # "d * v @ A" is ((d v) A) flat; only a diagonal after a product needs parentheses
             *ms, v = mats
-            acc = self._operand(v)
+            acc, flat = self._operand(v), False
             for m in reversed(ms):
                 if isinstance(m, DiagMatrix):
-                    acc = f"{self._operand(m.args[0])} * {acc}"
+                    acc, flat = f"{self._operand(m.args[0])} * {self._wrap_text(acc, flat)}", False
                 else:
-                    acc = f"({acc} @ {self._right_factor(m)})"
+                    acc, flat = f"{acc} @ {self._right_factor(m)}", True
             return acc[1:-1] if acc.startswith("(") and _balanced(acc[1:-1]) else acc
         acc = None          # text of the product so far (a batched matrix)
         pending = None      # a leading diag(v) waiting for the matrix it scales
@@ -141,14 +143,14 @@ class BatchNumPyPrinter(NumPyPrinter):
                 if acc is None:
                     pending = v if pending is None else f"{pending} * {v}"
                 else:
-                    acc = f"({acc} * {v}[..., None, :])"
+                    acc = f"{acc} * {v}[..., None, :]"
                 continue
             mt = self._matrix(m)
             if acc is None:
                 acc = mt if pending is None else f"({pending}[..., :, None] * {mt})"
                 pending = None
             else:
-                acc = f"({acc} @ {mt})"
+                acc = f"{acc} @ {mt}"      # left to right: no nesting, whatever the length
         if acc is None:
             raise NotImplementedError("a product of diagonal matrices only")
         return acc

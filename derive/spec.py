@@ -29,10 +29,10 @@ Expression language (``docs/cells.md`` has the full description)::
 is ``1 - z`` entry by entry), functions are ``sigmoid``, ``tanh``, ``relu``.
 
 The text is read by the project's own tokenizer and recursive-descent parser
-(:mod:`derive.spec_lang`) into SymPy matrix expressions; nothing is passed to ``eval``, ``exec`` or ``sympify``. Input size, token count,
-nesting depth, number length, name length, counts of states, parameters and equations, and
-the size of the derivation (:func:`derivation_size`) are bounded, so a hostile spec fails
-fast with a :class:`SpecError` naming file, line and column (1-based, in characters).
+(:mod:`derive.spec_lang`) into SymPy matrix expressions; nothing goes to ``eval``, ``exec`` or
+``sympify``. Input size, tokens, nesting depth, number and name length, counts of states,
+parameters and equations, and the derivation's size (:func:`derivation_size`) are bounded: a
+hostile spec fails fast with a :class:`SpecError` naming file, line and column (1-based).
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ from .primitives import ALL_PRIMITIVES
 from .spec_lang import (MAX_DEPTH, MAX_EXPR_CHARS, MAX_NAME_CHARS, MAX_TOKENS, SpecError,
                         derivation_size, describe_char, is_vector, parse_expression, shape_str,
                         tokenize)
+from .export_kernels import module_names
 from .spec_positions import TomlPositions
 from .symbols import DIMS, Input, Param, PrevState, Var, prev_name
 
@@ -153,8 +154,7 @@ def parse_spec(text: str, path="<spec>") -> Cell:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
         if not m and "end of document" in str(exc):
-            line = text.count("\n") + 1
-            col = len(text) - text.rfind("\n")
+            line, col = text.count("\n") + 1, len(text) - text.rfind("\n")
         raise SpecError(f"TOML syntax error: {str(exc).split(' (at')[0]}", path, line, col) from None
     except RecursionError:
         raise SpecError("TOML syntax error: arrays or tables nested too deeply", path) from None
@@ -168,9 +168,8 @@ def _build(doc, sp: _Spec) -> Cell:
     for section, val in doc.items():
         if section not in TABLES:
             close = difflib.get_close_matches(section, TABLES, n=1)
-            raise sp.error(f"unknown table [{section}]" + (f"; did you mean [{close[0]}]?" if close
-                                                           else f"; the tables are {', '.join(TABLES)}"),
-                           pos.key(section))
+            hint = f"; did you mean [{close[0]}]?" if close else f"; the tables are {', '.join(TABLES)}"
+            raise sp.error(f"unknown table [{section}]{hint}", pos.key(section))
     meta = sp.table(doc, "cell", required=True)
     for key in meta:
         if key not in CELL_KEYS:
@@ -180,6 +179,9 @@ def _build(doc, sp: _Spec) -> Cell:
     if not NAME_RE.match(name) or len(name) > MAX_NAME_CHARS:
         raise sp.error(f"cell name {name!r} must be letters, digits and _, starting with a letter "
                        f"(at most {MAX_NAME_CHARS} characters)", pos.value("cell", "name"))
+    if name in RESERVED | {"type"} or name in module_names():   # type: soft keyword in 3.12
+        raise sp.error(f"cell name {name!r} is reserved: a Python keyword, or a name the generated "
+                       f"kernels define or import", pos.value("cell", "name"))
     texts = {k: _text(meta, k, sp) for k in ("title", "reference", "description")}
     states = _require(meta, "states", list, sp)
     if not states or not all(isinstance(s, str) for s in states):
@@ -356,16 +358,14 @@ def _read_equations(table, section, scope, sp, states, allow_empty=False):
         if not is_vector(rhs):
             raise sp.error(f"equation {n!r} is a {shape_str(rhs)} matrix; equations define "
                            f"vectors", locate(0))
-        lhs = Var(n, *rhs.shape)
-        scope[n] = lhs
+        scope[n] = lhs = Var(n, *rhs.shape)
         parsed[n] = Equation(lhs, rhs, locate(0)[0])
         visiting.pop()
 
     for n in names:
         parse(n)
     # keep the file's order when it is already a valid order, else dependency order
-    order: list = []
-    done: set = set()
+    order, done = [], set()
 
     def visit(n):
         if n in done:

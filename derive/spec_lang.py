@@ -164,18 +164,19 @@ class _Parser:
         return node
 
     def _nest(self, off):
+        """Enter one level: a parenthesis, a function call or a unary minus (MAX_DEPTH of
+        them may enclose each other; the whole expression is level 0)."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels", off)
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels (parentheses, "
+                             f"function calls and unary minus)", off)
 
     def expr(self):
-        self._nest(self.peek()[2])
         left = self.term()
         while self.at_op("+", "-"):
             _, op, off = self.take()
             right = self.term()
             left = self.combine_add(left, right, op, off)
-        self.depth -= 1
         return left
 
     def term(self):
@@ -202,7 +203,9 @@ class _Parser:
         if kind == "num":
             return _Node(Fraction(val), off, off + len(val))
         if kind == "op" and val == "(":
+            self._nest(off)
             inner = self.expr()
+            self.depth -= 1
             end = self.expect(")", off)
             return _Node(inner.value, off, end)
         if kind == "name":
