@@ -45,7 +45,8 @@ import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import derive  # noqa: E402
-from derive.kernelgen import generate, module_source  # noqa: E402
+from derive.kernelgen import generate  # noqa: E402
+from derive.kernel_source import module_source  # noqa: E402
 from derive.numpy_primitives import sigmoid, tanh  # noqa: E402
 
 T, B, D, H = 50, 32, 256, 256

@@ -858,9 +858,3 @@ def _api(L, cell):
     L.lines.extend(_API.strip("\n").split("\n"))
     if cell.torch:
         L.lines.extend(_TORCH_API.replace("{module}", cell.torch.get("module", "")).split("\n"))
-
-
-def module_source(kernel: Kernel) -> str:
-    """The generated module's text (see :func:`derive.export_kernels.module_source`)."""
-    from .export_kernels import module_source as source
-    return source(kernel)

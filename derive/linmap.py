@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sympy import Identity, ZeroMatrix
+from sympy import Identity, MatMul, MatrixSymbol, Transpose, ZeroMatrix
 
 from .algebra import VecPoly, add, diag, matmul, transpose
 
@@ -116,4 +116,18 @@ class LinMap:
 
 def _term_key(t: Term):
     # identity-like terms first, then by the matrices of the chain in name order
-    return (len(t.chain), tuple(str(c) if not isinstance(c, VecPoly) else "" for c in t.chain))
+    return (len(t.chain), tuple(_factor_key(c) for c in t.chain))
+
+
+def _factor_key(c) -> str:
+    """A factor's sort key: its name (transposed: the name and a mark), never str() of a long
+    product, which SymPy prints in quadratic time."""
+    if isinstance(c, VecPoly):
+        return ""
+    if isinstance(c, MatrixSymbol):
+        return c.name
+    if isinstance(c, Transpose) and isinstance(c.arg, MatrixSymbol):
+        return c.arg.name + ".T"
+    if isinstance(c, MatMul):
+        return "*".join(_factor_key(a) for a in c.args)
+    return str(c)

@@ -37,7 +37,6 @@ hostile spec fails fast with a :class:`SpecError` naming file, line and column (
 from __future__ import annotations
 
 import difflib
-import keyword
 import re
 import stat
 import sys
@@ -48,11 +47,12 @@ from pathlib import Path
 import sympy
 
 from .cell import Cell, Equation
-from .primitives import ALL_PRIMITIVES
 from .spec_lang import (MAX_DEPTH, MAX_EXPR_CHARS, MAX_NAME_CHARS, MAX_TOKENS, SpecError,
                         derivation_size, describe_char, is_vector, parse_expression, shape_str,
                         tokenize)
-from .export_kernels import module_names
+from .spec_limits import (MAX_SPEC_BYTES, MAX_TEXT_CHARS, MAX_LATEX_CHARS, MAX_STATES, MAX_PARAMS,
+                          MAX_EQUATIONS, MAX_DERIVATION_SIZE, NAME_RE, TABLES, CELL_KEYS,
+                          RESERVED, RESERVED_PREFIXES)
 from .spec_positions import TomlPositions
 from .symbols import DIMS, Input, Param, PrevState, Var, prev_name
 
@@ -64,24 +64,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# -- limits (every one is reported by name when exceeded) -----------------------------------
-MAX_SPEC_BYTES = 256 * 1024      # whole file
-MAX_TEXT_CHARS = 2000            # title, reference, description
-MAX_LATEX_CHARS = 100            # one [latex] entry
-MAX_STATES = 8
-MAX_PARAMS = 64
-MAX_EQUATIONS = 64               # step equations plus readout equations
-MAX_DERIVATION_SIZE = 2000       # see derivation_size(); the largest built-in cell is 258
-
-NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z", re.ASCII)
-TABLES = ("cell", "params", "equations", "readout", "readout_params", "latex", "torch")
-CELL_KEYS = ("name", "title", "reference", "description", "states")
-#: Names a cell may not use: the input, keywords of generated code, module names used by
-#: generated kernels, and the spec-language and derivative function names.
-RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive"}
-                     | set(keyword.kwlist) | set(keyword.softkwlist)
-                     | {cls.name for cls in ALL_PRIMITIVES})
-RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step
 
 
 # ---------------------------------------------------------------------------------------
@@ -179,7 +161,7 @@ def _build(doc, sp: _Spec) -> Cell:
     if not NAME_RE.match(name) or len(name) > MAX_NAME_CHARS:
         raise sp.error(f"cell name {name!r} must be letters, digits and _, starting with a letter "
                        f"(at most {MAX_NAME_CHARS} characters)", pos.value("cell", "name"))
-    if name in RESERVED | {"type"} or name in module_names():   # type: soft keyword in 3.12
+    if name in RESERVED:
         raise sp.error(f"cell name {name!r} is reserved: a Python keyword, or a name the generated "
                        f"kernels define or import", pos.value("cell", "name"))
     texts = {k: _text(meta, k, sp) for k in ("title", "reference", "description")}

@@ -33,6 +33,8 @@ from .symbols import Param, Var
 MAX_EXPR_CHARS = 4000            # one equation
 MAX_TOKENS = 1000                # one equation
 MAX_DEPTH = 40                   # parentheses, calls and unary minus, nested
+MAX_CALL_DEPTH = 8               # function calls nested inside each other: each level doubles
+                                 # the derivative's size (the product of the f'(u) factors)
 MAX_NUMBER_CHARS = 24            # one number literal
 MAX_CONSTANT_BITS = 128          # numerator and denominator of a folded constant
 MAX_NAME_CHARS = 40
@@ -131,6 +133,7 @@ class _Parser:
         self.scope = scope          # name -> SymPy symbol
         self.locate = locate
         self.depth = 0
+        self.calls = 0              # function calls enclosing the current position
 
     # -- token stream --------------------------------------------------------------------
     def error(self, msg, offset=None):
@@ -231,7 +234,12 @@ class _Parser:
                              + ", ".join(sorted(FUNCTIONS)), off)
         _, _, paren = self.take()
         self._nest(paren)
+        self.calls += 1
+        if self.calls > MAX_CALL_DEPTH:
+            raise self.error(f"function calls nested deeper than {MAX_CALL_DEPTH} levels; name the "
+                             f"inner values as equations of their own", off)
         arg = self.expr()
+        self.calls -= 1
         self.depth -= 1
         end = self.expect(")", paren)
         if arg.is_number:

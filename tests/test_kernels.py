@@ -20,7 +20,8 @@ from sympy import ImmutableMatrix
 
 import derive
 from derive.export_kernels import export
-from derive.kernelgen import generate, module_source
+from derive.kernelgen import generate
+from derive.kernel_source import module_source
 from derive.symbols import DIMS
 
 CELLS = derive.cells()

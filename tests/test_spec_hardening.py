@@ -9,9 +9,9 @@ import re
 import pytest
 
 import derive
-from derive.export_kernels import module_names
+from derive.kernel_source import module_names
 from derive.spec import SpecError, parse_spec
-from derive.spec_lang import MAX_DEPTH
+from derive.spec_lang import MAX_CALL_DEPTH, MAX_DEPTH
 
 SPEC = """[cell]
 name = "{name}"
@@ -46,11 +46,15 @@ def test_builtin_cell_names_are_not_reserved():
 
 
 def _nested(kind, n):
+    """n levels of one kind; calls beyond MAX_CALL_DEPTH (a limit of their own) are topped up
+    with parentheses so that the depth limit is what is tested."""
     core = "W @ h_prev"
     if kind == "minus":
         return "-" * n + core
-    opener = {"parens": "(", "calls": "tanh("}[kind]
-    return opener * n + core + ")" * n
+    if kind == "calls":
+        calls = min(n, MAX_CALL_DEPTH)
+        return "tanh(" * calls + "(" * (n - calls) + core + ")" * n
+    return "(" * n + core + ")" * n
 
 
 @pytest.mark.parametrize("kind", ["parens", "calls", "minus"])
@@ -65,7 +69,32 @@ def test_nesting_limit_matches_its_message(kind):
 
 
 def test_nesting_levels_of_mixed_kinds_add_up():
-    mixed = "-(tanh(" * (MAX_DEPTH // 3) + "-" * (MAX_DEPTH % 3) + "W @ h_prev" + "))" * (MAX_DEPTH // 3)
+    calls = MAX_CALL_DEPTH // 2
+    groups = MAX_DEPTH // 3
+    mixed = ("-(tanh(" * calls + "-((" * (groups - calls) + "-" * (MAX_DEPTH % 3) + "W @ h_prev"
+             + "))" * groups)
     parse_spec(SPEC.format(name="deep", expr=mixed))
     with pytest.raises(SpecError, match="nested deeper"):
         parse_spec(SPEC.format(name="deep", expr="-" + mixed))
+
+
+def test_nested_function_calls_are_limited_where_generation_stays_fast():
+    """Each nested activation doubles the derivative (the product of the f'(u) factors):
+    MAX_CALL_DEPTH nested calls are accepted and generate a module in seconds, one more is
+    a located error that names the limit."""
+    import time
+
+    from derive.kernel_source import module_source
+    from derive.kernelgen import generate
+
+    def spec(depth):
+        rhs = "tanh(" * depth + "W @ x + U @ h_prev" + ")" * depth
+        return ('[cell]\nname = "deep"\nstates = ["h"]\n[params]\nW = ["H", "D"]\nU = ["H", "H"]\n'
+                f'[equations]\nh = "{rhs}"\n')
+    start = time.process_time()
+    cell = parse_spec(spec(MAX_CALL_DEPTH), "deep.toml")
+    compile(module_source(generate(cell)), "deep.py", "exec")
+    assert time.process_time() - start < 60          # generous: about 1 s on the dev machine
+    with pytest.raises(SpecError, match=rf"deep.toml:8:\d+: function calls nested deeper than "
+                                        rf"{MAX_CALL_DEPTH} levels"):
+        parse_spec(spec(MAX_CALL_DEPTH + 1), "deep.toml")
