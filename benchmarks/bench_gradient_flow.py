@@ -1,7 +1,7 @@
 """Benchmark: the gradient-flow analysis is linear in T.
 
 LSTM, H = 128 (S = 256), D = 32, one sequence (B = 1): time of
-``derive.gradient_flow.gradient_flow`` at T = 100 and T = 1000, their ratio (the claim: near
+``derive.analysis.gradient_flow.gradient_flow`` at T = 100 and T = 1000, their ratio (the claim: near
 10), and where the time goes per step (step Jacobian, the S x S product, the three SVD
 norms). For contrast, the quadratic method that rebuilds ``J_T ... J_{T-k+1}`` for every k,
 at T = 100 only.
@@ -21,7 +21,7 @@ from contextlib import redirect_stdout
 import numpy
 
 import derive
-from derive import gradient_flow as gf
+from derive.analysis import gradient_flow as gf
 
 
 def blas_info() -> str:

@@ -8,7 +8,7 @@ T=50, B=32, D=H=256, float32 and float64, 2 threads. Baselines, all in this proc
 
 * tuned NumPy: one GEMM for the input projections of all gates over the whole sequence, one
   recurrent GEMM per step for all gates, whole-sequence weight-gradient GEMMs; it uses the
-  same stable primitives (derive.numpy_primitives) as the generated kernel;
+  same stable primitives (derive.codegen.np_primitives) as the generated kernel;
 * plain NumPy: a matrix product per gate per step, forward and backward;
 * torch.nn.LSTM on CPU with autograd (if torch is installed), as PyTorch runs it (in float32
   it dispatches to oneDNN's fused LSTM primitive) and with oneDNN switched off
@@ -45,9 +45,9 @@ import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import derive  # noqa: E402
-from derive.kernelgen import generate  # noqa: E402
-from derive.kernel_source import module_source  # noqa: E402
-from derive.numpy_primitives import sigmoid, tanh  # noqa: E402
+from derive.codegen.module import generate  # noqa: E402
+from derive.codegen.source import module_source  # noqa: E402
+from derive.codegen.np_primitives import sigmoid, tanh  # noqa: E402
 
 T, B, D, H = 50, 32, 256, 256
 REPEATS = 7

@@ -23,10 +23,10 @@ from pathlib import Path
 from sympy.core.cache import clear_cache
 
 import derive
-from derive import registry
+from derive.spec import registry
 from derive.cli import build_parser
-from derive.exporters import EXPORTERS, render_all
-from derive.spec import SpecError, load_spec, parse_spec
+from derive.export.registry import EXPORTERS, render_all
+from derive.spec.tables import SpecError, load_spec, parse_spec
 
 
 def blas_info() -> str:

@@ -8,11 +8,11 @@ True
 >>> c.jacobian("h", "h")          # d h_t / d h_{t-1}
 DiagMatrix(SigmoidPrime(a))*W_hh
 """
-from .api import latex  # also imports the printers, which register the display hooks
-from .cell import Cell, CellError
-from .kernel_runtime import kernels
-from .registry import UnknownCellError, cell, cells
-from .spec import SpecError, load_spec as cell_from_spec
+from derive.api import latex  # also imports the printers, which register the display hooks
+from derive.core.cell import Cell, CellError
+from derive.codegen.runtime import kernels
+from derive.spec.registry import UnknownCellError, cell, cells
+from derive.spec.tables import SpecError, load_spec as cell_from_spec
 
 __all__ = ["Cell", "CellError", "SpecError", "UnknownCellError", "cell", "cells",
            "cell_from_spec", "kernels", "latex"]

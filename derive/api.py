@@ -1,14 +1,14 @@
 """The top of the package: :func:`latex`, the one entry point that turns a cell name, a
-:class:`~derive.cell.Cell` or a derived result into LaTeX (it reaches every layer below)."""
+:class:`~derive.core.cell.Cell` or a derived result into LaTeX (it reaches every layer below)."""
 from __future__ import annotations
 
 import sympy
 
-from derive.cell import Cell
+from derive.core.cell import Cell
 from derive.document.sections import cell_snippet
-from derive.latex_printer import expr_latex
-from derive.notation import notation_map
-from derive.registry import cell as builtin_cell
+from derive.printing.latex import expr_latex
+from derive.printing.notation import notation_map
+from derive.spec.registry import cell as builtin_cell
 
 __all__ = ["latex"]
 
@@ -16,14 +16,14 @@ __all__ = ["latex"]
 def latex(obj, *, cell=None, notation=None) -> str:
     """LaTeX of a cell or of a derived result.
 
-    * a cell name or :class:`~derive.cell.Cell`: the cell's snippet, the same text as
+    * a cell name or :class:`~derive.core.cell.Cell`: the cell's snippet, the same text as
       ``out/latex/<cell>.tex`` (forward pass, Jacobian blocks, BPTT step, bounds);
     * a SymPy expression from the cell (pass ``cell=`` for its ``[latex]`` names and to tell
       parameters from variables): the expression at step t;
     * a pair ``(symbol, expr)`` such as an item of ``Backward.outputs()``: ``lhs = rhs``.
 
     ``notation`` selects a notation map (``seed``, ``greff``, ``pytorch``; see
-    :mod:`derive.notation`).
+    :mod:`derive.printing.notation`).
     """
     notation_map(notation)                      # an unknown name fails here, with the list
     if isinstance(obj, str):

@@ -12,12 +12,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import registry
-from .cliutil import Parser, UsageError, prog_name, run_main, say_error
-from .exporters import render_all
-from .output import OutputError, check_out_dir, check_tree, stray_files, write_tree
-from .progress import Progress
-from .spec import SpecError, load_spec
+from derive.spec import registry
+from derive.cliutil import Parser, UsageError, prog_name, run_main, say_error
+from derive.export.registry import render_all
+from derive.export.output import OutputError, check_out_dir, check_tree, stray_files, write_tree
+from derive.export.progress import Progress
+from derive.spec.tables import SpecError, load_spec
 
 
 def build_parser(prog="python -m derive"):
@@ -43,7 +43,7 @@ def build_parser(prog="python -m derive"):
 
 
 def _notation_names():
-    from .notation import MAPS
+    from derive.printing.notation import MAPS
     return list(MAPS)
 
 

@@ -23,7 +23,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 import derive
-from derive.seed import SEED_CLAIMS
+from derive.seed.claims import SEED_CLAIMS
 
 from . import proofs
 from . import properties as P
@@ -168,8 +168,8 @@ def _use_proof(prove_fn):
 
 
 def _gamma_text():
-    from derive.primitives import Relu, Sigmoid, Tanh
-    return f"gamma from derive.primitives: sigmoid {Sigmoid.gamma()}, tanh {Tanh.gamma()}, relu {Relu.gamma()}"
+    from derive.core.primitives import Relu, Sigmoid, Tanh
+    return f"gamma from derive.core.primitives: sigmoid {Sigmoid.gamma()}, tanh {Tanh.gamma()}, relu {Relu.gamma()}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _direct_path_cells(ctx):
 
 
 def _gate_cells(ctx):
-    from derive.primitives import Sigmoid
+    from derive.core.primitives import Sigmoid
     return [c for c in ctx.cells if any(isinstance(eq.rhs, Sigmoid) for eq in derive.cell(c).equations)]
 
 

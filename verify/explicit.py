@@ -41,7 +41,7 @@ import sympy
 from sympy import HadamardProduct, ImmutableMatrix, MatAdd, MatMul, MatrixSymbol, Transpose
 from sympy.matrices.expressions import MatrixExpr
 
-from derive.symbols import DIMS, Incoming
+from derive.core.symbols import DIMS, Incoming
 
 
 def symbol_matrix(name: str, rows: int, cols: int) -> ImmutableMatrix:

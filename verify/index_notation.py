@@ -11,8 +11,8 @@ import sympy
 from sympy import (DiagMatrix, HadamardProduct, Identity, IndexedBase, KroneckerDelta, MatAdd,
                    MatMul, MatrixSymbol, OneMatrix, Piecewise, Sum, Transpose, ZeroMatrix)
 
-from derive.primitives import Elementwise
-from derive.symbols import DIMS, Input, PrevState, Var
+from derive.core.primitives import Elementwise
+from derive.core.symbols import DIMS, Input, PrevState, Var
 
 from .explicit import scalar_equal
 from .proof import Proof

@@ -11,7 +11,7 @@ node by node, from the vocabulary's meaning (docs/ARCHITECTURE.md, "Expression v
 * an ``Elementwise`` node ``f(u)`` applies the primitive's scalar definition
   (``type(node).scalar``, via ``sympy.lambdify``) to every entry of ``u``.
 
-It uses neither the kernel generator nor derive's printers (nor derive.numpy_primitives, unless
+It uses neither the kernel generator nor derive's printers (nor derive.codegen.np_primitives, unless
 asked for with ``functions=stable``), so it is an oracle, not the engine checking itself.
 Arrays are in the mathematical layout: a vector is an (n, 1) column, and any leading axes are a
 batch (``(B, n, 1)``), broadcast through every node. :func:`evaluate_rows` takes and returns
@@ -32,8 +32,8 @@ from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneM
                    ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
-from derive.primitives import Elementwise
-from derive.symbols import DIMS
+from derive.core.primitives import Elementwise
+from derive.core.symbols import DIMS
 
 __all__ = ["evaluate", "evaluate_rows", "definition", "stable", "central_difference",
            "fd_jacobian", "fd_gradient"]
@@ -62,9 +62,9 @@ def definition(cls) -> object:
 
 
 def stable(cls) -> object:
-    """The primitive's stable implementation in :mod:`derive.numpy_primitives` (the float
+    """The primitive's stable implementation in :mod:`derive.codegen.np_primitives` (the float
     kernels the properties of :mod:`verify.scalars` check against the exact values)."""
-    from derive import numpy_primitives
+    from derive.codegen import np_primitives as numpy_primitives
     return getattr(numpy_primitives, cls.numpy)
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import sympy
 from sympy import DiagMatrix, HadamardProduct, MatAdd, MatMul, OneMatrix
 
-from derive.primitives import Elementwise, Relu, Sigmoid, Tanh
-from derive.symbols import Var
+from derive.core.primitives import Elementwise, Relu, Sigmoid, Tanh
+from derive.core.symbols import Var
 
 from .explicit import expand, entries_equal, normalize, scalar_equal  # noqa: F401
 from .index_notation import (I_IDX, K_IDX, M_SYM, N_SYM, IndexNotation,  # noqa: F401

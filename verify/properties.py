@@ -20,8 +20,8 @@ from sympy import MatMul
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 import derive
-from derive.primitives import ALL_PRIMITIVES, Elementwise, Relu, Sigmoid
-from derive.symbols import Param, Var
+from derive.core.primitives import ALL_PRIMITIVES, Elementwise, Relu, Sigmoid
+from derive.core.symbols import Param, Var
 
 from .gradcheck import gradcheck_kernel
 from .oracles import evaluate_rows, fd_jacobian, stable
@@ -55,11 +55,11 @@ def evaluate(expr, env):
     """Numerical value of a cell expression (equation right side, derived Jacobian-free
     vector expression, or backward assignment) on row-vector batches: ``env`` maps symbol
     names to arrays (vectors (B, n) or (n,), matrices as stored in ``params``); the
-    nonlinearities are derive.numpy_primitives' (:func:`verify.oracles.evaluate_rows`)."""
+    nonlinearities are derive.codegen.np_primitives' (:func:`verify.oracles.evaluate_rows`)."""
     return _eval(expr, env)
 def cell_values(cell, params, x, state) -> dict:
     """Every equation of the cell evaluated on row-vector batches, straight from its
-    definition (the spec's expressions, :mod:`derive.numpy_primitives` for the
+    definition (the spec's expressions, :mod:`derive.codegen.np_primitives` for the
     nonlinearities; nothing derived): ``{name: (B, H) array}``."""
     c = _cell(cell)
     env = dict(params)
@@ -203,7 +203,7 @@ def _spectral(m):
 def step_jacobian_norm_bound(case):
     """Checks ||dh_t/dh_{t-1}||_2 <= gamma ||W_hh||_2 for every batch row, where the step
     Jacobian comes from kernel.step_jacobian, W_hh is the matrix in the derived form
-    diag(phi'(a)) W_hh and gamma = sup phi' from the primitive (derive.primitives, e.g.
+    diag(phi'(a)) W_hh and gamma = sup phi' from the primitive (derive.core.primitives, e.g.
     Sigmoid.gamma() = 1/4), with a relative slack of 1e-12 for rounding. Returns the largest
     ratio ||J||_2 / (gamma ||W_hh||_2)."""
     st = recurrence_structure(case.cell)

@@ -14,7 +14,7 @@ exponent range is unbounded, so ``exp(-1e300)`` is a positive enclosure, not an 
 (and the same with ``e = exp(-2|x|)`` for ``tanh' = 4e/(1+e)^2``, ``1 - tanh' = (1-e)^2/(1+e)^2``);
 the two identities are verified by SymPy once (:func:`scalar_identities`). Every float-kernel
 call runs under ``numpy.errstate(all="raise")``, subnormal inputs included. The float kernels of
-:mod:`derive.numpy_primitives` are checked against the exact value with documented tolerances
+:mod:`derive.codegen.np_primitives` are checked against the exact value with documented tolerances
 (:data:`ULP_TOLERANCE`): near 0 they may return one ulp above the bound
 (``sigmoid_prime`` gives 0.25000000000000006 in float64), and beyond their clipping point
 (:data:`CLIP`, 700 / 80 for sigma', 350 / 40 for tanh') they return the value at the clip, which
@@ -31,8 +31,8 @@ import numpy
 import sympy
 from mpmath import iv
 
-from derive import numpy_primitives as npp
-from derive.primitives import Sigmoid, Tanh
+from derive.codegen import np_primitives as npp
+from derive.core.primitives import Sigmoid, Tanh
 
 __all__ = [
     "PropertyFailure", "NotApplicable", "ULP_TOLERANCE", "CLIP", "scalar_identities",
@@ -49,7 +49,7 @@ class NotApplicable(Exception):
     """The cell lacks the structure a property is about (e.g. no c state)."""
 
 
-#: Documented float tolerances of derive.numpy_primitives, in units in the last place of
+#: Documented float tolerances of derive.codegen.np_primitives, in units in the last place of
 #: the dtype: ``bound``: how far above 1/4 (sigma') or 1 (tanh') a value may be;
 #: ``value``: distance to the exact value inside the clipping range (measured: <= 2.6 ulp
 #: float64, <= 3.8 ulp float32 on 12,000 points).
@@ -212,7 +212,7 @@ def _float_bump(name, x, dtype, bound):
 
 
 def sigmoid_prime_float(x, dtype=numpy.float64):
-    """Checks derive.numpy_primitives.sigmoid_prime at x (cast to dtype) raises no
+    """Checks derive.codegen.np_primitives.sigmoid_prime at x (cast to dtype) raises no
     floating-point event, keeps the dtype, lies in (0, 1/4 + 1 ulp], is within 4 ulp of the
     exact sigma'(x) for |x| <= CLIP (700 float64, 80 float32) and equals sigma'(+-CLIP) > 0
     beyond (where the true value underflows from |x| ~ 745 / 104)."""
@@ -220,14 +220,14 @@ def sigmoid_prime_float(x, dtype=numpy.float64):
 
 
 def tanh_prime_float(x, dtype=numpy.float64):
-    """Checks derive.numpy_primitives.tanh_prime at x: no floating-point event, dtype kept,
+    """Checks derive.codegen.np_primitives.tanh_prime at x: no floating-point event, dtype kept,
     value in (0, 1 + 1 ulp], within 4 ulp of the exact tanh'(x) for |x| <= CLIP (350 / 40)
     and equal to tanh'(+-CLIP) > 0 beyond."""
     return _float_bump("tanh_prime", x, dtype, 1.0)
 
 
 def sigmoid_float(x, dtype=numpy.float64):
-    """Checks derive.numpy_primitives.sigmoid at x: no floating-point event, dtype kept,
+    """Checks derive.codegen.np_primitives.sigmoid at x: no floating-point event, dtype kept,
     0 < sigma(x) <= 1, within 4 ulp of the exact value for |x| <= CLIP, and sigma(x) == 1 only
     when the exact 1 - sigma(x) is at most machine epsilon (1/(1+e) rounds to 1 once
     e = exp(-x) < eps/2: from x ~ 36.7 in float64, ~ 16.6 in float32)."""

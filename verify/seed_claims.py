@@ -15,7 +15,7 @@ import numpy
 import sympy
 
 import derive
-from derive.textprint import text
+from derive.printing.text import text
 
 from . import properties as P
 from .oracles import fd_jacobian
@@ -45,7 +45,7 @@ def _random_case(name, ctx, H=3, D=2, B=1):
 
 
 def _cx_rnn_jacobian(ctx):
-    from derive.numpy_primitives import sigmoid, sigmoid_prime
+    from derive.codegen.np_primitives import sigmoid, sigmoid_prime
     k, p, x, s = _random_case("rnn_sigmoid", ctx)
     J = P._fd_step_jacobian(k, p, x, s)[0]
     a = (x @ p["W_xh"].T + s[0] @ p["W_hh"].T + p["b_h"])[0]
@@ -82,7 +82,7 @@ def _cx_cell_jacobian(ctx):
 def _cx_vanishing(ctx):
     """H = 1, W_hh = 2/gamma, b_h = -W_hh/2, W_xh = 0, h_0 = 1/2: a_t = 0 at every step (a fixed
     point), so dh_t/dh_(t-1) = gamma * 2/gamma = 2 and dh_T/dh_0 = 2^T."""
-    from derive.primitives import Sigmoid
+    from derive.core.primitives import Sigmoid
     k = _kernel("rnn_sigmoid")
     w = float(2 / Sigmoid.gamma())
     p = {"W_xh": numpy.zeros((1, 1)), "W_hh": numpy.array([[w]]), "b_h": numpy.array([-w / 2])}
@@ -144,12 +144,12 @@ def _cx_sigmoid_range(ctx):
 
 
 def _cx_eq2(ctx):
-    from derive.seed import seed_rnn_error
+    from derive.seed.claims import seed_rnn_error
     return f"the seed's eq. (2) parsed as written: {seed_rnn_error()}"
 
 
 def _cx_activation(ctx):
-    from derive.primitives import Sigmoid, Tanh
+    from derive.core.primitives import Sigmoid, Tanh
     return (f"gamma(sigmoid) = {Sigmoid.gamma()}, gamma(tanh) = {Tanh.gamma()}: with ||W_hh||_2 = 2 "
             f"the sigmoid bound gamma ||W_hh|| = {Sigmoid.gamma() * 2} < 1 (vanishing guaranteed) but "
             f"the tanh one is {Tanh.gamma() * 2} (not); PyTorch's nn.RNN default nonlinearity is "
@@ -199,7 +199,7 @@ def _correction_text(sc):
 
 
 def _plain(e):
-    """Unicode text of a derived expression (matrices via derive.textprint; intervals as (a, b])."""
+    """Unicode text of a derived expression (matrices via derive.printing.text; intervals as (a, b])."""
     if isinstance(e, sympy.Interval):
         return (f"{'(' if e.left_open else '['}{e.start}, {e.end}{')' if e.right_open else ']'}")
     return text(e) if hasattr(e, "shape") else str(e)

@@ -26,7 +26,7 @@ import numpy
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from derive.symbols import DIMS
+from derive.core.symbols import DIMS
 
 from .cellarg import resolve_cell
 

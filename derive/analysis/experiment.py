@@ -1,7 +1,7 @@
 """The gradient-flow experiment: ``||d s_T / d s_{T-k}||_2`` over random parameter draws with
 the recurrent matrices scaled below, at and above Pascanu's threshold ``||W||_2 = 1 / gamma``
 (and, for cells with a forget gate, at the threshold with the forget-gate bias raised), measured
-by :func:`derive.gradient_flow.accumulate` on many parameter sets at once.
+by :func:`derive.analysis.gradient_flow.accumulate` on many parameter sets at once.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import numpy
 import sympy
 from sympy import MatAdd
 
-from derive.gradient_flow import (GradientFlow, accumulate, as_cell, check_ks, gradient_flow,
+from derive.analysis.gradient_flow import (GradientFlow, accumulate, as_cell, check_ks, gradient_flow,
                                   hidden_activation,
                                   hidden_size, pascanu_bound, recurrent_matrices,
                                   require_recurrence, states_along)
-from derive.kernel_runtime import kernels
-from derive.primitives import Sigmoid
-from derive.symbols import Param, Var
+from derive.codegen.runtime import kernels
+from derive.core.primitives import Sigmoid
+from derive.core.symbols import Param, Var
 
 # ---------------------------------------------------------------------------------------
 # the experiment: random parameters with controlled recurrent norm

@@ -1,17 +1,17 @@
 """The bounds and the BPTT forms of a cell as display rows: the activation bounds (gamma and
-the identity ``gamma - f'(u) = a (f(u) - u*)^2``, :func:`derive.primitives.gamma_identity`),
+the identity ``gamma - f'(u) = a (f(u) - u*)^2``, :func:`derive.core.primitives.gamma_identity`),
 Pascanu's bound, the BPTT double sum and its O(T) recursion. The last three apply to a cell
-of Elman form (:meth:`derive.cell.Cell.elman_form`)."""
+of Elman form (:meth:`derive.core.cell.Cell.elman_form`)."""
 from __future__ import annotations
 
 import sympy
 from sympy import DiagMatrix, MatMul, MatrixSymbol
 
-from derive.algebra import matmul, transpose
+from derive.core.algebra import matmul, transpose
 from derive.document.equations import K, Ctx, chain_eqs, sum_over
-from derive.latex_printer import Eq, strip_breaks
-from derive.primitives import FUNCTIONS, ActivationValue, Elementwise, gamma_identity
-from derive.symbols import Adjoint, LossGradient, Var, adjoint_name
+from derive.printing.latex import Eq, strip_breaks
+from derive.core.primitives import FUNCTIONS, ActivationValue, Elementwise, gamma_identity
+from derive.core.symbols import Adjoint, LossGradient, Var, adjoint_name
 
 
 def primitives_of(cell) -> list:

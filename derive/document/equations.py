@@ -1,4 +1,4 @@
-"""The derived equations of one cell as display rows (:class:`~derive.latex_printer.Eq`):
+"""The derived equations of one cell as display rows (:class:`~derive.printing.latex.Eq`):
 forward step, step Jacobian, backward step, the gradient reaching each state, the parameter
 gradients. Every right side is printed from a derived expression; only scaffolding
 (``\\frac{\\partial L}{\\partial ...}``, ``\\sum_{t=1}^{T}``) is written here."""
@@ -8,9 +8,9 @@ import weakref
 
 import sympy
 
-from derive.latex_printer import Eq, ProjectLatexPrinter, mark, strip_breaks
-from derive.notation import T, Namer, index_latex
-from derive.symbols import Adjoint, LossGradient, Var, adjoint_name, incoming_name, prev_name
+from derive.printing.latex import Eq, ProjectLatexPrinter, mark, strip_breaks
+from derive.printing.notation import T, Namer, index_latex
+from derive.core.symbols import Adjoint, LossGradient, Var, adjoint_name, incoming_name, prev_name
 
 K = sympy.Symbol("k", integer=True)
 

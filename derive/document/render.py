@@ -1,10 +1,10 @@
 """Rendering the document model (:mod:`derive.document.model`) to a standalone LaTeX
 article and to Markdown with ``$...$`` / ``$$...$$`` math. Prose is escaped for each target;
-math is printed by :mod:`derive.latex_printer`."""
+math is printed by :mod:`derive.printing.latex`."""
 from __future__ import annotations
 
 from derive.document.model import Display, Figure, Heading, Math, Para, Quote, Ref
-from derive.latex_printer import align_env, aligned_env
+from derive.printing.latex import align_env, aligned_env
 
 
 _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

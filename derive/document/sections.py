@@ -7,8 +7,8 @@ from derive.document.equations import (Ctx, backward_step_eqs, chain_eqs, forwar
                                        jacobian_eqs, param_grad_eqs)
 from derive.document.model import FIGURE, Display, Figure, Heading, Math, para
 from derive.document.seed_sections import seed_blocks
-from derive.latex_printer import align_env, strip_breaks
-from derive.notation import notation_map
+from derive.printing.latex import align_env, strip_breaks
+from derive.printing.notation import notation_map
 
 TITLE = "Recurrent cells: equations, Jacobians, backpropagation through time and bounds"
 

@@ -6,10 +6,10 @@ import sympy
 
 from derive.document.equations import Ctx, is_param_gradient
 from derive.document.model import Display, Heading, Quote, Ref, para
-from derive.latex_printer import Eq, strip_breaks
-from derive.registry import cell as builtin
-from derive.registry import cells as builtin_names
-from derive.seed import SEED_CLAIMS
+from derive.printing.latex import Eq, strip_breaks
+from derive.spec.registry import cell as builtin
+from derive.spec.registry import cells as builtin_names
+from derive.seed.claims import SEED_CLAIMS
 
 
 def seed_blocks(cells, notation) -> list:

@@ -1,0 +1,396 @@
+"""Building matrix expressions without SymPy's reordering, and the two normal forms.
+
+SymPy's ``MatAdd``/``MatMul``/``HadamardProduct`` constructors are used with
+``evaluate=False`` so that the order of terms is ours. Two normal forms keep results in the
+shape a person writes:
+
+* :class:`VecPoly`: a column-vector expression built from ``+``, scalar multiples and
+  Hadamard products, expanded into a sum of Hadamard monomials with rational coefficients,
+  like terms collected, common factors pulled out (``a*c + b*c -> (a + b)*c``) and a stable
+  term order.
+* Jacobians live in :mod:`derive.core.linmap` as sums of ``diag(v) M1 M2 ...`` chains.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import total_ordering
+
+import sympy
+from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix,
+                   Transpose, ZeroMatrix)
+from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions.diagonal import DiagMatrix
+
+from derive.core.primitives import Elementwise
+from derive.core.symbols import Adjoint, Incoming, Param
+
+
+# ---------------------------------------------------------------------------------------
+# constructors
+# ---------------------------------------------------------------------------------------
+
+def add(terms, shape):
+    """Sum of matrix expressions in the given order; zeros dropped, nested sums flattened."""
+    flat = []
+    for t in terms:
+        if isinstance(t, ZeroMatrix):
+            continue
+        flat.extend(t.args if isinstance(t, MatAdd) else (t,))
+    if not flat:
+        return ZeroMatrix(*shape)
+    if len(flat) == 1:
+        return flat[0]
+    return MatAdd(*flat, evaluate=False)
+
+
+def matmul(*factors):
+    """Matrix product in the given order; identities dropped, a zero factor gives zero."""
+    coeff = sympy.Integer(1)
+    flat = []
+    for f in factors:
+        if isinstance(f, MatMul):
+            c, mats = f.as_coeff_matrices()
+            coeff *= c
+            flat.extend(mats)
+        elif isinstance(f, Identity):
+            continue
+        else:
+            flat.append(f)
+    rows = factors[0].shape[0]
+    cols = factors[-1].shape[1]
+    if coeff == 0 or any(isinstance(f, ZeroMatrix) for f in flat):
+        return ZeroMatrix(rows, cols)
+    if not flat:
+        return Identity(rows) if coeff == 1 else MatMul(coeff, Identity(rows), evaluate=False)
+    if coeff == 1 and len(flat) == 1:
+        return flat[0]
+    args = ([coeff] if coeff != 1 else []) + flat
+    return MatMul(*args, evaluate=False)
+
+
+def scale(coeff, expr):
+    """coeff * expr for a rational coefficient."""
+    coeff = sympy.Rational(coeff)
+    if coeff == 1:
+        return expr
+    if coeff == 0:
+        return ZeroMatrix(*expr.shape)
+    if isinstance(expr, MatMul):
+        c, mats = expr.as_coeff_matrices()
+        coeff *= c
+        expr = mats[0] if len(mats) == 1 else MatMul(*mats, evaluate=False)
+        if coeff == 1:
+            return expr
+    return MatMul(coeff, expr, evaluate=False)
+
+
+def hadamard(factors):
+    """Hadamard (entrywise) product in the given order."""
+    flat = []
+    for f in factors:
+        flat.extend(f.args if isinstance(f, HadamardProduct) else (f,))
+    if len(flat) == 1:
+        return flat[0]
+    return HadamardProduct(*flat, evaluate=False)
+
+
+def diag(v):
+    """diag(v): the square matrix with the column vector v on its diagonal."""
+    return DiagMatrix(v)
+
+
+def transpose(expr):
+    """expr^T with the transpose pushed to the leaves: (AB)^T = B^T A^T, diag(v)^T = diag(v)."""
+    if isinstance(expr, Transpose):
+        return expr.arg
+    if isinstance(expr, MatMul):
+        c, mats = expr.as_coeff_matrices()
+        return scale(c, matmul(*[transpose(m) for m in reversed(mats)]))
+    if isinstance(expr, MatAdd):
+        return add([transpose(a) for a in expr.args], (expr.shape[1], expr.shape[0]))
+    if isinstance(expr, (DiagMatrix, Identity)):
+        return expr
+    if isinstance(expr, ZeroMatrix):
+        return ZeroMatrix(expr.shape[1], expr.shape[0])
+    return Transpose(expr)
+
+
+def ones(shape):
+    return OneMatrix(*shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Hadamard polynomials
+# ---------------------------------------------------------------------------------------
+
+#: Order of atoms inside a monomial: parameters, deltas, variables, activations,
+#: derivatives (the order in which Greff et al. write their products, p_o * delta o_bar).
+_RANK_PARAM, _RANK_ADJOINT, _RANK_VAR, _RANK_OTHER, _RANK_FUNC, _RANK_DERIV = range(6)
+
+
+def atom_rank(atom) -> tuple:
+    """Sort key of an atom of a Hadamard monomial (structural, cached; no printing)."""
+    key = _RANK_CACHE.get(atom)
+    if key is None:
+        if isinstance(atom, MatrixSymbol):
+            if isinstance(atom, (Adjoint, Incoming)):
+                rank = _RANK_ADJOINT
+            elif isinstance(atom, Param):
+                rank = _RANK_PARAM
+            else:
+                rank = _RANK_VAR
+            key = (rank, atom.name)
+        elif isinstance(atom, Elementwise):
+            key = (_RANK_DERIV if atom.is_derivative else _RANK_FUNC, atom.name,
+                   structural_key(atom.arg))
+        else:
+            key = (_RANK_OTHER, structural_key(atom))
+        _RANK_CACHE[atom] = key
+    return key
+
+
+_RANK_CACHE: dict = {}
+_SKEY_CACHE: dict = {}
+
+
+def structural_key(e) -> tuple:
+    """A total, deterministic order on expressions from their tree (names, classes, numbers)."""
+    key = _SKEY_CACHE.get(e)
+    if key is None:
+        if isinstance(e, MatrixSymbol):
+            key = ("0", e.name)
+        elif getattr(e, "is_Matrix", False) or isinstance(e, MatrixExpr):
+            key = ("1", type(e).__name__, tuple(structural_key(a) for a in e.args))
+        else:
+            key = ("2", type(e).__name__, str(e))     # numbers and shape symbols: cheap to print
+        _SKEY_CACHE[e] = key
+    return key
+
+
+@total_ordering
+class VecPoly:
+    """A sum of Hadamard monomials: {(atom, atom, ...): Fraction coefficient}.
+
+    Atoms are SymPy matrix expressions that are not sums, scalar multiples or Hadamard
+    products (symbols, ``f(u)`` nodes, matrix-vector products). The empty monomial is the
+    all-ones vector. Instances are immutable and hashable.
+    """
+
+    __slots__ = ("terms", "shape", "_key")
+
+    def __init__(self, terms: dict, shape):
+        clean = {m: c for m, c in terms.items() if c != 0}
+        self.terms = tuple(sorted(clean.items(), key=lambda mc: _monomial_key(mc[0])))
+        self.shape = tuple(shape)
+        self._key = tuple((tuple(map(atom_rank, m)), c) for m, c in self.terms)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def one(cls, shape):
+        return cls({(): Fraction(1)}, shape)
+
+    @classmethod
+    def zero(cls, shape):
+        return cls({}, shape)
+
+    @classmethod
+    def atom(cls, a):
+        return cls({(a,): Fraction(1)}, a.shape)
+
+    @classmethod
+    def from_expr(cls, e) -> "VecPoly":
+        """Expand a vector expression into a Hadamard polynomial."""
+        if isinstance(e, MatAdd):
+            out = cls.zero(e.shape)
+            for a in e.args:
+                out = out + cls.from_expr(a)
+            return out
+        if isinstance(e, HadamardProduct):
+            out = cls.one(e.shape)
+            for a in e.args:
+                out = out * cls.from_expr(a)
+            return out
+        if isinstance(e, ZeroMatrix):
+            return cls.zero(e.shape)
+        if isinstance(e, OneMatrix):
+            return cls.one(e.shape)
+        if isinstance(e, MatMul):
+            c, mats = e.as_coeff_matrices()
+            if c != 1:
+                inner = mats[0] if len(mats) == 1 else MatMul(*mats, evaluate=False)
+                return cls.from_expr(inner).scaled(c)
+        if isinstance(e, Elementwise):
+            return cls.atom(type(e)(cls.from_expr(e.arg).to_expr()))
+        if isinstance(e, MatMul):
+            # matrix times vector: normalise the vector operand, keep the product an atom
+            *mats, v = e.args
+            return cls.atom(matmul(*mats, cls.from_expr(v).to_expr()))
+        return cls.atom(e)
+
+    # -- arithmetic --------------------------------------------------------------------
+    def __add__(self, other):
+        acc = dict(self.terms)
+        for m, c in other.terms:
+            acc[m] = acc.get(m, 0) + c
+        return VecPoly(acc, self.shape)
+
+    def __neg__(self):
+        return self.scaled(-1)
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __mul__(self, other):
+        """Hadamard product."""
+        acc: dict = {}
+        for m1, c1 in self.terms:
+            for m2, c2 in other.terms:
+                m = tuple(sorted(m1 + m2, key=atom_rank))
+                acc[m] = acc.get(m, 0) + c1 * c2
+        return VecPoly(acc, self.shape)
+
+    def scaled(self, c):
+        c = Fraction(int(sympy.Rational(c).p), int(sympy.Rational(c).q))
+        return VecPoly({m: k * c for m, k in self.terms}, self.shape)
+
+    def is_zero(self):
+        return not self.terms
+
+    def is_one(self):
+        return self.terms == (((), Fraction(1)),)
+
+    def __eq__(self, other):
+        return isinstance(other, VecPoly) and self._key == other._key
+
+    def __lt__(self, other):
+        return self._key < other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"VecPoly({self.to_expr()})"
+
+    # -- back to SymPy -----------------------------------------------------------------
+    def to_expr(self):
+        """The SymPy expression, factored.
+
+        Hadamard products are commutative, associative and distribute over ``+``, so the
+        polynomial ring over the atoms is the right algebra: SymPy's multivariate
+        ``factor`` (over the rationals) gives ``(1 - z) * (W_hn h + b_hn)`` instead of its
+        four expanded monomials. Factors are normalised so their first term is positive
+        (``1 - z``, not ``-(z - 1)``)."""
+        if self.is_zero():
+            return ZeroMatrix(*self.shape)
+        if len(self.terms) == 1:
+            (m, c), = self.terms
+            return _monomial_expr(m, c, self.shape)
+        return _factored_expr(self)
+
+    def flat_expr(self):
+        """The expanded sum of monomials in canonical order, positive terms first (no factoring)."""
+        if self.is_zero():
+            return ZeroMatrix(*self.shape)
+        ordered = sorted(self.terms, key=lambda mc: mc[1] < 0)      # stable: keeps canonical order
+        return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
+
+
+_FACTOR_CACHE: dict = {}
+
+
+def _factored_expr(poly: VecPoly):
+    # keyed by the atoms themselves: VecPoly equality compares names only, and two cells may
+    # use one name for symbols of different shapes
+    cache_key = (poly.terms, poly.shape)
+    cached = _FACTOR_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    atoms = sorted({a for m, _ in poly.terms for a in m}, key=atom_rank)
+    syms = sympy.symbols(f"_a0:{len(atoms)}", commutative=True)
+    to_sym = dict(zip(atoms, syms))
+    to_atom = dict(zip(syms, atoms))
+    scalar = sympy.Add(*[sympy.Rational(c.numerator, c.denominator) *
+                         sympy.Mul(*[to_sym[a] for a in m]) for m, c in poly.terms])
+    coeff, factors = sympy.factor_list(scalar)
+    monomial_atoms, sums = [], []
+    for base, power in factors:
+        if base.is_Symbol:
+            monomial_atoms += [to_atom[base]] * int(power)
+            continue
+        part = _poly_from_scalar(base, to_atom, poly.shape)
+        first_coeff = part.terms[0][1]
+        if first_coeff < 0:           # make the first term positive: 1 - z, not z - 1
+            part = -part
+            coeff *= (-1) ** int(power)
+        sums += [part] * int(power)
+    monomial_atoms.sort(key=atom_rank)
+    sums.sort()
+    if coeff < 0 and sums:
+        # move the minus sign into a sum: sigma'(i) * (g - c_prev), not -(sigma'(i) * (c_prev - g))
+        # (choose the factor whose negation loses the fewest positive terms)
+        odd = [i for i in range(len(sums)) if sums.count(sums[i]) % 2 == 1]
+        k = max(odd, key=lambda i: (_positives(-sums[i]) - _positives(sums[i]), -i)) if odd else None
+        if k is not None:
+            sums[k] = -sums[k]
+            coeff = -coeff
+    factors_expr = monomial_atoms + [_collected(p) for p in sums]
+    if not factors_expr:
+        out = scale(coeff, OneMatrix(*poly.shape))
+    else:
+        out = scale(coeff, hadamard(factors_expr))
+    _FACTOR_CACHE[cache_key] = out
+    return out
+
+
+def _collected(p: VecPoly):
+    """An irreducible sum, with the terms that share atoms grouped: the atom found in most
+    terms (at least two, not all) is pulled out of those terms, with their other common
+    atoms, and the rest is treated the same way:
+    ``f + w*g*s - w*c*s  ->  f + w*s*(g - c)``."""
+    counts: dict = {}
+    for m, _ in p.terms:
+        for a in set(m):
+            counts[a] = counts.get(a, 0) + 1
+    best = [a for a, n in counts.items() if 2 <= n < len(p.terms)]
+    if not best:
+        return p.flat_expr()
+    pivot = min(best, key=lambda a: (-counts[a], atom_rank(a)))
+    group = VecPoly({m: c for m, c in p.terms if pivot in m}, p.shape)
+    rest = VecPoly({m: c for m, c in p.terms if pivot not in m}, p.shape)
+    return add([group.to_expr(), _collected(rest) if len(rest.terms) > 1 else rest.to_expr()],
+               p.shape)
+
+
+def _positives(p: VecPoly) -> int:
+    return sum(1 for _, c in p.terms if c > 0)
+
+
+def _poly_from_scalar(expr, to_atom, shape) -> VecPoly:
+    """A commutative polynomial in the placeholder symbols back to a VecPoly."""
+    terms: dict = {}
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        c, rest = term.as_coeff_Mul()
+        atoms = []
+        for f in sympy.Mul.make_args(rest):
+            if f == 1:
+                continue
+            base, e = f.as_base_exp()
+            atoms += [to_atom[base]] * int(e)
+        key = tuple(sorted(atoms, key=atom_rank))
+        terms[key] = terms.get(key, 0) + Fraction(int(c.p), int(c.q))
+    return VecPoly(terms, shape)
+
+
+def _monomial_key(m):
+    return (len(m), tuple(map(atom_rank, m)))
+
+
+def _monomial_expr(m, c, shape):
+    if not m:
+        return scale(sympy.Rational(c.numerator, c.denominator), OneMatrix(*shape))
+    return scale(sympy.Rational(c.numerator, c.denominator), hadamard(list(m)))
+
+
+def vsimplify(e):
+    """Normal form of a column-vector expression (see :class:`VecPoly`)."""
+    return VecPoly.from_expr(e).to_expr()

@@ -1,0 +1,193 @@
+"""Batch-aware NumPy printer: one ``_print_<Class>`` per node of the expression vocabulary.
+
+Convention (row vectors, as in PyTorch): a column-vector expression ``v`` (``n x 1``) is an
+array of shape ``(..., n)``, one row per batch element (and time step, when there is one).
+
+* ``a * b`` (Hadamard) prints ``a * b``; ``a + b`` prints ``a + b``; ``OneMatrix`` is ``1``;
+* ``W v`` prints ``v @ W.T`` and ``W^T v`` prints ``v @ W`` (one row at a time: ``(W v)^T = v^T W^T``);
+* ``diag(v) M`` prints ``v[..., :, None] * M`` and ``M diag(v)`` prints ``M * v[..., None, :]``;
+* a transpose of a batched matrix swaps its last two axes;
+* an elementwise primitive ``f(u)`` prints as a call of the function of
+  :mod:`derive.codegen.np_primitives` that implements it (``sigmoid(u)``).
+
+Every printed expression is rank-agnostic (``...`` indexing), so the same text evaluates a
+whole sequence ``(T, B, n)`` or one step ``(B, n)``. Term order is the engine's.
+"""
+from __future__ import annotations
+
+from sympy import MatAdd, MatrixSymbol, Rational
+from sympy.printing.numpy import NumPyPrinter
+
+from derive.core.primitives import Elementwise
+
+# node kinds that need parentheses when they appear as an operand of * or @
+_COMPOUND = ("MatAdd", "MatMul", "HadamardProduct")
+
+
+class BatchNumPyPrinter(NumPyPrinter):
+    """Prints vector/matrix expressions as NumPy code over batched row-vector arrays."""
+
+    printmethod = "_batchnumpycode"
+    _default_settings = {**NumPyPrinter._default_settings, "fully_qualified_modules": True,
+                         "order": "none", "names": None}
+
+    def _name(self, sym):
+        """Code for a symbol: its name, or what the ``names`` setting maps it to."""
+        names = self._settings.get("names") or {}
+        return names.get(sym.name, sym.name)
+
+    # -- leaves ------------------------------------------------------------------------
+    def _print_MatrixSymbol(self, expr):
+        return self._name(expr)
+
+    def _print_OneMatrix(self, expr):
+        return "1"
+
+    def _print_ZeroMatrix(self, expr):
+        return "0"
+
+    def _print_Identity(self, expr):
+        raise NotImplementedError("an identity matrix has no batched value; the kernel "
+                                  "generator writes identity blocks of a Jacobian itself")
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Rational(self, expr):
+        # a Python float literal is a "weak" scalar: float32 arrays stay float32
+        return f"({expr.p}/{expr.q})"
+
+    # -- operators ---------------------------------------------------------------------
+    def _print_MatAdd(self, expr):
+        out = []
+        for i, term in enumerate(expr.args):
+            s = self._print(term)
+            if s.startswith("-"):
+                out.append(("-" if i == 0 else " - ") + s[1:])
+            else:
+                out.append(("" if i == 0 else " + ") + s)
+        return "".join(out)
+
+    def _print_HadamardProduct(self, expr):
+        return " * ".join(self._operand(a) for a in expr.args)
+
+    def _print_MatMul(self, expr):
+        coeff, mats = expr.as_coeff_matrices()
+        body = self._chain(list(mats))
+        if coeff == 1:
+            return body
+        if coeff == -1:
+            # _chain drops the parentheses around a lone sum: -(a - b) must keep them
+            return "-" + self._wrap_text(body, len(mats) > 1 or isinstance(mats[0], MatAdd))
+        return f"{self._print(Rational(coeff))} * {self._wrap_text(body, True)}"
+
+    def _print_Transpose(self, expr):
+        arg = expr.arg
+        if isinstance(arg, MatrixSymbol) and arg.shape[1] != 1:
+            name = self._name(arg)
+            return f"{name}.T" if _is_param(arg) else f"{name}.swapaxes(-1, -2)"
+        raise NotImplementedError(f"transpose of {arg} has no batched meaning here")
+
+    def _print_DiagMatrix(self, expr):
+        raise NotImplementedError("diag(v) prints only inside a product (diag(v) M); the "
+                                  "kernel generator writes diagonal Jacobian blocks itself")
+
+    def _print_Elementwise(self, expr):
+        return f"{expr.numpy}({self._print(expr.arg)})"
+
+    def _print(self, expr, **kwargs):
+        # dispatch on the role classes first: derive.core.symbols.Adjoint is a symbol, not
+        # SymPy's conjugate transpose of the same class name
+        if isinstance(expr, MatrixSymbol):
+            return self._print_MatrixSymbol(expr)
+        if isinstance(expr, Elementwise):
+            return self._print_Elementwise(expr)
+        return super()._print(expr, **kwargs)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _operand(self, e):
+        s = self._print(e)
+        return self._wrap_text(s, type(e).__name__ in _COMPOUND or s.startswith("-"))
+
+    @staticmethod
+    def _wrap_text(s, cond):
+        return f"({s})" if cond else s
+
+    def _chain(self, mats):
+        """A product M_1 M_2 ... M_k. If the last factor is a vector v, apply the matrices to
+        it from the right (row form); otherwise multiply batched matrices left to right."""
+        from sympy import Transpose
+        from sympy.matrices.expressions.diagonal import DiagMatrix
+        last = mats[-1]
+        if isinstance(last, Transpose) and last.arg.shape[1] == 1:
+            # v u^T, one outer product per batch row
+            left = self._chain(mats[:-1])
+            return f"{self._wrap_text(left, ' ' in left)}[..., :, None] * " \
+                   f"{self._operand(last.arg)}[..., None, :]"
+        if mats[-1].shape[1] == 1:
+            # Python's * and @ bind equally, left to right: "v @ A @ B" is ((v A) B) and
+            # "d * v @ A" is ((d v) A) flat; only a diagonal after a product needs parentheses
+            *ms, v = mats
+            acc, flat = self._operand(v), False
+            for m in reversed(ms):
+                if isinstance(m, DiagMatrix):
+                    acc, flat = f"{self._operand(m.args[0])} * {self._wrap_text(acc, flat)}", False
+                else:
+                    acc, flat = f"{acc} @ {self._right_factor(m)}", True
+            return acc[1:-1] if acc.startswith("(") and _balanced(acc[1:-1]) else acc
+        acc = None          # text of the product so far (a batched matrix)
+        pending = None      # a leading diag(v) waiting for the matrix it scales
+        for m in mats:
+            if isinstance(m, DiagMatrix):
+                v = self._operand(m.args[0])
+                if acc is None:
+                    pending = v if pending is None else f"{pending} * {v}"
+                else:
+                    acc = f"{acc} * {v}[..., None, :]"
+                continue
+            mt = self._matrix(m)
+            if acc is None:
+                acc = mt if pending is None else f"({pending}[..., :, None] * {mt})"
+                pending = None
+            else:
+                acc = f"{acc} @ {mt}"      # left to right: no nesting, whatever the length
+        if acc is None:
+            raise NotImplementedError("a product of diagonal matrices only")
+        return acc
+
+    def _matrix(self, m):
+        from sympy import Transpose
+        if isinstance(m, Transpose):
+            return self._print_Transpose(m)
+        return self._print(m)
+
+    def _right_factor(self, m):
+        """R such that (m v)^T = v^T R for one row vector v^T."""
+        from sympy import MatMul, Transpose
+        if isinstance(m, Transpose) and isinstance(m.arg, MatrixSymbol):
+            return self._name(m.arg)
+        if isinstance(m, MatrixSymbol):
+            return f"{self._name(m)}.T"
+        if isinstance(m, MatMul):
+            return " @ ".join(self._right_factor(a) for a in reversed(m.args))
+        raise NotImplementedError(f"cannot apply {m} to a batch of row vectors")
+
+
+def _is_param(sym) -> bool:
+    return getattr(sym, "role", "") == "param"
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def numpy_code(expr, names=None) -> str:
+    """The expression as batched NumPy code (see the module docstring); ``names`` maps symbol
+    names to the code that holds them."""
+    return BatchNumPyPrinter({"names": names}).doprint(expr)
