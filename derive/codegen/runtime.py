@@ -39,14 +39,14 @@ def build_module(cell) -> types.ModuleType:
     mod = types.ModuleType(f"derive.kernels.{cell.name}",
                            f"NumPy kernels of the cell {cell.name!r}, built at run time.")
     mod.__dict__.update(ns)
-    lines = kernel.driver.splitlines(True)
+    lines = kernel.program.splitlines(True)
     # tracebacks show the driver's lines: another cell of the same name gets its own entry
     filename, n = f"<derive.kernels:{cell.name}>", 1
     while filename in linecache.cache and linecache.cache[filename][2] != lines:
         n += 1
         filename = f"<derive.kernels:{cell.name}#{n}>"
-    linecache.cache[filename] = (len(kernel.driver), None, lines, filename)
-    code = compile(kernel.driver, filename, "exec")
+    linecache.cache[filename] = (len(kernel.program), None, lines, filename)
+    code = compile(kernel.program, filename, "exec")
     exec(code, mod.__dict__)  # noqa: S102 - generated from the parsed cell, never from raw user text
     mod.__all__ = ["STATE", "PARAMS", "init_params", "step", "forward", "backward",
                    "step_jacobian"] + (["params_from_torch", "params_to_torch"] if cell.torch else [])

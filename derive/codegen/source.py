@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from derive.codegen import support as kernel_support
 from derive.codegen import module as kernelgen
 from derive.codegen import np_primitives as numpy_primitives
+from derive.codegen.copied import module_body
 from derive.codegen.pysource import docstring
 
 _RULE = "# " + "-" * 86 + "\n# "
@@ -25,24 +26,6 @@ def package_init(names) -> str:
             "    hs, cache = lstm.forward(params, xs)\n"
             '"""\n'
             f"CELLS = {tuple(names)!r}\n")
-
-
-def _body_source(module) -> str:
-    """A module's source without its docstring and ``import numpy`` line (copied verbatim)."""
-    src = Path(module.__file__).read_text(encoding="utf-8")
-    tree = ast.parse(src)
-    lines = src.splitlines()
-    skip = set()
-    for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
-                and isinstance(node.value.value, str) and node is tree.body[0]:
-            skip |= set(range(node.lineno - 1, node.end_lineno))
-        if isinstance(node, ast.Import) and [a.name for a in node.names] == ["numpy"]:
-            skip |= set(range(node.lineno - 1, node.end_lineno))
-    body = [ln for i, ln in enumerate(lines) if i not in skip]
-    while body and not body[0].strip():
-        body.pop(0)
-    return "\n".join(body).rstrip() + "\n"
 
 
 def module_docstring(cell) -> str:
@@ -79,18 +62,17 @@ def module_source(kernel) -> str:
     head = docstring(module_docstring(cell)) + f"\nimport numpy\n\n__all__ = {api!r}\n\n"
     parts = [head,
              _RULE + "elementwise primitives (derive/codegen/np_primitives.py, copied verbatim)\n\n",
-             _body_source(numpy_primitives), "\n\n",
+             module_body(numpy_primitives), "\n\n",
              _RULE + "input checking and parameter packing (derive/codegen/support.py, copied verbatim)\n\n",
-             _body_source(kernel_support), "\n\n",
+             module_body(kernel_support), "\n\n",
              _RULE + "the cell\n\n",
              _RULE + "math of each stage of a step, printed from the derived expressions "
              "(via sympy.lambdify)\n\n"]
-    consts, rest = kernel.driver.split("\n\n\n", 1)
-    parts.insert(-1, consts + "\n\n\n")
+    parts.insert(-1, kernel.constants + "\n\n\n")
     for m in kernel.math.values():
         parts.append(m.source + "\n\n")
     parts.append(_RULE + "loops and grouped matrix products\n\n")
-    parts.append(rest)
+    parts.append(f"{kernel.driver}\n{kernel.api}\n")
     text = "".join(parts)
     while "\n\n\n\n" in text:
         text = text.replace("\n\n\n\n", "\n\n\n")
@@ -117,8 +99,7 @@ def module_names() -> frozenset:
     ``from kernels import <name>`` or would shadow the module's own code."""
     cell = SimpleNamespace(name="c", states=("h",), params={}, torch={"module": "RNN"})
     lines = kernelgen._Lines()
-    kernelgen._constants(lines, cell, SimpleNamespace(output_state="h"), {})
-    kernelgen._api(lines, cell)
-    api_head = f"import numpy\n__all__ = []\n{lines.text()}"
+    kernelgen.constants(lines, cell, "h", {})
+    api_head = f"import numpy\n__all__ = []\n{lines.text()}\n{kernelgen.api_source(cell)}\n"
     return frozenset(set().union(*map(_top_level_names, (
-        api_head, _body_source(numpy_primitives), _body_source(kernel_support), package_init([])))))
+        api_head, module_body(numpy_primitives), module_body(kernel_support), package_init([])))))

@@ -19,9 +19,7 @@ from sympy import MatAdd, MatrixSymbol, Rational
 from sympy.printing.numpy import NumPyPrinter
 
 from derive.core.primitives import Elementwise
-
-# node kinds that need parentheses when they appear as an operand of * or @
-_COMPOUND = ("MatAdd", "MatMul", "HadamardProduct")
+from derive.printing.precedence import PRODUCT, precedence, split_sign
 
 
 class BatchNumPyPrinter(NumPyPrinter):
@@ -61,12 +59,25 @@ class BatchNumPyPrinter(NumPyPrinter):
     def _print_MatAdd(self, expr):
         out = []
         for i, term in enumerate(expr.args):
-            s = self._print(term)
-            if s.startswith("-"):
-                out.append(("-" if i == 0 else " - ") + s[1:])
+            negative, magnitude = self._signed(term)
+            if negative:
+                out.append(("-" if i == 0 else " - ") + magnitude)
             else:
-                out.append(("" if i == 0 else " + ") + s)
+                out.append(("" if i == 0 else " + ") + self._print(term))
         return "".join(out)
+
+    def _signed(self, term):
+        """(True, code of -term) for a term printed with a leading minus sign: a product
+        with coefficient -1 or a negative integer, decided on the expression
+        (:func:`~derive.printing.precedence.split_sign`); (False, None) otherwise. A negative
+        non-integer rational stays a parenthesized factor, ``(-2/3) * u``."""
+        negative, coeff, mats = split_sign(term)
+        if not negative or not (coeff == -1 or getattr(coeff, "is_Integer", False)):
+            return False, None
+        body = self._chain(list(mats))
+        if coeff == -1:
+            return True, self._wrap_text(body, len(mats) > 1 or isinstance(mats[0], MatAdd))
+        return True, f"{self._print(Rational(-coeff))} * {self._wrap_text(body, True)}"
 
     def _print_HadamardProduct(self, expr):
         return " * ".join(self._operand(a) for a in expr.args)
@@ -106,8 +117,9 @@ class BatchNumPyPrinter(NumPyPrinter):
 
     # -- helpers -----------------------------------------------------------------------
     def _operand(self, e):
-        s = self._print(e)
-        return self._wrap_text(s, type(e).__name__ in _COMPOUND or s.startswith("-"))
+        """An operand of * or @ (which bind equally in Python): parenthesized when it is a
+        sum, a product or a negated term (the shared precedence table)."""
+        return self._wrap_text(self._print(e), precedence(e) <= PRODUCT)
 
     @staticmethod
     def _wrap_text(s, cond):

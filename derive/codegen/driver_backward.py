@@ -1,0 +1,266 @@
+"""The backward pass and the step Jacobian of the loop driver (a mixin of
+:class:`derive.codegen.driver.Driver`): BPTT over the cached forward pass with the grouped
+products ``G_t W_stack``, weight gradients as one product per group after the loop."""
+from __future__ import annotations
+
+import sympy
+from sympy import MatMul, ZeroMatrix
+from sympy.matrices.expressions.diagonal import DiagMatrix
+
+from derive.codegen.ir import (FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
+                               PrevDelta, SlotAdjoint, VecGrad)
+from derive.codegen.locations import size_code, span
+from derive.core.symbols import H, Input
+
+
+def _cols(j, n=1) -> str:
+    """Slice of state blocks j .. j+n-1 (each H wide)."""
+    return span([H] * (j + n), j, n)
+
+
+def _total(widths) -> str:
+    return size_code(sum(widths, sympy.Integer(0)))
+
+
+class BackwardEmitter:
+    """backward() and jacobian() of the driver; needs self.plan, self.loc, self.state_index,
+    self._add_math, self._stack, self._unpack, self._print, self._param_names."""
+
+    # -- backward ----------------------------------------------------------------------
+    def backward(self, L):
+        plan = self.plan
+        L("def _backward(p, c, dhs, ds, want_dx):")
+        L.indent()
+        L('"""BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""')
+        L('xs = c["xs"]')
+        L("T, B, D = xs.shape")
+        L("H = ds[0].shape[1]")
+        L("dt = ds[0].dtype")
+        L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
+        for v in plan.stored:
+            L(f'_V_{v.name} = c["V"]["{v.name}"]')
+        need_w = [g for g in plan.groups if g.bstage is not None]
+        if need_w:
+            L("# stacked weights of the products that carry gradients back within the step")
+        for g in need_w:
+            self._stack(L, g, f"_W{g.index}")
+        L("# adjoints of every product slot, for the whole sequence (weight gradients after the loop)")
+        for b, entries in enumerate(plan.buffers):
+            L(f"_G{b} = numpy.empty((T, B, {_total(self._buffer_widths(b))}), dt)")
+        for k, s in enumerate(self.cell.states):
+            L(f"_d_{k} = ds[{k}]")
+        zero_states = [s for s, v in plan.prev_out.items() if v is None]
+        if zero_states:
+            L("_zero = numpy.zeros((B, H), dt)")
+        for pname, how in plan.vec_grads.items():
+            if isinstance(how, PerStep):
+                L(f'_acc_{pname} = numpy.zeros({self._pshape(pname)}, dt)')
+        for pname, terms in plan.mat_fallback.items():
+            L(f'_acc_{pname} = numpy.zeros({self._pshape(pname)}, dt)')
+        if plan.dx_step:
+            L("_dX = numpy.empty((T, B, D), dt) if want_dx else None")
+        out = self.state_index[plan.output_state]
+        L("for t in range(T - 1, -1, -1):")
+        L.indent()
+        for s, k in self.state_index.items():
+            L(f"_in_{k} = dhs[t] + _d_{k}" if k == out else f"_in_{k} = _d_{k}")
+        pending = {}
+        for k, st in enumerate(plan.bwd):
+            for g in st.groups:
+                L(f"_P{g.index} = _G{g.buffer}[t] @ _W{g.index}")
+            for out in st.aliases:
+                self._emit_out(L, out, pending)
+            if st.lean is not None:
+                # the per-step dL/dx_t terms are computed only when they are asked for
+                L("if want_dx:")
+                L.indent()
+            f = self._bwd_call(L, f"_bwdx{k}" if st.lean is not None else f"_bwd{k}", st)
+            if st.lean is not None:
+                L.dedent()
+                L("else:")
+                L.indent()
+                if self._bwd_call(L, f"_bwd{k}", st.lean) is None:
+                    L("pass")
+                L.dedent()
+            if f is None:
+                continue
+            for out in st.outs:
+                self._emit_out(L, out, pending)
+        for s in zero_states:
+            L(f"_d_{self.state_index[s]} = _zero")
+        L.dedent()
+        L("# weight gradients: one product per slot group over all T * B rows")
+        L("grads = {}")
+        gf = set()
+        for g in plan.groups:
+            if g.buffer is None:
+                continue
+            if g.buffer not in gf:
+                L(f"_Gf{g.buffer} = _G{g.buffer}.reshape(T * B, {_total(self._buffer_widths(g.buffer))})")
+                gf.add(g.buffer)
+            seq = self.loc[g.operand].sequence
+            L(f"_dW{g.index} = _Gf{g.buffer}.T @ {seq}.reshape(T * B, {size_code(g.operand.shape[0])})")
+        sums = sorted({how.buffer for how in plan.vec_grads.values() if isinstance(how, FromBuffer)})
+        for b in sums:
+            if b not in gf:
+                L(f"_Gf{b} = _G{b}.reshape(T * B, {_total(self._buffer_widths(b))})")
+                gf.add(b)
+            L(f"_sG{b} = _Gf{b}.sum(axis=0)")
+        for pname, psym in self.cell.params.items():
+            slices, parts = [], []        # slices of whole-sequence products, other terms
+            if psym.shape[1] != 1:
+                for g in plan.groups:
+                    if g.buffer is None:
+                        continue
+                    for j, s in enumerate(g.slots):
+                        if s.weight == psym and not isinstance(s.adjoint, ZeroMatrix):
+                            slices.append(f"_dW{g.index}[{span(g.widths, j)}]")
+                if pname in plan.mat_fallback:
+                    parts.append(f"_acc_{pname}")
+            else:
+                how = plan.vec_grads.get(pname)
+                if isinstance(how, FromBuffer):
+                    parts.append(f"_sG{how.buffer}[{span(self._buffer_widths(how.buffer), how.row)}]")
+                elif how is not None:
+                    parts.append(f"_acc_{pname}")
+            parts = slices + parts
+            if not parts:
+                parts = [f"numpy.zeros({self._pshape(pname)}, dt)"]
+            expr = " + ".join(parts)
+            if parts == slices and len(slices) == 1:
+                # a slice of a product: the gradient is returned as its own array
+                expr = f"numpy.ascontiguousarray({expr})"
+            L(f'grads["{pname}"] = {expr}')
+        self._input_gradient(L)
+        states = ", ".join(f"_d_{k}.copy()" for k in self.state_index.values())
+        L(f"return grads, ({states},), dxs")
+        L.dedent()
+        L()
+        L()
+
+    def _bwd_call(self, L, name, st):
+        f = self._add_math(name, st.inputs, st.assigns, st.outputs)
+        if f is not None:
+            args = [self.loc[s].cached for s in f.inputs]
+            L(f"{self._unpack(['_b_' + s.name for s in f.outputs])} = {name}({', '.join(args)})")
+        return f
+
+    def _input_gradient(self, L):
+        """dL/dxs (T, B, D) when asked for: each input group's slot adjoints times its stacked
+        weights, one product over all T * B rows, plus the per-step terms."""
+        plan = self.plan
+        L("dxs = None")
+        L("if want_dx:")
+        L.indent()
+        if plan.dx_groups:
+            L("# dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once")
+        parts = []
+        for g in plan.dx_groups:
+            self._stack(L, g, f"_W{g.index}")
+            parts.append(f"(_Gf{g.buffer} @ _W{g.index}).reshape(T, B, D)")
+        if plan.dx_step:
+            parts.append("_dX")
+        L(f"dxs = {' + '.join(parts) if parts else 'numpy.zeros(xs.shape, dt)'}")
+        L.dedent()
+
+    def _buffer_widths(self, b):
+        return [s.sym.shape[0] for _, s in self.plan.buffers[b]]
+
+    def _pshape(self, pname):
+        shape = self.cell.params[pname].shape
+        return f"({size_code(shape[0])},)" if shape[1] == 1 else f"({size_code(shape[0])}, {size_code(shape[1])})"
+
+    def _emit_out(self, L, out, pending):
+        """The driver line(s) that put one backward output where it goes."""
+        val = self.loc[out.value].cached
+        if isinstance(out, SlotAdjoint):
+            L(f"_G{out.buffer}[t, :, {span(self._buffer_widths(out.buffer), out.row)}] = {val}")
+        elif isinstance(out, PrevDelta):
+            L(f"_d_{self.state_index[out.state]} = {val}")
+        elif isinstance(out, VecGrad):
+            L(f"_acc_{out.param} += {val}.sum(axis=0)")
+        elif isinstance(out, InputDelta):
+            L("if want_dx:")
+            L(f"    _dX[t] = {val}")
+        else:                               # OuterLeft / OuterRight: v u^T once both are known
+            pair = pending.setdefault((out.param, out.term), {})
+            pair[type(out)] = val
+            if len(pair) == 2:
+                L(f"_acc_{out.param} += {pair[OuterLeft]}.T @ {pair[OuterRight]}")
+
+    # -- jacobian ----------------------------------------------------------------------
+    def jacobian(self, L):
+        plan = self.plan
+        L("def _jacobian(p, x, s0):")
+        L.indent()
+        L('"""d s_t / d s_{t-1} (B, S, S), blocks in STATE order, numerator layout."""')
+        L("c = _forward(p, x[None], s0)")
+        L("B, H = x.shape[0], s0[0].shape[1]")
+        L("dt = s0[0].dtype")
+        L("t = 0")
+        if any(isinstance(s, Input) for s in plan.jac.inputs):
+            L('xs = c["xs"]')
+        L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
+        for v in plan.stored:
+            L(f'_V_{v.name} = c["V"]["{v.name}"]')
+        f = self._add_math("_jac", plan.jac.inputs, plan.jac.assigns, plan.jac.outputs)
+        names = self._param_names()
+        if f is not None:
+            args = [self.loc[s].cached for s in f.inputs]
+            L(f"{self._unpack(['_j' + s.name for s in f.outputs])} = _jac({', '.join(args)})")
+            names.update({s.name: "_j" + s.name for s in f.outputs})
+        n = len(self.cell.states)
+        L(f"J = numpy.zeros((B, {size_code(n * H)}, {size_code(n * H)}), dt)")
+        L("_diag = numpy.arange(H)")
+        # blocks built by the chain rule through another state's block come after that block
+        order = sorted(plan.jac.terms, key=lambda k: k in plan.jac.via)
+        for s, r in order:
+            rows = _cols(self.state_index[s])
+            cols = _cols(self.state_index[r])
+            block = f"J[:, {rows}, {cols}]"
+            filled = False
+            if (s, r) in plan.jac.via:
+                u, q = plan.jac.via[(s, r)]
+                src = f"J[:, {_cols(self.state_index[u])}, {cols}]"
+                qcode = self._print(q, names)
+                if not (isinstance(q, sympy.Expr) and q.is_number):
+                    qcode += "[..., :, None]"
+                L(f"numpy.multiply({qcode}, {src}, out={block})")
+                filled = True
+            terms = plan.jac.terms[(s, r)]
+            # dense terms first (the first one is assigned, not added), then diagonals
+            for lead, chain in sorted(terms, key=lambda lc: not lc[1]):
+                code = self._term(lead, chain, names)
+                if code is None:
+                    continue
+                if not chain:
+                    L(f"{block}[:, _diag, _diag] += {code}")
+                else:
+                    L(f"{block} {'+=' if filled else '='} {code}")
+                    filled = True
+        L("return J")
+        L.dedent()
+        L()
+        L()
+
+    def _term(self, lead, chain, names):
+        coeff = sympy.Integer(1)
+        factors = []
+        for item in [lead] + list(chain):
+            is_diag = item is lead or not (hasattr(item, "shape") and item.shape[1] != 1)
+            if isinstance(item, sympy.Expr) and item.is_number:
+                coeff *= item
+            elif is_diag:
+                factors.append(DiagMatrix(item))
+            else:
+                factors.append(item)
+        if coeff == 0:
+            return None
+        if not any(not isinstance(f, DiagMatrix) for f in factors):
+            # a diagonal block: the product of the diagonals' vectors
+            vec = [self._print(f.args[0], names) for f in factors]
+            body = " * ".join(vec) if vec else "1"
+            return body if coeff == 1 else f"{self._print(coeff, names)} * {body}"
+        expr = MatMul(*factors, evaluate=False) if len(factors) > 1 else factors[0]
+        code = self._print(expr, names)
+        return code if coeff == 1 else f"{self._print(coeff, names)} * ({code})"

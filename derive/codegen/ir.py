@@ -1,0 +1,186 @@
+"""The kernel plan's data: slots, groups, stages, backward outputs, the whole plan.
+
+The planner (:mod:`derive.codegen.plan`) builds these; the emitter
+(:mod:`derive.codegen.module`) only reads them. Stages, outputs, the Jacobian program, the
+plan and the location table (:mod:`derive.codegen.locations`) are frozen; a backward output
+is one typed record per kind, not a string-tagged tuple.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sympy import MatrixSymbol
+
+from derive.codegen.exprs import matrix_factors
+
+@dataclass(eq=False)
+class Slot:
+    """One product ``weight @ operand`` of the forward step."""
+    weight: object              # Param, or a product of Params
+    operand: MatrixSymbol       # named operand
+    operand_expr: object        # the operand as the cell wrote it (for matching gradients)
+    group: int
+    sym: MatrixSymbol           # stands for the product in the step's equations
+    uses: int = 0
+    bias: list = field(default_factory=list)      # folded time-invariant terms (hoisted)
+    partner: "Slot | None" = None                 # the hoisted slot added into this one
+    partner_of: "Slot | None" = None              # the per-step slot this hoisted one joins
+    adjoint: object = None                        # cotangent of the product (backward)
+    activation: "Activation | None" = None        # set when the slot is activated in place
+
+    @property
+    def weight_params(self):
+        return [m.name for m in matrix_factors(self.weight)]
+
+
+@dataclass(eq=False)
+class Activation:
+    """``output = function(pre)`` with ``pre = slot + sum(extra)``, computed in place in the
+    slot's block of its group's gate-major buffer."""
+    function: type              # the Elementwise primitive
+    pre: MatrixSymbol           # the pre-activation (never materialised separately)
+    output: MatrixSymbol        # the activation, a forward value
+    extra: list                 # terms added to the slot before the activation
+
+
+@dataclass(eq=False)
+class Group:
+    index: int
+    operand: MatrixSymbol
+    operand_expr: object
+    slots: list
+    hoisted: bool = False
+    stage: int = -1                 # forward stage whose products it runs in (-1: before the loop)
+    pair_group: int | None = None   # hoisted group whose rows are added into this one
+    pair_offset: int = 0            # first paired row block in that hoisted group
+    n_paired: int = 0
+    buffer: int | None = None       # index of the G buffer holding its slot adjoints
+    bstage: int | None = None       # backward stage of G_t @ W_stack (None: not needed)
+    psym: MatrixSymbol | None = None   # the backward product G_t W_stack
+
+    @property
+    def gate_major(self) -> bool:
+        """Whether the step's products are kept as (n_slots, B, H) with activations in place."""
+        return any(s.activation is not None for s in self.slots)
+
+    @property
+    def widths(self) -> list:
+        """Row count (H or D) of each slot's product, in layout order."""
+        return [s.sym.shape[0] for s in self.slots]
+
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Matrix products of ``groups`` then the math function ``assigns`` -> ``outputs``.
+    A backward stage also lists the outputs it computes (``outs``), the outputs that are
+    values the driver already holds (``aliases``) and, when it computes per-step dL/dx_t
+    terms, the same stage without them (``lean``, run when dL/dxs is not asked for)."""
+    groups: tuple
+    inputs: tuple           # symbols the math function reads
+    assigns: tuple          # ((symbol, expr), ...) in evaluation order
+    outputs: tuple          # symbols it returns
+    outs: tuple = ()
+    aliases: tuple = ()
+    lean: "Stage | None" = None
+
+
+# -- backward outputs: where one value the backward step computes goes ------------------
+
+@dataclass(frozen=True)
+class Output:
+    """A value of the backward step (an expression until staged, then its symbol)."""
+    value: object
+
+
+@dataclass(frozen=True)
+class SlotAdjoint(Output):
+    """Row block ``row`` of the G buffer ``buffer`` at step t: a slot's adjoint."""
+    buffer: int
+    row: int
+
+
+@dataclass(frozen=True)
+class PrevDelta(Output):
+    """dL/ds_{t-1} of one state (the next iteration's delta)."""
+    state: str
+
+
+@dataclass(frozen=True)
+class InputDelta(Output):
+    """The per-step terms of dL/dx_t (computed only when dL/dxs is asked for)."""
+
+
+@dataclass(frozen=True)
+class VecGrad(Output):
+    """A vector parameter's gradient contribution at step t, summed over the batch."""
+    param: str
+
+
+@dataclass(frozen=True)
+class OuterLeft(Output):
+    """v of the term n of a matrix parameter's gradient sum_t v u^T (per step)."""
+    param: str
+    term: int
+
+
+@dataclass(frozen=True)
+class OuterRight(Output):
+    """u of the term n of a matrix parameter's gradient sum_t v u^T (per step)."""
+    param: str
+    term: int
+
+
+# -- how a vector parameter's gradient is summed -----------------------------------------
+
+@dataclass(frozen=True)
+class FromBuffer:
+    """The gradient is the batch-and-time sum of row block ``row`` of G buffer ``buffer``."""
+    buffer: int
+    row: int
+
+
+@dataclass(frozen=True)
+class PerStep:
+    """The gradient is accumulated per step from a :class:`VecGrad` output."""
+
+
+@dataclass(frozen=True)
+class JacobianProgram:
+    """Vectors to compute (``assigns`` -> ``outputs`` from ``inputs``) and, per block
+    (state, prev), its terms ``[(lead, chain)]`` and optionally ``via``: (other state u, q)
+    for J_sr = diag(q) J_ur + terms."""
+    inputs: tuple
+    assigns: tuple
+    outputs: tuple
+    terms: dict
+    via: dict
+
+
+@dataclass(frozen=True)
+class Plan:
+    cell: object
+    output_state: str
+    groups: list
+    pre: Stage                  # before the loop, over whole sequences
+    fwd: tuple                  # forward stages
+    stored: list                # forward Vars kept for backward / jacobian (not states)
+    state_vars: dict            # state name -> Var
+    bwd: tuple                  # backward stages
+    buffers: list               # G buffers: [(list of (group, slot) in layout order)]
+    prev_out: dict              # state -> True, or None when dL/ds_{t-1} is zero
+    vec_grads: dict             # param -> FromBuffer | PerStep
+    mat_fallback: dict          # param -> [term numbers] summed over steps as v u^T
+    jac: JacobianProgram
+    dx_groups: list             # input groups whose G_b @ W_stack gives (part of) dL/dxs
+    dx_step: bool               # other terms of delta x_t, computed per step (InputDelta)
+    names: dict = field(default_factory=dict)
+    locations: dict = field(default_factory=dict)   # symbol -> Location (place_values)
+
+    @property
+    def jac_terms(self):
+        return self.jac.terms
+
+    @property
+    def jac_via(self):
+        return self.jac.via
