@@ -30,6 +30,7 @@ from derive.export.progress import cells_reporting, silent
 EXPORTERS = [
     "derive.export.summary",
     "derive.export.latex",
+    "derive.export.seed_note",
     "derive.export.kernels",
     "derive.export.flow",
 ]
