@@ -90,11 +90,17 @@ class SeedClaim:
         return _HOLDS[self.id]
 
     def corrected(self):
-        """The derived correct form (a SymPy expression or a tuple of them), or None."""
-        return self._correct() if self._correct is not None else None
+        """The derived correct form (a SymPy expression or a tuple of them), or None; derived
+        once per process (the article and the corrected note both print it)."""
+        if self._correct is None:
+            return None
+        if self.id not in _CORRECTED:
+            _CORRECTED[self.id] = self._correct()
+        return _CORRECTED[self.id]
 
 
 _HOLDS: dict = {}
+_CORRECTED: dict = {}
 
 
 # ---------------------------------------------------------------------------------------
