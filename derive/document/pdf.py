@@ -11,7 +11,7 @@ from derive.document.model import FIGURE
 
 TEX_ENGINE = "pdflatex"
 INSTALL_HINT = ("install a TeX engine: Debian/Ubuntu 'apt-get install texlive-latex-base "
-                "texlive-latex-recommended', macOS 'brew install --cask mactex-no-gui', "
+                "texlive-latex-recommended lmodern', macOS 'brew install --cask mactex-no-gui', "
                 "Windows MiKTeX (https://miktex.org)")
 
 
@@ -35,7 +35,7 @@ def compile_pdf(out_dir) -> str:
         if fig.is_file():
             (Path(tmp) / FIGURE).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(fig, Path(tmp) / FIGURE)
-        for _ in range(4):                  # until the references and contents settle
+        for _ in range(2):                  # two passes settle references and contents
             r = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error",
                                 src.name], cwd=tmp, capture_output=True, text=True,
                                errors="replace", timeout=600)

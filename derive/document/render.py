@@ -1,19 +1,51 @@
 """Rendering the document model (:mod:`derive.document.model`) to a standalone LaTeX
-article and to Markdown with ``$...$`` / ``$$...$$`` math. Prose is escaped for each target;
-math is printed by :mod:`derive.printing.latex`."""
+article (pdflatex: T1 fonts, Latin Modern, hyperref; two passes settle every reference) and
+to Markdown with ``$...$`` / ``$$...$$`` math. Prose is escaped for each target; math is
+printed by :mod:`derive.printing.latex`."""
 from __future__ import annotations
 
-from derive.document.model import Display, Figure, Heading, Math, Para, Quote, Ref
+from derive.document.model import (Appendix, Bibliography, Cite, Display, Figure, Heading,
+                                   Math, NewPage, Para, Quote, Ref, Table)
 from derive.printing.latex import align_env, aligned_env
-
 
 _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-               "^": r"\textasciicircum{}"}
+               "^": r"\textasciicircum{}", "\u201c": "``", "\u201d": "''", "\u2018": "`",
+               "\u2019": "'", "<": r"\textless{}", ">": r"\textgreater{}",
+               "|": r"\textbar{}"}
+
+#: The article's preamble (pdflatex). Debian: texlive-latex-base, texlive-latex-recommended
+#: (hyperref, microtype, booktabs, xcolor) and lmodern (the Latin Modern T1 fonts).
+PREAMBLE = (
+    r"\documentclass[10pt]{article}",
+    r"\usepackage[T1]{fontenc}",
+    r"\usepackage{lmodern}",
+    r"\usepackage{microtype}",
+    r"\usepackage{amsmath}",
+    r"\usepackage{amssymb}",
+    r"\usepackage{graphicx}",
+    r"\usepackage{array}",
+    r"\usepackage{booktabs}",
+    r"\usepackage{xcolor}",
+    r"\usepackage[colorlinks=true,linkcolor={blue!50!black},citecolor={blue!50!black},"
+    r"urlcolor={blue!50!black},bookmarksnumbered=true]{hyperref}",
+    r"\setcounter{tocdepth}{1}",
+    r"\allowdisplaybreaks",
+    r"\sloppy",
+)
 
 
 def tex_text(s: str) -> str:
-    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in s)
+    """Prose for LaTeX: special characters escaped, typographic quotes as ``...''; a
+    straight double quote opens and closes in turn."""
+    out, opening = [], True
+    for ch in s:
+        if ch == '"':
+            out.append("``" if opening else "''")
+            opening = not opening
+        else:
+            out.append(_TEX_ESCAPE.get(ch, ch))
+    return "".join(out)
 
 
 def md_text(s: str) -> str:
@@ -21,94 +53,142 @@ def md_text(s: str) -> str:
     (an underscore only where it could open emphasis, not inside a word like W_hh)."""
     out = []
     for i, ch in enumerate(s):
-        if ch in "\\*`[]<$" or (ch == "_" and (i == 0 or not s[i - 1].isalnum())):
+        if ch in "\\*`[]<$|" or (ch == "_" and (i == 0 or not s[i - 1].isalnum())):
             out.append("\\" + ch)
         else:
             out.append(ch)
     return "".join(out)
 
 
-def _tex_para(p):
+_REF_TEX = {"eq": r"\eqref{%s}", "sec": r"Section~\ref{%s}", "fig": r"Figure~\ref{%s}",
+            "app": r"Appendix~\ref{%s}", "tab": r"Table~\ref{%s}"}
+
+
+def _tex_parts(parts) -> str:
     out = []
-    for part in p.parts:
+    for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
         elif isinstance(part, Ref):
-            out.append(r"\eqref{%s}" % part.label)
+            out.append(_REF_TEX[part.kind] % part.label)
+        elif isinstance(part, Cite):
+            out.append(r"%s~\cite{%s}" % (tex_text(part.text), part.key))
         else:
             out.append(tex_text(part))
     return "".join(out)
 
 
-def _md_para(p):
+def _md_parts(parts, cites) -> str:
     out = []
-    for part in p.parts:
+    for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
         elif isinstance(part, Ref):
-            out.append("(%s)" % md_text(part.text))
+            out.append(md_text(part.text))
+        elif isinstance(part, Cite):
+            out.append("%s [%d]" % (md_text(part.text), cites[part.key]))
         else:
             out.append(md_text(part))
     return "".join(out)
 
 
+def _cell_parts(cell):
+    return [cell] if isinstance(cell, (str, Math)) else list(cell)
+
+
+def _tex_table(t: Table) -> str:
+    lines = [r"\begin{center}\small", r"\begin{tabular}{%s}" % "".join(t.widths), r"\toprule",
+             " & ".join(_tex_parts(_cell_parts(c)) for c in t.header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex_parts(_cell_parts(c)) for c in row) + r" \\" for row in t.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if t.caption:
+        lines.append(r"\par\smallskip %s" % tex_text(t.caption))
+    lines.append(r"\end{center}")
+    return "\n".join(lines)
+
+
+def _md_table(t: Table, cites) -> str:
+    def row(cells):
+        return "| " + " | ".join(_md_parts(_cell_parts(c), cites) for c in cells) + " |"
+    lines = [row(t.header), "|" + "---|" * len(t.header)] + [row(r) for r in t.rows]
+    if t.caption:
+        lines += ["", md_text(t.caption)]
+    return "\n".join(lines)
+
+
+def _tex_figure(b: Figure) -> list:
+    out = [r"\IfFileExists{%s}{" % b.path]
+    out += [_tex_parts(p.parts) + "\n" for p in b.intro]
+    out.append(r"\begin{figure}[tbp]\centering")
+    out.append(r"\includegraphics[width=0.98\linewidth,height=0.72\textheight,keepaspectratio]{%s}%%"
+               % b.path)
+    out.append(r"\caption{%s}\label{%s}" % (tex_text(b.caption), b.label))
+    out.append(r"\end{figure}}{}")
+    return out
+
+
 def render_tex(blocks, title) -> str:
-    out = [
-        "% Generated by python -m derive (rnn-calculus) from derive/cells; do not edit.",
-        r"\documentclass[10pt]{article}",
-        r"\usepackage{amsmath}",
-        r"\usepackage{amssymb}",
-        r"\usepackage{graphicx}",
-        r"\allowdisplaybreaks",
-        r"\sloppy",
-        r"\title{%s}" % tex_text(title),
-        r"\author{rnn-calculus}",
-        r"\date{}",
-        r"\begin{document}",
-        r"\maketitle",
-        r"\tableofcontents",
-        "",
-    ]
+    out = ["% Generated by python -m derive (rnn-calculus) from derive/cells; do not edit.",
+           *PREAMBLE,
+           r"\hypersetup{pdftitle={%s},pdfauthor={rnn-calculus}}" % tex_text(title),
+           r"\title{%s}" % tex_text(title), r"\author{rnn-calculus}", r"\date{}",
+           r"\begin{document}", r"\maketitle", r"\tableofcontents", r"\clearpage", ""]
     for b in blocks:
         if isinstance(b, Heading):
             cmd = {1: "section", 2: "subsection"}.get(b.level, "subsubsection")
             out.append(r"\%s{%s}" % (cmd, tex_text(b.text)) +
                        (r"\label{%s}" % b.label if b.label else ""))
         elif isinstance(b, Para):
-            out.append(_tex_para(b))
+            out.append(_tex_parts(b.parts))
         elif isinstance(b, Display):
             out.append(align_env(b.eqs).rstrip("\n"))
         elif isinstance(b, Quote):
             out.append("\\begin{gather*}\n" + " \\\\\n".join(b.rows) + "\n\\end{gather*}")
         elif isinstance(b, Figure):
-            out.append(r"\IfFileExists{%s}{" % b.path)
-            out.append(r"\section{Gradient flow}\label{sec:flow}")
-            out.append(r"\begin{figure}[htbp]\centering")
-            out.append(r"\includegraphics[width=\linewidth]{%s}" % b.path)
-            out.append(r"\caption{%s}\label{fig:gradient_flow}" % tex_text(b.caption))
-            out.append(r"\end{figure}}{}")
+            out += _tex_figure(b)
+        elif isinstance(b, Table):
+            out.append(_tex_table(b))
+        elif isinstance(b, Appendix):
+            out.append(r"\clearpage" + "\n" + r"\appendix")
+        elif isinstance(b, NewPage):
+            out.append(r"\clearpage")
+        elif isinstance(b, Bibliography):
+            out.append(r"\renewcommand{\refname}{%s}\phantomsection"
+                       r"\addcontentsline{toc}{section}{%s}" % (tex_text(b.title),
+                                                                tex_text(b.title)))
+            out.append(r"\begin{thebibliography}{%d}" % len(b.items))
+            out += [r"\bibitem{%s} %s" % (key, tex_text(text)) for key, text in b.items]
+            out.append(r"\end{thebibliography}")
         out.append("")
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
 
 def render_md(blocks, title) -> str:
+    cites = {key: n for b in blocks if isinstance(b, Bibliography)
+             for n, (key, _) in enumerate(b.items, 1)}
     out = ["<!-- Generated by python -m derive (rnn-calculus) from derive/cells; do not edit. -->",
            "", "# " + md_text(title), ""]
     for b in blocks:
         if isinstance(b, Heading):
             out.append("#" * (b.level + 1) + " " + md_text(b.text))
         elif isinstance(b, Para):
-            out.append(_md_para(b))
+            out.append(_md_parts(b.parts, cites))
         elif isinstance(b, Display):
             out.append("$$\n" + aligned_env(b.eqs) + "\n$$")
         elif isinstance(b, Quote):
             out.append("$$\n\\begin{gathered}\n" + " \\\\\n".join(b.rows) +
                        "\n\\end{gathered}\n$$")
         elif isinstance(b, Figure):
-            out.append("## Gradient flow\n")
-            out.append("![%s](%s)" % (md_text(b.caption), b.path))
+            out += [_md_parts(p.parts, cites) + "\n" for p in b.intro]
+            out.append("![%s](%s)\n" % (md_text(b.alt or b.caption), b.path))
+            out.append("*%s*" % md_text(b.caption))
+        elif isinstance(b, Table):
+            out.append(_md_table(b, cites))
+        elif isinstance(b, Bibliography):
+            out.append("## " + md_text(b.title) + "\n")
+            out += ["%d. %s" % (n, md_text(text)) for n, (_, text) in enumerate(b.items, 1)]
+        else:
+            continue
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
-
-

@@ -7,6 +7,9 @@ from derive.document.equations import (Ctx, backward_step_eqs, chain_eqs, forwar
                                        jacobian_eqs, param_grad_eqs)
 from derive.document.model import FIGURE, Display, Figure, Heading, Math, para
 from derive.document.seed_sections import seed_blocks
+from derive.document import lstm_story, teaching
+from derive.document.model import Table
+import sympy
 from derive.printing.latex import align_env, strip_breaks
 from derive.printing.notation import notation_map
 
@@ -101,29 +104,98 @@ def cell_snippet(cell, notation=None, blocks=None) -> str:
 
 
 
-def intro_blocks(cells, notation) -> list:
-    nm = notation_map(notation)
-    return [
-        Heading(1, "Conventions", "sec:conventions"),
-        para("Every formula in this document is printed from the derivation engine: each cell "
-             "is defined once (a TOML spec), and its Jacobians, backward step and bounds are "
-             "derived from that definition. Vectors are columns; ", Math(r"\odot"),
-             " is the elementwise product and ", Math(r"\operatorname{diag}(v)"),
-             " the diagonal matrix with ", Math("v"), " on its diagonal; Jacobians are in "
-             "numerator layout. The loss is ", Math(r"L = \sum_{t=1}^{T} L_t"), " with ",
-             Math("L_t"), " depending on step ", Math("t"), " only through its state."),
-        para("In a backward step, ", Math(r"\Delta s_t"), " is the gradient reaching a state ",
-             Math("s_t"), " from outside the step (its own loss and all later steps), ",
-             Math(r"\delta z_t"), " the gradient with respect to a quantity ", Math("z_t"),
-             " of the step, and ", Math(r"\delta^{(t)} s_{t-1}"), " the part of the gradient "
-             "of ", Math("s_{t-1}"), " that flows back through step ", Math("t"), "."),
-        para("Notation map: ", nm.name, " (", nm.description, ")."),
-    ]
+APPENDIX_PROSE = {"en": {
+    "app.h": "The other cells",
+    "app.1": "Greff et al. compare eight variants of the peephole LSTM, each removing or "
+             "changing one part; the table lists them with the other cells of this document "
+             "and the number of parameters each has for hidden size {H} and input size {D}, "
+             "counted from the spec.",
+    "app.2": "Every parameter gradient has the same form, written here once: a matrix that "
+             "multiplies a vector {u} in a pre-activation {z} receives the sum over steps of "
+             "the outer product of the delta of that pre-activation with the vector, and a "
+             "bias receives the sum of the deltas. For the Elman RNN:",
+    "app.3": "The sections below give, for each cell, the forward step, the step Jacobian "
+             "and the backward step with the gradient reaching each state; the parameter "
+             "gradients follow from the deltas by the rule above.",
+    "tab.cell": "cell", "tab.what": "what it is", "tab.params": "parameters",
+    "tab.states": "states",
+}}
 
 
+def comparison_table(cells, notation, lang="en") -> Table:
+    from derive.document.model import Table
+    P = APPENDIX_PROSE[lang]
+    pr = Ctx.of(None, None)
+    rows = []
+    for c in cells:
+        ctx = Ctx.of(c, notation)
+        count = sympy.Poly(sum(sympy.Mul(*p.shape) for p in c.params.values()))
+        terms = [sympy.Mul(coeff, *[g ** e for g, e in zip(count.gens, mono) if e],
+                           evaluate=False) if coeff != 1 else
+                 sympy.Mul(*[g ** e for g, e in zip(count.gens, mono) if e], evaluate=False)
+                 for mono, coeff in sorted(count.terms(), key=lambda t: (-sum(t[0]), t[0]))]
+        rows.append([c.name.replace("_", " "), CELL_WHAT.get(c.name, c.title),
+                     [Math(pr.p(sympy.Add(*terms, evaluate=False)))],
+                     [Math(", ".join(ctx.state(s) for s in c.states))]])
+    return Table([P["tab.cell"], P["tab.what"], P["tab.params"], P["tab.states"]], rows,
+                 ["l", "p{3.2cm}", "l", "l"])
 
 
-READING_ORDER = ("rnn_sigmoid", "rnn_tanh", "lstm_peephole", "lstm_peephole_full", "lstm")
+#: A short description of each built-in cell for the comparison table (prose; a
+#: user-defined cell shows its spec's title).
+CELL_WHAT = {
+    "rnn_sigmoid": "Elman RNN, logistic sigmoid (the seed note)",
+    "rnn_tanh": "Elman RNN, tanh (PyTorch default)",
+    "rnn_relu": "Elman RNN, ReLU",
+    "lstm": "LSTM without peepholes (PyTorch)",
+    "lstm_peephole": "peephole LSTM of Graves; Greff's vanilla model",
+    "lstm_peephole_full": "the seed's LSTM read literally: full cell-to-gate matrices",
+    "lstm_np": "Greff NP: no peepholes",
+    "lstm_nig": "Greff NIG: no input gate",
+    "lstm_nfg": "Greff NFG: no forget gate",
+    "lstm_nog": "Greff NOG: no output gate",
+    "lstm_niaf": "Greff NIAF: no input activation",
+    "lstm_noaf": "Greff NOAF: no output activation",
+    "lstm_cifg": "Greff CIFG: input and forget gate coupled",
+    "lstm_fgr": "Greff FGR: full gate recurrence",
+    "gru": "GRU, reset after the product (PyTorch, cuDNN)",
+    "gru_cho": "GRU, reset before the product (Cho et al.)",
+}
+
+
+def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
+    """One cell in the appendix: forward step, step Jacobian, backward step, the gradient
+    reaching each state (parameter gradients by the shared rule, bounds in the main text)."""
+    ctx = Ctx.of(cell, notation)
+    title = CELL_WHAT.get(cell.name, cell.title)
+    out = [Heading(2, title[:1].upper() + title[1:], "app:%s" % cell.name)]
+    if cell.reference:
+        out.append(para("Reference: %s." % cell.reference.rstrip(".")))
+    out.append(Display(forward_eqs(cell, notation), "forward step"))
+    out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
+    out.append(Display(backward_step_eqs(ctx), "backward step"))
+    out.append(Display(chain_eqs(ctx), "gradient reaching each state"))
+    return out
+
+
+def appendix_blocks(cells, notation, lang="en") -> list:
+    from derive.document.model import Appendix, prose
+    P = APPENDIX_PROSE[lang]
+    e = next((c for c in cells if c.name == "rnn_sigmoid"), None)
+    out = [Appendix(), Heading(1, P["app.h"], "sec:cells"),
+           prose(P["app.1"], {"H": Math("H"), "D": Math("D")}),
+           comparison_table(reading_order(cells), notation, lang)]
+    if e is not None:
+        out += [prose(P["app.2"], {"u": Math("u_t"), "z": Math("z_t")}),
+                Display(param_grad_eqs(Ctx.of(e, notation)), "parameter gradients")]
+    out.append(prose(P["app.3"]))
+    for c in reading_order(cells):
+        out += appendix_cell_blocks(c, notation, lang)
+    return out
+
+
+READING_ORDER = ("rnn_sigmoid", "rnn_tanh", "rnn_relu", "lstm", "lstm_peephole",
+                 "lstm_peephole_full", "gru_cho", "gru")
 
 
 def reading_order(cells) -> list:
@@ -131,18 +203,46 @@ def reading_order(cells) -> list:
     return sorted(cells, key=lambda c: (rank.get(c.name, len(rank)), c.name))
 
 
-def document_blocks(cells, notation=None, figure=True, per_cell=None) -> list:
-    """The article: conventions, one section per cell, the figure (when ``figure``: the
-    gradient-flow figure is part of the article), the seed note."""
-    blocks = intro_blocks(cells, notation)
-    for c in reading_order(cells):
-        blocks += per_cell[c.name] if per_cell else cell_blocks(c, notation)
-    if figure:
-        blocks += [Figure(FIGURE, "Norm of the state Jacobian over k steps for random weights "
-                                  "below, at and above the threshold of the bound "
-                                  "(figures/gradient_flow.csv).")]
+#: The main text, in order: each builder takes (notation, lang) and returns blocks. A
+#: translated edition reuses this list with its own prose tables.
+MAIN_SECTIONS = (
+    lambda n, lang: teaching.problem_blocks(None, lang),
+    teaching.conventions_blocks,
+    teaching.elman_blocks,
+    teaching.bptt_blocks,
+    teaching.vanishing_blocks,
+)
+
+
+def document_blocks(cells, notation=None, figure=True, per_cell=None, lang="en") -> list:
+    """The article: the teaching path on the built-in cells (problem, Elman RNN, BPTT,
+    vanishing gradients, the LSTM with the figure when ``figure``, the GRU, the summary),
+    the references, then appendices: the seed note checked and every cell requested."""
+    blocks = []
+    for build in MAIN_SECTIONS:
+        blocks += build(notation, lang)
+    blocks += lstm_story.lstm_blocks(notation, lang, figure=figure)
+    blocks += lstm_story.gru_blocks(notation, lang)
+    blocks += lstm_story.summary_blocks(notation, lang)
+    blocks += lstm_story.references_blocks(lang)
+    blocks += appendix_blocks(cells, notation, lang)
     blocks += seed_blocks(cells, notation)
-    return blocks
+    return dedupe_labels(blocks)
+
+
+def dedupe_labels(blocks) -> list:
+    """Drop a display row whose label an earlier row already carries (the same derived
+    result of the same cell, printed in the main text), and displays left empty."""
+    seen, out = set(), []
+    for b in blocks:
+        if isinstance(b, Display):
+            eqs = [e for e in b.eqs if not e.label or e.label not in seen]
+            seen.update(e.label for e in eqs if e.label)
+            if not eqs:
+                continue
+            b = Display(eqs, b.comment)
+        out.append(b)
+    return out
 
 
 # -- renderers ---------------------------------------------------------------------------

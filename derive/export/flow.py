@@ -87,101 +87,108 @@ def csv_text(experiments) -> str:
 # figure
 # ---------------------------------------------------------------------------------------
 
+#: Panel titles in words; a cell not listed is titled by its name.
+PANEL_TITLES = {"rnn_sigmoid": "Elman RNN, sigmoid", "rnn_tanh": "Elman RNN, tanh",
+                "rnn_relu": "Elman RNN, ReLU", "gru": "GRU",
+                "lstm": "LSTM, cell state", "lstm_peephole": "peephole LSTM, cell state"}
+#: Short direct labels drawn at the end of each median line.
+REGIME_SHORT = {"below": "below", "at": "at threshold", "above": "above",
+                "at_forget_bias_3": "forget bias +3"}
+#: The floor of the shared vertical axis; smaller values and exact zeros sit on it.
+FLOOR = 1e-30
+
+
 def figure_panels(experiments):
-    """[[(experiment, block), ...] per row]: single-state cells two to a row, multi-state
-    cells one row each with their h and c panels. Shows FIGURE_CELLS when any is present,
-    else every cell given."""
+    """[(experiment, block), ...]: one panel per cell, the cell state for cells that have
+    one (the LSTM's gradient path), else the first state. Shows FIGURE_CELLS when any is
+    present, else every cell given."""
     chosen = [ex for name in FIGURE_CELLS for ex in experiments if ex.cell == name]
     if not chosen:
         chosen = list(experiments)
-    rows, single = [], []
+    out = []
     for ex in chosen:
         states = [b for b in ex.blocks if b != "state"]
-        if len(states) == 1:
-            single.append((ex, states[0]))
-            if len(single) == 2:
-                rows.append(single)
-                single = []
-        else:
-            rows.append([(ex, b) for b in states[:2]])
-    if single:
-        rows.append(single)
-    return rows
+        out.append((ex, "c" if "c" in states else states[0]))
+    return out
 
 
 def _panel_title(ex, block) -> str:
+    name = PANEL_TITLES.get(ex.cell, ex.cell)
     if ex.activation == "none":
-        scale = "no single hidden activation: γ taken as 1"
-    else:
-        scale = f"hidden activation {ex.activation}: γ = {ex.gamma}, threshold 1/γ = {1 / ex.gamma}"
-    return f"{ex.cell}: ‖∂{block}_T / ∂{block}_(T−k)‖₂\n{scale}"
+        return f"{name}\n(no single activation: γ = 1)"
+    return f"{name}\n(γ = {ex.gamma}, threshold ‖W‖₂ = {1 / ex.gamma})"
 
 
 def _draw(experiments) -> dict:
-    """Draw the figure once (Agg canvas, matplotlib's built-in defaults, fixed layout) and
+    """Draw the figure once (Agg canvas, matplotlib's built-in defaults, fixed layout; one
+    shared log axis, values below FLOOR and exact zeros drawn as markers on the floor) and
     save it as PNG and SVG: {path: bytes}."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    rows = figure_panels(experiments)
-    ncols = max(len(r) for r in rows)
-    panel_w, panel_h, top, bottom = 4.6, 3.1, 0.95, 1.25      # inches
-    width, height = panel_w * ncols, panel_h * len(rows) + top + bottom
+    panels = figure_panels(experiments)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    panel_w, panel_h, top, bottom = 3.9, 3.0, 0.55, 1.25      # inches
+    width, height = panel_w * ncols + 0.6, panel_h * nrows + top + bottom
     out = {}
     with matplotlib.rc_context():
         matplotlib.rcdefaults()                       # ignore the user's matplotlibrc
-        matplotlib.rcParams.update({"svg.hashsalt": "rnn-calculus", "font.size": 8.5,
-                                    "axes.titlesize": 8.5, "legend.fontsize": 8.5})
+        matplotlib.rcParams.update({"svg.hashsalt": "rnn-calculus", "font.size": 11,
+                                    "axes.titlesize": 11, "legend.fontsize": 10.5})
         fig = Figure(figsize=(width, height))
         FigureCanvasAgg(fig)
-        fig.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, top=1 - top / height,
-                            bottom=bottom / height, wspace=0.28, hspace=0.55)
-        axes = fig.subplots(len(rows), ncols, squeeze=False)
-        for r, row in enumerate(rows):
-            for c in range(ncols):
-                ax = axes[r][c]
-                if c >= len(row):
-                    ax.set_visible(False)
-                    continue
-                ex, block = row[c]
-                k = ex.k
-                for reg in ex.regimes:
-                    color = REGIME_COLORS.get(reg.regime)
-                    q = 10.0 ** reg.quantiles[block]
-                    ax.fill_between(k, q[0], q[2], color=color, alpha=0.18, linewidth=0)
-                    ax.plot(k, q[1], color=color, linewidth=1.6)
-                    if reg.bound_log10 is not None and block == "h":
-                        ax.plot(k, 10.0 ** reg.bound_log10, color=color, linestyle="--",
-                                linewidth=1.1)
-                ax.set_yscale("log")
-                ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
-                ax.yaxis.set_minor_locator(NullLocator())
-                ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
-                ax.set_xlim(1, ex.k[-1])
-                ax.set_title(_panel_title(ex, block))
-                ax.set_xlabel("distance k (steps back from T)")
-                ax.set_ylabel(f"‖∂{block}_T / ∂{block}_(T−k)‖₂")
-                ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+        fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, top=1 - top / height,
+                            bottom=bottom / height, wspace=0.08, hspace=0.42)
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+        for n in range(nrows * ncols):
+            ax = axes[n // ncols][n % ncols]
+            if n >= len(panels):
+                ax.set_visible(False)
+                continue
+            ex, block = panels[n]
+            k = ex.k
+            for reg in ex.regimes:
+                color = REGIME_COLORS.get(reg.regime)
+                q = 10.0 ** numpy.maximum(reg.quantiles[block], math.log10(FLOOR))
+                ax.fill_between(k, q[0], q[2], color=color, alpha=0.18, linewidth=0)
+                ax.plot(k, q[1], color=color, linewidth=2.0)
+                zero = reg.quantiles[block][1] <= math.log10(FLOOR)
+                if zero.any():
+                    ax.plot(k[zero], numpy.full(zero.sum(), FLOOR), linestyle="none",
+                            marker="v", markersize=6, color=color, clip_on=False)
+                if reg.bound_log10 is not None and block == "h":
+                    ax.plot(k, 10.0 ** numpy.maximum(reg.bound_log10, math.log10(FLOOR)),
+                            color=color, linestyle="--", linewidth=1.1)
+            if n % ncols == ncols - 1 or n == len(panels) - 1:
+                _direct_labels(ax, ex, block)
+            ax.set_yscale("log")
+            ax.set_ylim(FLOOR / 3, 1e8)
+            ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+            ax.set_xlim(1, ex.k[-1])
+            ax.set_title(_panel_title(ex, block))
+            if n // ncols == nrows - 1:
+                ax.set_xlabel("steps back, k")
+            if n % ncols == 0:
+                ax.set_ylabel("‖∂s_T / ∂s_(T−k)‖₂")
+            ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
         regimes = {}
-        for ex in (e for row in rows for e, _ in row):
+        for ex, _ in panels:
             for reg in ex.regimes:
                 regimes.setdefault(reg.regime, reg)
-        handles = [Line2D([], [], color=REGIME_COLORS.get(reg.regime), linewidth=1.6,
+        handles = [Line2D([], [], color=REGIME_COLORS.get(reg.regime), linewidth=2.0,
                           label=_regime_label(reg)) for reg in regimes.values()]
-        handles += [Line2D([], [], color="0.3", linewidth=1.6, label="median over draws"),
-                    Patch(color="0.3", alpha=0.18, label="10th to 90th percentile"),
-                    Line2D([], [], color="0.3", linestyle="--", linewidth=1.1,
-                           label="bound (γ‖W_hh‖₂)^k (Elman RNNs)")]
-        fig.legend(handles=handles, loc="lower center", ncols=2, frameon=False,
+        handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1.1,
+                           label="Pascanu bound (Elman RNNs)"),
+                    Line2D([], [], color="0.3", linestyle="none", marker="v",
+                           label="exact zero")]
+        fig.legend(handles=handles, loc="lower center", ncols=3, frameon=False,
                    bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle("Gradient flow: ‖∂s_T / ∂s_(T−k)‖₂ against the distance k\n"
-                     "random parameters, recurrent matrices scaled to ‖W‖₂ = m/γ, "
-                     "γ = sup|φ′| of the hidden activation φ", fontsize=9.5,
-                     y=1 - 0.12 / height, va="top")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
         out[PNG_PATH] = buf.getvalue()
@@ -189,6 +196,20 @@ def _draw(experiments) -> dict:
         fig.savefig(buf, format="svg", metadata={"Date": None})
         out[SVG_PATH] = buf.getvalue()
     return out
+
+
+def _direct_labels(ax, ex, block, gap=3.0):
+    """Each regime's short name at the right end of its median line, moved apart so that
+    neighbours are at least ``gap`` decades from each other."""
+    ends = sorted((max(float(r.quantiles[block][1][-1]), math.log10(FLOOR)), r.regime)
+                  for r in ex.regimes)
+    placed = []
+    for y, name in ends:
+        y = max(y, placed[-1][0] + gap) if placed else y
+        placed.append((y, name))
+    for y, name in placed:
+        ax.text(ex.k[-1] * 0.985, 10.0 ** (y + 0.6), REGIME_SHORT.get(name, name),
+                ha="right", va="bottom", color=REGIME_COLORS.get(name), fontsize=10)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -204,9 +225,8 @@ def _power_of_ten(y, _pos) -> str:
 
 def _regime_label(reg) -> str:
     if reg.forget_bias:
-        return f"‖W‖₂ = {reg.multiplier}/γ, forget-gate bias +{reg.forget_bias:g} (f near 1)"
-    where = {"below": "below", "at": "at", "above": "above"}.get(reg.regime, reg.regime)
-    return f"‖W‖₂ = {reg.multiplier}/γ ({where} Pascanu's threshold)"
+        return f"‖W‖₂ = 1/γ, forget-gate bias +{reg.forget_bias:g}"
+    return f"‖W‖₂ = {reg.multiplier}/γ ({REGIME_SHORT.get(reg.regime, reg.regime)})"
 
 
 def figures(experiments) -> dict:

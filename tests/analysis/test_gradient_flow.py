@@ -468,10 +468,21 @@ def test_figures_are_written_without_dates(exported):
     png, svg = exported[ef.PNG_PATH], exported[ef.SVG_PATH]
     assert png.startswith(b"\x89PNG") and b"Software" not in png
     assert b"<svg" in svg and b"<dc:date>" not in svg
-    # a readable figure: log axes, labelled, with a legend naming the threshold and bound
+    # a readable figure: panel titles in words (no cell names), direct labels, the bound
     text = svg.decode()
-    for label in ("rnn_sigmoid", "lstm", "threshold", "bound"):
-        assert label in text
+    for label in ("Elman RNN, sigmoid", "LSTM, cell state", "threshold", "bound",
+                  "forget bias +3", "exact zero"):
+        assert label in text, label
+    assert "rnn_sigmoid" not in text
+
+
+def test_figure_panels_share_one_axis_and_show_the_cell_state():
+    """One panel per figure cell, the LSTMs by their cell state c (the gradient path)."""
+    exps = [types.SimpleNamespace(cell=n, blocks=("h", "c", "state") if "lstm" in n else ("h",))
+            for n in ef.FIGURE_CELLS]
+    panels = ef.figure_panels(exps)
+    assert [(e.cell, b) for e, b in panels] == [
+        (n, "c" if "lstm" in n else "h") for n in ef.FIGURE_CELLS]
 
 
 def test_without_matplotlib_the_figure_stops_the_run_or_is_switched_off(monkeypatch, capsys):

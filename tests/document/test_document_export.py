@@ -51,13 +51,15 @@ def test_one_namer_per_cell_and_notation(monkeypatch):
 
 def test_the_figure_is_part_of_the_article_by_default(article):
     md, tex = article["derivations.md"], article["derivations.tex"]
-    assert "## Gradient flow" in md and "](figures/gradient_flow.png)" in md
-    assert r"\includegraphics[width=\linewidth]{figures/gradient_flow.png}" in tex
+    assert "](figures/gradient_flow.png)" in md
+    assert "{figures/gradient_flow.png}" in tex and r"\includegraphics" in tex
+    caption = tex.split(r"\caption{", 1)[1].split("}", 1)[0]
+    assert "figures/" not in caption and "forget" in caption
 
 
 def test_figure_off_leaves_it_out_of_both_renderings():
     out = _latex(figure=False)
-    assert "Gradient flow" not in out["derivations.md"]
+    assert "gradient_flow" not in out["derivations.md"]
     assert "gradient_flow" not in out["derivations.tex"]
     blocks = sections.document_blocks(ALL[:1], figure=False)
     assert not any(isinstance(b, Figure) for b in blocks)
@@ -86,7 +88,7 @@ def test_output_does_not_depend_on_matplotlib_being_installed(monkeypatch, artic
     _no_matplotlib(monkeypatch)
     assert export_latex.export(cells, opts) == with_mpl
     assert ef.export(cells, opts) == flow_with
-    assert article["derivations.md"].count("## Gradient flow") == 1
+    assert article["derivations.md"].count("](figures/gradient_flow.png)") == 1
 
 
 def test_cli_without_matplotlib_exits_2_with_one_line(monkeypatch, tmp_path, capsys):
