@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 import derive
 
-from . import snapshots
+from . import snapshots, stepdiag
 from . import strategies as vst
 from .cellarg import resolve_cell
 from .layouts import CS231nLayout, Layout, SeedLayout
@@ -75,6 +75,8 @@ class ConformanceResult:
     max_examples: int = DEFAULT_EXAMPLES
     mismatches: list = field(default_factory=list)
     case: dict | None = None
+    diagnosis: list = field(default_factory=list)            # measured explanations
+    example_mismatches: list = field(default_factory=list)   # on the non-degenerate case
 
     def __bool__(self):
         return self.ok
@@ -85,7 +87,7 @@ class ConformanceResult:
                 f"(seed {self.seed}, max_examples {self.max_examples})")
         if self.ok:
             return head
-        lines = [head]
+        lines = [head] + [f"diagnosis: {d}" for d in self.diagnosis]
         if self.case:
             d = self.case
             lines.append(f"minimal case: B={d['x'].shape[0]}, D={d['x'].shape[1]}, "
@@ -105,6 +107,9 @@ class ConformanceResult:
                         lines.append(f"  {n} = {numpy.asarray(v)!r}".replace("\n", " "))
                 if zero:
                     lines.append(f"  zero parameters: {', '.join(zero)}")
+        if self.example_mismatches:
+            lines.append("non-degenerate case: B=2, D=3, H=3, entries uniform in [-1, 1]")
+            lines.extend(f"  {m}" for m in self.example_mismatches)
         return "\n".join(lines)
 
 
@@ -134,15 +139,16 @@ def reference_step_backward(cell, params, x, state, dstate):
 # comparing a user's arrays
 # ---------------------------------------------------------------------------------------
 
-def _compare(phase, what, got, want, atol, rtol, out):
+def _compare(phase, what, got, want, atol, rtol, out, upcast=False):
     try:
         arr = numpy.asarray(got)
     except Exception as exc:  # noqa: BLE001 - any user object
         out.append(Mismatch(phase, what, "type", f"is not an array ({type(exc).__name__}: {exc})"))
         return
-    if arr.dtype != want.dtype:
+    if arr.dtype != want.dtype and not (upcast and arr.dtype.kind == "f"
+                                        and arr.dtype.itemsize > want.dtype.itemsize):
         out.append(Mismatch(phase, what, "dtype", f"has dtype {arr.dtype}, expected {want.dtype} "
-                            f"(the dtype of the inputs)"))
+                            f"(the dtype of the inputs; allow_upcast=True accepts a wider float)"))
         return
     if arr.shape != want.shape:
         out.append(Mismatch(phase, what, "shape", f"has shape {arr.shape}, expected {want.shape}"))
@@ -155,12 +161,13 @@ def _compare(phase, what, got, want, atol, rtol, out):
                             f"{want[i]:.6g})", index=i))
         return
     err = numpy.abs(arr - want)
-    if arr.size == 0 or numpy.all(err <= atol + rtol * numpy.abs(want)):
+    if arr.size == 0 or numpy.all(err <= atol + rtol * numpy.max(numpy.abs(want))):
         return
     i = tuple(int(j) for j in numpy.unravel_index(int(numpy.argmax(err)), err.shape))
     scale = float(numpy.max(numpy.abs(want)))
     rel = float(err[i]) / scale if scale else float("inf")
     rel_text = f" (relative {rel:.3e})" if scale else " (expected all zero)"
+    rel_text += " (all zero)" if scale and not numpy.any(arr) else ""
     out.append(Mismatch(phase, what, "value",
                         f"max abs error {float(err[i]):.3e}{rel_text} at {i}: got "
                         f"{arr[i]:.8g}, expected {want[i]:.8g}",
@@ -185,7 +192,8 @@ def _call(phase, call, args):
     before = snapshots.take(args)
     problems, result = [], None
     try:
-        result = call()
+        with numpy.errstate(all="ignore"):      # the user's warnings; NaN/inf are compared
+            result = call()
     except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
         problems.append(Mismatch(phase, "call", "error", f"raised {type(exc).__name__}: {exc}"))
     changed = snapshots.changes(before, args)
@@ -195,8 +203,14 @@ def _call(phase, call, args):
     return result, problems
 
 
-def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol):
+def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol, opts=None):
     names = list(k.STATE)
+    opts = opts or {}
+    skip, up = set(opts.get("skip", ())), opts.get("upcast", False)
+
+    def _compare(phase, what, got, want, atol, rtol, out):
+        if what.split(" ")[0] not in skip and what.split("(")[-1].rstrip(")") not in skip:
+            _cmp(phase, what, got, want, atol, rtol, out, up)
     ref_params = layout.from_user(layout.to_user(case.params))
     ref_params = {n: numpy.asarray(v, dtype=case.x.dtype) for n, v in ref_params.items()}
     out = []
@@ -239,6 +253,9 @@ def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol):
                             "dstate": dstate, "state_names": names})
 
 
+_cmp = _compare
+
+
 def _float_dtype(dtype):
     try:
         dt = numpy.dtype(dtype)
@@ -259,7 +276,8 @@ def _check_size(label, size):
 
 def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.float64,
                max_examples=None, seed=None, atol=None, rtol=None, hidden=st.integers(1, 4),
-               batch=st.integers(1, 3), input_size=st.integers(1, 3), scale=1.0):
+               batch=st.integers(1, 3), input_size=st.integers(1, 3), scale=(1.0, 10.0, 100.0),
+               skip=(), upstream=None, biases=True, allow_upcast=False):
     """Check a user's step ``forward`` and/or ``backward`` for ``cell`` against the derived
     reference on Hypothesis-generated cases; returns a :class:`ConformanceResult`.
 
@@ -270,7 +288,12 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     run reproducible: the same seed, ``max_examples``, sizes and deterministic functions give
     the same verdict, minimal case and number of cases (a random seed is drawn and reported
     otherwise). Tolerances default to ``atol=1e-9, rtol=1e-7`` in
-    float64 and ``1e-4`` in float32 (``|got - want| <= atol + rtol |want|`` entry by entry).
+    float64 and ``1e-4`` in float32 (``|got - want| <= atol + rtol max |want|``, array by
+    array). ``scale``: a number or a ladder each case draws its entry bound from (default 1,
+    10, 100: overflow and NaN bugs show). Partial contracts: ``skip`` names outputs not
+    compared (``"dx"``, ``"dprev_c"``, ``"next_c"``, a parameter); ``upstream={"c": 0}`` fixes
+    upstream gradients to zero; ``biases=False`` zeroes every bias (names ``b...``) and does not
+    compare their gradients; ``allow_upcast`` accepts float64 results for float32 inputs.
     When both functions are given, backward is compared only on cases where forward matched
     (a wrong forward makes every gradient wrong; fix it first)."""
     c = resolve_cell(cell)                     # unknown cell, bad spec: an error naming it
@@ -290,9 +313,19 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     dtype = _float_dtype(dtype)
     for label, size in (("hidden", hidden), ("batch", batch), ("input_size", input_size)):
         _check_size(label, size)
-    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
-            and numpy.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    ladder = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,)
+    if not ladder or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                             and numpy.isfinite(v) and v > 0 for v in ladder):
+        raise ValueError(f"scale must be a positive number or a tuple of them, got {scale!r}")
+    if isinstance(skip, str):
+        raise TypeError(f"skip must be a tuple of names, got the string {skip!r}")
+    upstream = dict(upstream or {})
+    bad = [s for s in upstream if s not in c.states]
+    if bad or any(v != 0 for v in upstream.values()):
+        raise ValueError(f"upstream must map states of {name!r} ({', '.join(c.states)}) to 0, "
+                         f"got {upstream!r}")
+    bias_names = [n for n, sh in vst.param_shapes(c).items() if n.startswith("b") and len(sh) == 1]
+    opts = {"skip": tuple(skip) + (() if biases else tuple(bias_names)), "upcast": allow_upcast}
     for label, tol in (("atol", atol), ("rtol", rtol)):
         if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
             raise ValueError(f"{label} must be a non-negative number, got {tol!r}")
@@ -317,13 +350,18 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     @settings(max_examples=n, deadline=None, database=None, report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck), print_blob=False,
               phases=[Phase.explicit, Phase.generate, Phase.shrink])
-    @given(case=vst.step_cases(c, hidden=hidden, batch=batch, input_size=input_size,
-                               dtype=dtype, scale=scale), data=st.data())
-    def run(case, data):
+    @given(data=st.data())
+    def run(data):
         examples[0] += 1
+        sc = data.draw(st.sampled_from(ladder), label="scale")
+        case = data.draw(vst.step_cases(c, hidden=hidden, batch=batch, input_size=input_size,
+                                        dtype=dtype, scale=sc), label="case")
+        if not biases:
+            case.params = {n: v * 0 if n in bias_names else v for n, v in case.params.items()}
         B, H = case.state[0].shape
-        dstate = data.draw(vst.states(c, B, H, dtype=dtype, scale=scale), label="dstate")
-        _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol)
+        dstate = data.draw(vst.states(c, B, H, dtype=dtype, scale=sc), label="dstate")
+        dstate = tuple(d * 0 if s in upstream else d for s, d in zip(c.states, dstate))
+        _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol, opts)
 
     try:
         with local_constants_off():
@@ -340,6 +378,17 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
             "be deterministic (no state kept between calls, no randomness)")], case)
     if failure:
         f = failure[-1]
+
+        def one(lay, case, ds):
+            ds = tuple(d * 0 if s in upstream else d for s, d in zip(c.states, ds))
+            if not biases:
+                case.params = {n: v * 0 if n in bias_names else v for n, v in case.params.items()}
+            try:
+                _run_case(c, k, lay, forward, backward, case, ds, atol, rtol, opts)
+            except _Failed as exc:
+                return exc.mismatches
+            return []
+        ex, diag = stepdiag.explain(one, c, layout, seed, dtype, backward is not None)
         return ConformanceResult(name, layout.name, False, examples[0], seed, n, f.mismatches,
-                                 f.case)
+                                 f.case, diag, ex)
     return ConformanceResult(name, layout.name, True, examples[0], seed, n)
