@@ -155,7 +155,7 @@ class BackwardEmitter:
         if plan.dx_groups:
             L("# dL/dxs: the input products' adjoints times their stacked weights, all T * B rows at once")
         parts = []
-        for g in plan.dx_groups:
+        for g in (plan.groups[k] for k in plan.dx_groups):
             self._stack(L, g, f"_W{g.index}")
             parts.append(f"(_Gf{g.buffer} @ _W{g.index}).reshape(T, B, D)")
         if plan.dx_step:
@@ -164,7 +164,7 @@ class BackwardEmitter:
         L.dedent()
 
     def _buffer_widths(self, b):
-        return [s.sym.shape[0] for _, s in self.plan.buffers[b]]
+        return [sym.shape[0] for sym in self.plan.buffers[b]]
 
     def _pshape(self, pname):
         shape = self.cell.params[pname].shape

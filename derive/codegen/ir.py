@@ -1,9 +1,9 @@
 """The kernel plan's data: slots, groups, stages, backward outputs, the whole plan.
 
 The planner (:mod:`derive.codegen.plan`) builds these; the emitter
-(:mod:`derive.codegen.module`) only reads them. Stages, outputs, the Jacobian program, the
-plan and the location table (:mod:`derive.codegen.locations`) are frozen; a backward output
-is one typed record per kind, not a string-tagged tuple.
+(:mod:`derive.codegen.module`) only reads them. Every record is frozen: a planner pass returns
+new records (``dataclasses.replace``), and records refer to each other by index (a group) or
+symbol (a slot); a backward output is one typed record per kind, not a string-tagged tuple.
 """
 from __future__ import annotations
 
@@ -13,18 +13,19 @@ from sympy import MatrixSymbol
 
 from derive.codegen.exprs import matrix_factors
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class Slot:
-    """One product ``weight @ operand`` of the forward step."""
+    """One product ``weight @ operand`` of the forward step. Passes set its later fields
+    with ``dataclasses.replace``; other records refer to a slot by its ``sym``."""
     weight: object              # Param, or a product of Params
     operand: MatrixSymbol       # named operand
     operand_expr: object        # the operand as the cell wrote it (for matching gradients)
     group: int
     sym: MatrixSymbol           # stands for the product in the step's equations
     uses: int = 0
-    bias: list = field(default_factory=list)      # folded time-invariant terms (hoisted)
-    partner: "Slot | None" = None                 # the hoisted slot added into this one
-    partner_of: "Slot | None" = None              # the per-step slot this hoisted one joins
+    bias: tuple = ()                              # folded time-invariant terms (hoisted)
+    partner: MatrixSymbol | None = None           # sym of the hoisted slot added into this one
+    partner_of: MatrixSymbol | None = None        # sym of the per-step slot this hoisted one joins
     adjoint: object = None                        # cotangent of the product (backward)
     activation: "Activation | None" = None        # set when the slot is activated in place
 
@@ -33,22 +34,24 @@ class Slot:
         return [m.name for m in matrix_factors(self.weight)]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class Activation:
     """``output = function(pre)`` with ``pre = slot + sum(extra)``, computed in place in the
     slot's block of its group's gate-major buffer."""
     function: type              # the Elementwise primitive
     pre: MatrixSymbol           # the pre-activation (never materialised separately)
     output: MatrixSymbol        # the activation, a forward value
-    extra: list                 # terms added to the slot before the activation
+    extra: tuple                # terms added to the slot before the activation
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class Group:
+    """The slots sharing one operand: one stacked matrix product. ``index`` is its position
+    in the plan's ``groups``."""
     index: int
     operand: MatrixSymbol
     operand_expr: object
-    slots: list
+    slots: tuple
     hoisted: bool = False
     stage: int = -1                 # forward stage whose products it runs in (-1: before the loop)
     pair_group: int | None = None   # hoisted group whose rows are added into this one
@@ -67,7 +70,6 @@ class Group:
     def widths(self) -> list:
         """Row count (H or D) of each slot's product, in layout order."""
         return [s.sym.shape[0] for s in self.slots]
-
 
 
 @dataclass(frozen=True)
@@ -158,21 +160,35 @@ class JacobianProgram:
 
 
 @dataclass(frozen=True)
+class Backward:
+    """The backward program: the groups with their G buffer, product symbol and backward
+    stage set, the stages, and how each gradient is put together."""
+    groups: tuple
+    stages: tuple
+    buffers: tuple              # G buffers: the slot symbols of each, in layout order
+    prev_out: dict              # state -> True, or None when dL/ds_{t-1} is zero
+    vec_grads: dict             # param -> FromBuffer | PerStep
+    mat_fallback: dict          # param -> [term numbers] summed over steps as v u^T
+    dx_groups: tuple            # indices of the input groups whose G_b @ W_stack is in dL/dxs
+    dx_step: bool               # other terms of delta x_t, computed per step (InputDelta)
+
+
+@dataclass(frozen=True)
 class Plan:
     cell: object
     output_state: str
-    groups: list
+    groups: tuple
     pre: Stage                  # before the loop, over whole sequences
     fwd: tuple                  # forward stages
-    stored: list                # forward Vars kept for backward / jacobian (not states)
+    stored: tuple               # forward Vars kept for backward / jacobian (not states)
     state_vars: dict            # state name -> Var
     bwd: tuple                  # backward stages
-    buffers: list               # G buffers: [(list of (group, slot) in layout order)]
+    buffers: tuple              # G buffers: the slot symbols of each, in layout order
     prev_out: dict              # state -> True, or None when dL/ds_{t-1} is zero
     vec_grads: dict             # param -> FromBuffer | PerStep
     mat_fallback: dict          # param -> [term numbers] summed over steps as v u^T
     jac: JacobianProgram
-    dx_groups: list             # input groups whose G_b @ W_stack gives (part of) dL/dxs
+    dx_groups: tuple            # indices of the input groups whose G_b @ W_stack is in dL/dxs
     dx_step: bool               # other terms of delta x_t, computed per step (InputDelta)
     names: dict = field(default_factory=dict)
     locations: dict = field(default_factory=dict)   # symbol -> Location (place_values)

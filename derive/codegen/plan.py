@@ -22,25 +22,32 @@ Everything here is read off the cell (``equations``, ``params``, ``states``, ``b
   sequence so that ``dW_stack = G^T U`` is one product after the loop), and derivative nodes
   ``f'(u)`` rewritten to ``from_output`` forms of values the forward pass already computed;
 * **jacobian**: the terms ``diag(v) M1 ...`` of every block of the state-transition Jacobian.
+
+The planner is :data:`PASSES`, named passes applied in order to ``start(cell)``, each a
+pure function :class:`Draft` -> :class:`Draft` over frozen records (``dataclasses.replace``):
+``name_subexpressions``, ``group_products``, ``pair_hoisted``, ``layout_gate_major``,
+``attach_backward``, ``keep_values``, ``activate_in_place``, ``stage_forward``,
+``place_values`` (the last builds the :class:`~derive.codegen.ir.Plan`).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from sympy import MatAdd, MatMul, MatrixSymbol, OneMatrix, ZeroMatrix
 
 from derive.codegen.exprs import (KernelPlanError, add, canon, expand_all, free_inputs,
                                   is_vector, matmul, rebuild, replace as replace_in, safe_name,
                                   scale, sums, symbols_in, time_invariant)
-from derive.codegen.ir import Activation, Group, Plan, Slot, Stage
-from derive.codegen.locations import place_values
-from derive.codegen.plan_backward import BackwardProgram, Rewriter, attach_adjoints
+from derive.codegen.ir import Activation, Backward, Group, JacobianProgram, Plan, Slot, Stage
+from derive.codegen.locations import place_values as locate
+from derive.codegen.plan_backward import Rewriter, attach_adjoints, backward_program
 from derive.codegen.plan_jacobian import jacobian_program
 from derive.core.primitives import Elementwise
 from derive.core.symbols import H, Input, Param, PrevState, Var
 from derive.printing.text import text
 
-__all__ = ["KernelPlanError", "Plan", "Var", "build_plan", "rebuild", "safe_name", "symbols_in"]
+__all__ = ["PASSES", "Draft", "KernelPlanError", "Plan", "Var", "build_plan", "rebuild", "safe_name",
+           "start", "symbols_in"]
 
 
 class _Namer:
@@ -100,53 +107,88 @@ def _weight_and_operand(e):
     return c, w, v
 
 
-def build_plan(cell) -> Plan:
+@dataclass(frozen=True)
+class Draft:
+    """The plan while the passes build it: each pass reads some fields and returns a new
+    draft with more set (``dataclasses.replace``); the last one builds the :class:`Plan`."""
+    cell: object
+    names: dict
+    output_state: str
+    state_vars: dict = field(default_factory=dict)  # state name -> Var
+    eqs: tuple = ()             # ((Var, rhs), ...) the forward step, in evaluation order
+    table: dict = field(default_factory=dict)       # canon(expr) -> the Var naming it
+    defs: dict = field(default_factory=dict)        # Var -> its definition (the named eqs)
+    groups: tuple = ()          # Group records, groups[k].index == k
+    level: dict = field(default_factory=dict)       # Var -> -1 (before the loop) or stage
+    activations: dict = field(default_factory=dict)  # slot sym -> Activation (candidates)
+    backward: Backward | None = None
+    jac: JacobianProgram | None = None
+    refs: frozenset = frozenset()   # forward values the backward step and Jacobian read
+    stored: tuple = ()              # forward Vars kept for backward / jacobian (not states)
+    pre: Stage | None = None
+    fwd: tuple = ()
+    plan: Plan | None = None
+
+    @property
+    def slot_of(self) -> dict:
+        return {s.sym: s for g in self.groups for s in g.slots}
+
+
+def start(cell) -> Draft:
+    """The empty draft of ``cell`` (checks that the kernels can take H from a parameter)."""
     if not any(H in p.shape for p in cell.params.values()):
         raise KernelPlanError(f"cell {cell.name!r}: the kernels take H and the dtype from the "
                               f"parameters, and no parameter has a dimension H")
-    names = {sym.name: safe_name(sym.name) for sym in cell.variables.values()}
-    output_state = "h" if "h" in cell.states else cell.states[0]
+    return Draft(cell, {sym.name: safe_name(sym.name) for sym in cell.variables.values()},
+                 "h" if "h" in cell.states else cell.states[0])
 
-    # 1. name subexpressions
+
+def name_subexpressions(d: Draft) -> Draft:
+    """Sets ``eqs``, ``table``, ``defs``, ``state_vars``: every value the backward pass
+    needs is a symbol of the forward step (see :class:`_Namer`)."""
     namer = _Namer()
-    for eq in cell.equations:
+    for eq in d.cell.equations:
         namer.add_equation(eq.lhs, eq.rhs)
-    defs = dict(namer.eqs)
-    state_vars = {eq.lhs.name: eq.lhs for eq in cell.equations if eq.lhs.name in cell.states}
+    return replace(d, eqs=tuple(namer.eqs), table=dict(namer.table), defs=dict(namer.eqs),
+                   state_vars={eq.lhs.name: eq.lhs for eq in d.cell.equations
+                               if eq.lhs.name in d.cell.states})
 
-    # 2. slots and groups
-    slots, groups, by_key, group_of = [], [], {}, {}
+
+def group_products(d: Draft) -> Draft:
+    """Sets ``groups`` and ``level``: every product ``c W u`` of the step becomes ``c`` times
+    a slot symbol, slots with the same operand ``u`` form one group."""
+    groups, slots, uses = {}, {}, {}    # canon(u) -> (index, u, expr, keys); key -> Slot
 
     def to_slots(e):
         if isinstance(e, MatMul) and is_vector(e) and any(
                 isinstance(m, Param) and m.shape[1] != 1 for m in e.args if hasattr(m, "shape")):
             c, w, u = _weight_and_operand(e)
-            if all(isinstance(x, Param) for x in symbols_in(expand_all(u, defs))):
+            if all(isinstance(x, Param) for x in symbols_in(expand_all(u, d.defs))):
                 raise KernelPlanError(
-                    f"cell {cell.name!r}: the product {text(e)} has an operand made of "
+                    f"cell {d.cell.name!r}: the product {text(e)} has an operand made of "
                     f"parameters only ({text(u)}); the kernels need every matrix product to "
                     f"involve the input or a state (fold the constant into a parameter)")
             gk = canon(u)
-            if gk not in group_of:
-                g = Group(len(groups), u, expand_all(u, defs), [])
-                groups.append(g)
-                group_of[gk] = g
-            g = group_of[gk]
-            if (w, gk) not in by_key:
-                s = Slot(w, u, g.operand_expr, g.index, Var(f"_s{len(slots)}", w.shape[0], 1))
-                slots.append(s)
-                g.slots.append(s)
-                by_key[(w, gk)] = s
-            s = by_key[(w, gk)]
-            s.uses += 1
-            return scale(c, s.sym)
+            if gk not in groups:
+                groups[gk] = (len(groups), u, expand_all(u, d.defs), [])
+            index, _, uexpr, keys = groups[gk]
+            if (w, gk) not in slots:
+                slots[(w, gk)] = Slot(w, u, uexpr, index, Var(f"_s{len(slots)}", w.shape[0], 1))
+                keys.append((w, gk))
+            uses[(w, gk)] = uses.get((w, gk), 0) + 1
+            return scale(c, slots[(w, gk)].sym)
         return rebuild(e, to_slots)
 
-    eqs = [(v, to_slots(rhs)) for v, rhs in namer.eqs]
-    slot_of = {s.sym: s for s in slots}
+    eqs = tuple((v, to_slots(rhs)) for v, rhs in d.eqs)
+    return _levelled(replace(d, eqs=eqs, groups=tuple(
+        Group(index, u, uexpr, tuple(replace(slots[k], uses=uses[k]) for k in keys))
+        for index, u, uexpr, keys in groups.values())))
 
-    # 3. levels: -1 before the loop (whole sequences), k >= 0 the k-th stage of the step
-    level = {}
+
+def _levelled(d: Draft) -> Draft:
+    """Sets ``level`` (-1 before the loop over whole sequences, k >= 0 the k-th stage of the
+    step) and each group's ``stage`` and ``hoisted``."""
+    level, slot_of = {}, d.slot_of
 
     def group_stage(g):
         u = g.operand
@@ -165,107 +207,168 @@ def build_plan(cell) -> Plan:
         if isinstance(sym, PrevState):
             return 0
         if sym in slot_of:
-            return group_stage(groups[slot_of[sym].group])
+            return group_stage(d.groups[slot_of[sym].group])
         return level[sym]
 
-    def relevel():
-        level.clear()
-        for v, rhs in eqs:
-            # a state is written every step, even one that depends on the input only
-            floor = 0 if state_vars.get(v.name) == v else -1
-            level[v] = max([floor] + [dep_level(s) for s in symbols_in(rhs)])
-        for g in groups:
-            g.stage = group_stage(g)
-            g.hoisted = g.stage == -1
+    for v, rhs in d.eqs:
+        # a state is written every step, even one that depends on the input only
+        floor = 0 if d.state_vars.get(v.name) == v else -1
+        level[v] = max([floor] + [dep_level(s) for s in symbols_in(rhs)])
+    groups = tuple(replace(g, stage=group_stage(g), hoisted=group_stage(g) == -1)
+                   for g in d.groups)
+    return replace(d, level=level, groups=groups)
 
-    relevel()
 
-    # 4. pair per-step slots with hoisted slots of the same sum; fold biases into hoisted ones
+def pair_hoisted(d: Draft) -> Draft:
+    """Pairs a per-step slot with a hoisted slot of the same sum (the per-step product adds
+    the precomputed rows: ``partner`` / ``partner_of``) and folds the sum's time-invariant
+    terms into the hoisted slot's ``bias``; the equations lose what moved."""
+    slot_of = d.slot_of
+
     def usable(t, hoisted):
         return (t in slot_of and slot_of[t].uses == 1
-                and groups[slot_of[t].group].hoisted == hoisted)
+                and d.groups[slot_of[t].group].hoisted == hoisted)
 
     candidates = []                         # (sum, hoisted slot, per-step slot or None)
-    for v, rhs in eqs:
+    for v, rhs in d.eqs:
         for sub in sums(rhs):
             ts = list(sub.args)
             hs = [t for t in ts if usable(t, True)]
             if not hs:
                 continue
             ps = [t for t in ts if usable(t, False)]
-            candidates.append((sub, slot_of[hs[0]], slot_of[ps[0]] if ps else None))
-    first_partner = {}
+            candidates.append((sub, hs[0], ps[0] if ps else None))
+    partner, partner_of, first_partner, bias = {}, {}, {}, {}
     for sub, h, p in candidates:
         if p is not None:
-            g = p.group
-            first_partner.setdefault(g, h.group)
-            if first_partner[g] == h.group and p.partner is None and h.partner_of is None:
-                p.partner, h.partner_of = h, p
+            g, hg = slot_of[p].group, slot_of[h].group
+            first_partner.setdefault(g, hg)
+            if first_partner[g] == hg and p not in partner and h not in partner_of:
+                partner[p], partner_of[h] = h, p
+    eqs = d.eqs
     for sub, h, p in candidates:
         keep = []
         for t in sub.args:
-            if t == h.sym:
-                if h.partner_of is None:
+            if t == h:
+                if h not in partner_of:
                     keep.append(t)
             elif time_invariant(t):
-                h.bias.append(t)
+                bias.setdefault(h, []).append(t)
             else:
                 keep.append(t)
         new = add(keep, sub.shape)
-        eqs = [(v, replace_in(rhs, sub, new)) for v, rhs in eqs]
+        eqs = tuple((v, replace_in(rhs, sub, new)) for v, rhs in eqs)
+    groups = tuple(replace(g, slots=tuple(
+        replace(s, partner=partner.get(s.sym), partner_of=partner_of.get(s.sym),
+                bias=s.bias + tuple(bias.get(s.sym, ()))) for s in g.slots)) for g in d.groups)
+    return replace(d, eqs=eqs, groups=groups)
 
-    # layout: paired slots first (in the order they were paired), then the rest; within each,
-    # slots that can be activated in place grouped by their activation function
-    candidates = _activation_candidates(eqs, groups, slot_of, level, state_vars)
-    for g in groups:
+
+def layout_gate_major(d: Draft) -> Draft:
+    """Sets ``activations`` (the slots that can be activated in place) and each group's
+    layout: paired slots first (in the order they were paired), then the rest; within
+    each, slots that can be activated in place grouped by their activation function; a
+    hoisted group lays out the rows paired with each per-step group contiguously."""
+    acts = _activation_candidates(d.eqs, d.groups, d.slot_of, d.level, d.state_vars)
+    slot_of = d.slot_of
+    groups = list(d.groups)
+    for k, g in enumerate(groups):
         if not g.hoisted:
             paired = [s for s in g.slots if s.partner is not None]
-            g.slots = (_by_function(paired, candidates)
-                       + _by_function([s for s in g.slots if s.partner is None], candidates))
-            g.n_paired = len(paired)
-            g.pair_group = paired[0].partner.group if paired else None
-    for g in groups:
-        if g.hoisted:
+            groups[k] = replace(
+                g, slots=tuple(_by_function(paired, acts)
+                               + _by_function([s for s in g.slots if s.partner is None], acts)),
+                n_paired=len(paired),
+                pair_group=slot_of[paired[0].partner].group if paired else None)
+    for k in range(len(groups)):
+        if groups[k].hoisted:
             order = []
-            for pg in groups:
-                if pg.pair_group == g.index:
-                    pg.pair_offset = len(order)
-                    order += [s.partner for s in pg.slots[:pg.n_paired]]
-            g.slots = order + [s for s in g.slots if s not in order]
-    relevel()
+            for j, pg in enumerate(groups):
+                if pg.pair_group == k:
+                    groups[j] = replace(pg, pair_offset=len(order))
+                    order += [slot_of[s.partner] for s in pg.slots[:pg.n_paired]]
+            groups[k] = replace(groups[k], slots=tuple(
+                order + [s for s in groups[k].slots if s not in order]))
+    return _levelled(replace(d, groups=tuple(groups), activations=acts))
 
-    # 5. backward and jacobian programs
-    bw = cell.backward()
-    attach_adjoints(cell, bw, slots)
-    rewriter, jac_rewriter = Rewriter(namer.table), Rewriter(namer.table)
-    back = BackwardProgram(cell, bw, groups, slots, rewriter)
-    jac = jacobian_program(cell, jac_rewriter)
 
-    # 6. forward values kept for the backward pass and the jacobian
-    fwd_vars = {v for v, _ in eqs}
-    needed = (rewriter.refs | jac_rewriter.refs) & fwd_vars
-    for g in groups:
-        if g.buffer is not None and isinstance(g.operand, Var):
-            needed.add(g.operand)
-    stored = [v for v, _ in eqs if v in needed and v.name not in state_vars]
+def attach_backward(d: Draft) -> Draft:
+    """Sets ``backward``, ``jac`` and ``refs``: each slot's adjoint, the staged backward
+    program, the Jacobian program, and the forward values they read."""
+    bw = d.cell.backward()
+    rewriter, jac_rewriter = Rewriter(d.table), Rewriter(d.table)
+    back = backward_program(d.cell, bw, attach_adjoints(d.cell, bw, d.groups), rewriter)
+    jac = jacobian_program(d.cell, jac_rewriter)
+    return replace(d, groups=back.groups, backward=back, jac=jac,
+                   refs=frozenset(rewriter.refs | jac_rewriter.refs))
 
-    # 7. activations in place: a pre-activation that backward needs itself stays in the math
-    for s, act in candidates.items():
-        if act.pre not in needed:
-            s.activation = act
-            eqs = [(v, rhs) for v, rhs in eqs if v not in (act.pre, act.output)]
-    pre, fwd = _forward_stages(eqs, level, groups, state_vars, stored)
-    plan = Plan(cell=cell, output_state=output_state, groups=groups, pre=pre, fwd=tuple(fwd),
-                stored=stored, state_vars=state_vars, bwd=tuple(back.stages), buffers=back.buffers,
-                prev_out=back.prev_out, vec_grads=back.vec_grads, mat_fallback=back.mat_fallback,
-                jac=jac, dx_groups=back.dx_groups, dx_step=back.dx_step, names=names)
-    return replace(plan, locations=place_values(plan))
+
+def keep_values(d: Draft) -> Draft:
+    """Sets ``stored``: the forward values (not states) the backward pass and the Jacobian
+    read, and the computed operands of groups whose weight gradient is a product."""
+    return replace(d, stored=tuple(v for v, _ in d.eqs
+                                   if v in _needed(d) and v.name not in d.state_vars))
+
+
+def _needed(d: Draft) -> set:
+    fwd_vars = {v for v, _ in d.eqs}
+    return (set(d.refs) & fwd_vars) | {g.operand for g in d.groups
+                                       if g.buffer is not None and isinstance(g.operand, Var)}
+
+
+def activate_in_place(d: Draft) -> Draft:
+    """Sets the ``activation`` of each candidate slot whose pre-activation the backward
+    pass does not read (one that it reads stays in the math) and drops its two equations."""
+    needed = _needed(d)
+    chosen = {sym: act for sym, act in d.activations.items() if act.pre not in needed}
+    gone = {x for act in chosen.values() for x in (act.pre, act.output)}
+    groups = tuple(replace(g, slots=tuple(replace(s, activation=chosen.get(s.sym))
+                                          for s in g.slots)) for g in d.groups)
+    return replace(d, groups=groups, eqs=tuple((v, rhs) for v, rhs in d.eqs if v not in gone))
+
+
+def stage_forward(d: Draft) -> Draft:
+    """Sets ``pre`` and ``fwd``: the forward equations split by level."""
+    pre, fwd = _forward_stages(d.eqs, d.level, d.groups, d.state_vars, d.stored)
+    return replace(d, pre=pre, fwd=tuple(fwd))
+
+
+def place_values(d: Draft) -> Draft:
+    """Sets ``plan``: the frozen :class:`Plan`, its stages holding the final group records,
+    and its location table (:func:`derive.codegen.locations.place_values`)."""
+    back = d.backward
+
+    def rebind(st):
+        if st is None:
+            return None
+        return replace(st, groups=tuple(d.groups[g.index] for g in st.groups),
+                       lean=rebind(st.lean))
+
+    plan = Plan(cell=d.cell, output_state=d.output_state, groups=d.groups, pre=rebind(d.pre),
+                fwd=tuple(map(rebind, d.fwd)), stored=d.stored, state_vars=d.state_vars,
+                bwd=tuple(map(rebind, back.stages)), buffers=back.buffers,
+                prev_out=back.prev_out, vec_grads=back.vec_grads,
+                mat_fallback=back.mat_fallback, jac=d.jac, dx_groups=back.dx_groups,
+                dx_step=back.dx_step, names=d.names)
+    return replace(d, plan=replace(plan, locations=locate(plan)))
+
+
+PASSES = (name_subexpressions, group_products, pair_hoisted, layout_gate_major,
+          attach_backward, keep_values, activate_in_place, stage_forward, place_values)
+
+
+def build_plan(cell) -> Plan:
+    """The kernel plan of ``cell``: the passes applied in order to its empty draft."""
+    d = start(cell)
+    for step in PASSES:
+        d = step(d)
+    return d.plan
 
 
 def _activation_candidates(eqs, groups, slot_of, level, state_vars):
     """Per-step slots s with an equation ``a = s + extra`` (extra known before the stage's
     math runs: parameters, the input, previous states, products of the stage, values of
-    earlier stages) and ``y = f(a)`` the only use of ``a``: {slot: Activation}."""
+    earlier stages) and ``y = f(a)`` the only use of ``a``: {slot sym: Activation}."""
     uses = {}
     for v, rhs in eqs:
         for sym in symbols_in(rhs):
@@ -294,10 +397,10 @@ def _activation_candidates(eqs, groups, slot_of, level, state_vars):
             y, f_of_a = users[0]
             if (isinstance(f_of_a, Elementwise) and not f_of_a.is_derivative
                     and f_of_a.arg == a and y.name not in state_vars):
-                out[s] = Activation(type(f_of_a), a, y, extra)
+                out[s.sym] = Activation(type(f_of_a), a, y, tuple(extra))
     # a slot that another activation reads keeps its product value
     read = {x for act in out.values() for t in act.extra for x in symbols_in(t)}
-    return {s: act for s, act in out.items() if s.sym not in read}
+    return {sym: act for sym, act in out.items() if sym not in read}
 
 
 def _known_before(sym, stage, slot_of, groups, level):
@@ -314,11 +417,11 @@ def _by_function(slots, candidates):
     appearance; the others after them; otherwise in the given order."""
     order = []
     for s in slots:
-        if s in candidates and candidates[s].function not in order:
-            order.append(candidates[s].function)
+        if s.sym in candidates and candidates[s.sym].function not in order:
+            order.append(candidates[s.sym].function)
     rank = {f: k for k, f in enumerate(order)}
-    return sorted(slots, key=lambda s: rank.get(candidates[s].function, len(order))
-                  if s in candidates else len(order))
+    return sorted(slots, key=lambda s: rank.get(candidates[s.sym].function, len(order))
+                  if s.sym in candidates else len(order))
 
 
 def _forward_stages(eqs, level, groups, state_vars, stored):

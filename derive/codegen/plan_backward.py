@@ -11,13 +11,16 @@ from sympy import MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 from derive.codegen.exprs import (PRIMITIVE_OF, KernelPlanError, add, canon, coeff_factors,
                                   free_inputs, is_vector, outer, rebuild, scalar_to_vector,
                                   scale, symbols_in)
-from derive.codegen.ir import (FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
+from derive.codegen.ir import (Backward, FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
                                PrevDelta, SlotAdjoint, Stage, VecGrad)
 from derive.core.primitives import Elementwise
 from derive.core.symbols import Adjoint, Input, Var
 
-def attach_adjoints(cell, bw, slots):
-    """Each slot's adjoint: the v of the term v u^T of dW (u = the slot's operand)."""
+def attach_adjoints(cell, bw, groups) -> tuple:
+    """The groups with each slot's adjoint set: the v of the term v u^T of dW (u = the
+    slot's operand), summed over such terms; zero when dW has none."""
+    slots = [s for g in groups for s in g.slots]
+    adjoint = {}
     for pname, gexpr in bw.params.items():
         if cell.params[pname].shape[1] == 1:
             continue
@@ -28,10 +31,11 @@ def attach_adjoints(cell, bw, slots):
             v, u = vu
             for s in slots:
                 if s.weight == cell.params[pname] and canon(s.operand_expr) == canon(u):
-                    s.adjoint = v if s.adjoint is None else add([s.adjoint, v], v.shape)
-    for s in slots:
-        if s.adjoint is None:
-            s.adjoint = ZeroMatrix(*s.sym.shape)
+                    old = adjoint.get(s.sym)
+                    adjoint[s.sym] = v if old is None else add([old, v], v.shape)
+    return tuple(replace(g, slots=tuple(
+        replace(s, adjoint=adjoint.get(s.sym, ZeroMatrix(*s.sym.shape))) for s in g.slots))
+        for g in groups)
 
 
 class Rewriter:
@@ -80,23 +84,36 @@ class Rewriter:
         return out
 
 
-class BackwardProgram:
-    """The BPTT step as stages: group products P_g = G_t W_stack, rewritten derivatives."""
+def backward_program(cell, bw, groups, rewriter) -> Backward:
+    """The frozen backward program of ``cell`` from its derived step ``bw`` and the forward
+    groups (with adjoints attached); ``rewriter`` names forward values (it records which)."""
+    b = _BackwardBuilder(cell, bw, groups, rewriter)
+    return Backward(b.groups, tuple(b.stages), tuple(tuple(s.sym for s in slots)
+                                                     for slots in b.buffers),
+                    b.prev_out, b.vec_grads, b.mat_fallback,
+                    tuple(g.index for g in b.dx_groups), b.dx_step)
 
-    def __init__(self, cell, bw, groups, slots, rewriter):
-        self.cell, self.groups = cell, groups
+
+class _BackwardBuilder:
+    """Builds the BPTT step as stages (group products P_g = G_t W_stack, rewritten
+    derivatives) in its own fields; the groups it is given are not changed."""
+
+    def __init__(self, cell, bw, groups, rewriter):
+        self.cell = cell
         # G buffers: groups with a nonzero slot adjoint; equal adjoint lists share one
-        self.buffers, keys = [], {}
+        self.buffers, keys, new = [], {}, []
         for g in groups:
             if all(isinstance(s.adjoint, ZeroMatrix) for s in g.slots):
+                new.append(g)
                 continue
             key = tuple(canon(s.adjoint) for s in g.slots)
             if key not in keys:
                 keys[key] = len(self.buffers)
-                self.buffers.append([(g, s) for s in g.slots])
-            g.buffer = keys[key]
-            if not g.hoisted:
-                g.psym = Adjoint(f"_P{g.index}", g.operand.shape[0], 1)
+                self.buffers.append(g.slots)
+            new.append(replace(g, buffer=keys[key], psym=None if g.hoisted else
+                               Adjoint(f"_P{g.index}", g.operand.shape[0], 1)))
+        self.groups = tuple(new)
+        slots = [s for g in self.groups for s in g.slots]
 
         def rw(e):
             return rewriter(self.use_products(e))
@@ -104,7 +121,7 @@ class BackwardProgram:
         assigns = [(d, rw(e)) for d, e in bw.assignments]
         outs = []                         # Output records, valued by expressions
         for b, entries in enumerate(self.buffers):
-            for j, (g, s) in enumerate(entries):
+            for j, s in enumerate(entries):
                 outs.append(SlotAdjoint(rw(s.adjoint), b, j))
         self.prev_out = {}
         for st in cell.states:
@@ -160,7 +177,7 @@ class BackwardProgram:
     def _find_in_buffers(self, e):
         k = canon(e)
         for b, entries in enumerate(self.buffers):
-            for j, (g, s) in enumerate(entries):
+            for j, s in enumerate(entries):
                 if canon(s.adjoint) == k:
                     return (b, j)
         return None
@@ -242,8 +259,8 @@ class BackwardProgram:
         assigns = [(d, e) for d, e in assigns if d in need]
         for d, _ in assigns:
             lv(d)
-        for g in self.groups:
-            g.bstage = lv(g.psym) if g.psym in need else None
+        self.groups = tuple(replace(g, bstage=lv(g.psym) if g.psym in need else None)
+                            for g in self.groups)
         nst = 1 + max([0] + [level[d] for d, _ in assigns] + [lv(a.value) for a in aliases]
                       + [g.bstage for g in self.groups if g.bstage is not None])
         stages = []

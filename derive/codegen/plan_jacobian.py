@@ -12,18 +12,8 @@ from derive.core.symbols import Var
 
 
 def jacobian_program(cell, rewriter) -> JacobianProgram:
-    """The frozen Jacobian program of ``cell`` (vectors in the forward step's named values)."""
-    j = _Jacobian(cell, rewriter)
-    return JacobianProgram(tuple(j.inputs), tuple(j.assigns), tuple(j.outputs), j.terms, j.via)
-
-
-def _dense(lm) -> int:
-    """Number of terms of a LinMap that are dense (B, H, H) products, not diagonals."""
-    return sum(1 for t in lm.terms if t.chain)
-
-
-class _Jacobian:
-    """Leads and chain diagonals of every block d s_t / d s'_{t-1}, as vectors to compute.
+    """Leads and chain diagonals of every block d s_t / d s'_{t-1} of ``cell``, as vectors in
+    the forward step's named values (``rewriter`` names them), in a frozen program.
 
     A block with dense terms (``diag(v) W``) is built from another state's block when that
     is cheaper, by the chain rule through the other state u of the same step:
@@ -31,55 +21,60 @@ class _Jacobian:
     ``R = J_sr - diag(q) J_ur`` computed exactly in the Hadamard-polynomial algebra (the
     LSTM's ``dh/dh_prev = diag(o tanh'(c)) dc/dh_prev + diag(tanh(c) sigma'(obar)) W_ho``:
     two dense products instead of four). Only blocks computed directly serve as sources."""
+    chosen, via = _choose_blocks(cell)
+    assigns = []                            # [(symbol, expr)], the program's vectors
 
-    def __init__(self, cell, rewriter):
-        self.rewriter = rewriter
-        self.assigns, self.outputs, self.terms, self.via = [], [], {}, {}
-        direct = {(s, r): cell.jacobian_linmap(s, r) for s in cell.states for r in cell.states}
-        chosen = {}
-        for (s, r), lm in direct.items():
-            chosen[(s, r)] = lm
-            for u in cell.states:
-                src = direct[(u, r)]
-                if u == s or _dense(src) == 0:
-                    continue
-                d = cell.state_partial(s, u)
-                if len(d.terms) != 1 or d.terms[0].chain:
-                    continue                      # not a diagonal d s_t / d u_t
-                q = d.terms[0].lead
-                rest = (lm + (LinMap.diagonal(q) @ src).scaled(-1)).simplified()
-                if _dense(rest) + 1 < _dense(chosen[(s, r)]):
-                    chosen[(s, r)] = rest
-                    self.via[(s, r)] = (u, q)
-        # a block whose source is itself built by the chain rule is built directly instead
-        # (repeat: that only ever turns chain-rule blocks into direct ones)
-        while any((u, r) in self.via for (s, r), (u, _) in self.via.items()):
-            for (s, r), (u, _) in list(self.via.items()):
-                if (u, r) in self.via:
-                    del self.via[(s, r)]
-                    chosen[(s, r)] = direct[(s, r)]
-        for key, lm in chosen.items():
-            terms = []
-            for t in lm.terms:
-                lead = self._vector(t.lead)
-                chain = [self._vector(c) if isinstance(c, VecPoly) else c for c in t.chain]
-                terms.append((lead, chain))
-            self.terms[key] = terms
-        self.via = {k: (u, self._vector(q)) for k, (u, q) in self.via.items()}
-        self.inputs = free_inputs(self.assigns)
-
-    def _vector(self, vp: VecPoly):
+    def vector(vp: VecPoly):
         """A symbol holding the vector, or a rational constant when it is constant."""
         if vp.is_zero():
             return sympy.Integer(0)
         if len(vp.terms) == 1 and vp.terms[0][0] == ():
             c = vp.terms[0][1]
             return sympy.Rational(c.numerator, c.denominator)
-        e = self.rewriter(vp.to_expr())
-        for sym, old in self.assigns:
+        e = rewriter(vp.to_expr())
+        for sym, old in assigns:
             if old == e:
                 return sym
-        sym = Var(f"_L{len(self.assigns)}", *e.shape)
-        self.assigns.append((sym, e))
-        self.outputs.append(sym)
+        sym = Var(f"_L{len(assigns)}", *e.shape)
+        assigns.append((sym, e))
         return sym
+
+    terms = {key: [(vector(t.lead), [vector(c) if isinstance(c, VecPoly) else c for c in t.chain])
+                   for t in lm.terms] for key, lm in chosen.items()}
+    via = {k: (u, vector(q)) for k, (u, q) in via.items()}
+    return JacobianProgram(tuple(free_inputs(assigns)), tuple(assigns), tuple(s for s, _ in assigns),
+                           terms, via)
+
+
+def _dense(lm) -> int:
+    """Number of terms of a LinMap that are dense (B, H, H) products, not diagonals."""
+    return sum(1 for t in lm.terms if t.chain)
+
+
+def _choose_blocks(cell):
+    """({(s, r): LinMap of the terms to compute}, {(s, r): (u, q)} for blocks built by the
+    chain rule J_sr = diag(q) J_ur + terms)."""
+    direct = {(s, r): cell.jacobian_linmap(s, r) for s in cell.states for r in cell.states}
+    chosen, via = {}, {}
+    for (s, r), lm in direct.items():
+        chosen[(s, r)] = lm
+        for u in cell.states:
+            src = direct[(u, r)]
+            if u == s or _dense(src) == 0:
+                continue
+            d = cell.state_partial(s, u)
+            if len(d.terms) != 1 or d.terms[0].chain:
+                continue                      # not a diagonal d s_t / d u_t
+            q = d.terms[0].lead
+            rest = (lm + (LinMap.diagonal(q) @ src).scaled(-1)).simplified()
+            if _dense(rest) + 1 < _dense(chosen[(s, r)]):
+                chosen[(s, r)] = rest
+                via[(s, r)] = (u, q)
+    # a block whose source is itself built by the chain rule is built directly instead
+    # (repeat: that only ever turns chain-rule blocks into direct ones)
+    while any((u, r) in via for (s, r), (u, _) in via.items()):
+        for (s, r), (u, _) in list(via.items()):
+            if (u, r) in via:
+                del via[(s, r)]
+                chosen[(s, r)] = direct[(s, r)]
+    return chosen, via

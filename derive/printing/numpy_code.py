@@ -19,7 +19,7 @@ from sympy import MatAdd, MatrixSymbol, Rational
 from sympy.printing.numpy import NumPyPrinter
 
 from derive.core.primitives import Elementwise
-from derive.printing.precedence import PRODUCT, precedence, split_sign
+from derive.printing.precedence import ATOM, PRODUCT, precedence, split_sign
 
 
 class BatchNumPyPrinter(NumPyPrinter):
@@ -133,20 +133,24 @@ class BatchNumPyPrinter(NumPyPrinter):
         last = mats[-1]
         if isinstance(last, Transpose) and last.arg.shape[1] == 1:
             # v u^T, one outer product per batch row
+            # v is indexed, which binds tighter than any operator: parenthesized unless atomic
             left = self._chain(mats[:-1])
-            return f"{self._wrap_text(left, ' ' in left)}[..., :, None] * " \
+            compound = len(mats) > 2 or precedence(mats[0]) < ATOM
+            return f"{self._wrap_text(left, compound)}[..., :, None] * " \
                    f"{self._operand(last.arg)}[..., None, :]"
         if mats[-1].shape[1] == 1:
             # Python's * and @ bind equally, left to right: "v @ A @ B" is ((v A) B) and
             # "d * v @ A" is ((d v) A) flat; only a diagonal after a product needs parentheses
             *ms, v = mats
+            if not ms:
+                return self._print(v)       # the whole product: no parentheses of its own
             acc, flat = self._operand(v), False
             for m in reversed(ms):
                 if isinstance(m, DiagMatrix):
                     acc, flat = f"{self._operand(m.args[0])} * {self._wrap_text(acc, flat)}", False
                 else:
                     acc, flat = f"{acc} @ {self._right_factor(m)}", True
-            return acc[1:-1] if acc.startswith("(") and _balanced(acc[1:-1]) else acc
+            return acc
         acc = None          # text of the product so far (a batched matrix)
         pending = None      # a leading diag(v) waiting for the matrix it scales
         for m in mats:
@@ -187,16 +191,6 @@ class BatchNumPyPrinter(NumPyPrinter):
 
 def _is_param(sym) -> bool:
     return getattr(sym, "role", "") == "param"
-
-
-def _balanced(s: str) -> bool:
-    depth = 0
-    for ch in s:
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth < 0:
-            return False
-    return depth == 0
 
 
 def numpy_code(expr, names=None) -> str:
