@@ -10,14 +10,20 @@ column vector ``u``. Next to its definition it registers, in the style of JAX pr
   ``tanh' = 1 - y^2``), which kernels use when ``y`` is already computed;
 * ``numpy``: the name of the stable NumPy implementation in :mod:`derive.codegen.np_primitives`.
 
-The derivative rules are facts to be proved, not trusted: ``tests/test_primitives.py``
-checks every ``derivative.scalar`` against SymPy's own ``diff`` of ``scalar``.
+The derivative rules are facts to be proved, not trusted: ``tests/core/test_primitives.py``
+and ``tests/core/test_primitives_new.py`` check every ``derivative.scalar`` against SymPy's
+own ``diff`` of ``scalar``.
+
+Domains: every primitive is defined on the reals except ``log`` and ``sqrt``, defined for
+positive arguments (``domain``); ``sqrt'(u) = 1/(2 sqrt(u))`` is infinite at 0. Conventions
+at the kinks (the subgradient PyTorch uses): ``relu'(0) = 0``, ``abs'(0) = sgn(0) = 0``.
 """
 from __future__ import annotations
 
 import functools
 
 import sympy
+from sympy.calculus.util import function_range
 from sympy.matrices.expressions import MatrixExpr
 
 
@@ -31,6 +37,7 @@ class Elementwise(MatrixExpr):
     derivative: type | None = None
     primitive: type | None = None   # on a derivative node f': the primitive f (set below)
     is_derivative = False   # True for f' nodes (sigma', tanh', relu')
+    domain = sympy.S.Reals  # where f (and f') is defined: the reals, or (0, oo) for log, sqrt
 
     def __new__(cls, arg):
         return MatrixExpr.__new__(cls, arg)
@@ -80,27 +87,43 @@ class Elementwise(MatrixExpr):
 
     @classmethod
     def gamma(cls):
-        """sup over the reals of f' (every f' here is >= 0, so this is sup |f'|): the gamma
-        of Pascanu et al. (2013), section 2.1. Computed by SymPy, not typed in."""
+        """sup of |f'| over the domain: the gamma of Pascanu et al. (2013), section 2.1;
+        ``sympy.oo`` when f' is unbounded (exp, log, sqrt). Computed by SymPy, not typed in."""
         if cls not in _GAMMA_CACHE:          # (setdefault would recompute it every call)
             _GAMMA_CACHE[cls] = cls._sup_abs_derivative()
         return _GAMMA_CACHE[cls]
 
     @classmethod
     def _sup_abs_derivative(cls):
-        """f' is smooth on the reals. If f'' has exactly one real zero c and f^(3)(c) < 0, c is
-        the only critical point and a strict local maximum, hence the global one:
-        sup f' = f'(c). Otherwise the supremum is the largest of f' at the critical points and
+        """The range of f' over the domain by SymPy's ``function_range`` (an interval [a, b]):
+        sup |f'| = max(|a|, |b|). When SymPy cannot find the range: if f'' has exactly one real
+        zero c and f^(3)(c) < 0, c is the only critical point and a strict local maximum, hence
+        the global one: sup f' = f'(c); otherwise the largest |f'| at the critical points and
         its limits at -oo and +oo."""
         x = sympy.Symbol("x", real=True)
         fp = cls.derivative.scalar(x)
         fpp = sympy.diff(fp, x)
+        if cls.domain == sympy.S.Reals:
+            # the fast case first (sigmoid, tanh): f' smooth with one critical point, a strict
+            # maximum; then f' decreases towards both ends, so sup |f'| is the larger of f'(c)
+            # and |f'| at -oo and +oo
+            critical = sympy.solve(fpp, x)
+            if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
+                ends = [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
+                if all(e.is_finite for e in ends):
+                    return sympy.Max(sympy.nsimplify(fp.subs(x, critical[0])), *map(abs, ends))
+        try:
+            rng = function_range(fp, x, cls.domain)
+        except NotImplementedError:
+            rng = None
+        if isinstance(rng, sympy.Interval):
+            return sympy.Max(abs(rng.inf), abs(rng.sup))
         critical = sympy.solve(fpp, x)
         if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
             return sympy.nsimplify(fp.subs(x, critical[0]))
         candidates = [fp.subs(x, c) for c in critical]
         candidates += [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
-        return sympy.Max(*candidates)
+        return sympy.Max(*(abs(c) for c in candidates))
 
 
 class SigmoidPrime(Elementwise):
@@ -153,7 +176,7 @@ class Tanh(Elementwise):
 
 
 class ReluPrime(Elementwise):
-    """relu'(x) = 1 for x > 0 and 0 for x <= 0 (the subgradient PyTorch uses at 0)."""
+    """relu'(x) = 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0: the subgradient PyTorch uses)."""
     name, latex, numpy, is_derivative = "relu_prime", r"\operatorname{relu}'", "relu_prime", True
     text = "relu'"
 
@@ -178,15 +201,190 @@ class Relu(Elementwise):
         return sympy.Max(*(cls.derivative.scalar(v) for v in (pos, neg, sympy.S.Zero)))
 
 
+def _sigma(x):
+    return 1 / (1 + sympy.exp(-x))
+
+
+_POSITIVE = sympy.Interval.open(0, sympy.oo)
+
+
+class ExpPrime(Elementwise):
+    """exp'(x) = exp(x)."""
+    name, latex, numpy, text, is_derivative = "exp_prime", r"\exp'", "exp_prime", "exp'", True
+    scalar = staticmethod(sympy.exp)
+
+
+class Exp(Elementwise):
+    """exp(x) (overflows to inf in floating point for x > 709.78 in float64, 88.72 in float32)."""
+    name, latex, numpy, text, derivative = "exp", r"\exp", "exp", "exp", ExpPrime
+    scalar = staticmethod(sympy.exp)
+
+    @staticmethod
+    def from_output(y):
+        return y
+
+
+class LogPrime(Elementwise):
+    """log'(x) = 1/x, for x > 0."""
+    name, latex, numpy, text, is_derivative = "log_prime", r"\log'", "log_prime", "log'", True
+    domain = _POSITIVE
+
+    @staticmethod
+    def scalar(x):
+        return 1 / x
+
+
+class Log(Elementwise):
+    """log(x), the natural logarithm, defined for x > 0."""
+    name, latex, numpy, text, derivative = "log", r"\log", "log", "log", LogPrime
+    domain = _POSITIVE
+    scalar = staticmethod(sympy.log)
+
+
+class SoftplusPrime(Elementwise):
+    """softplus'(x) = sigma(x)."""
+    name, latex, numpy, text = "softplus_prime", r"\operatorname{softplus}'", "softplus_prime", ""
+    text, is_derivative = "softplus'", True
+    scalar = staticmethod(_sigma)
+
+
+class Softplus(Elementwise):
+    """softplus(x) = log(1 + e^x)."""
+    name, latex, numpy, text = "softplus", r"\operatorname{softplus}", "softplus", "softplus"
+    derivative = SoftplusPrime
+
+    @staticmethod
+    def scalar(x):
+        return sympy.log(1 + sympy.exp(x))
+
+
+class LogSigmoidPrime(Elementwise):
+    """(log sigma)'(x) = sigma(-x) = 1 - sigma(x)."""
+    name, latex, numpy, text = "logsigmoid_prime", r"(\log\sigma)'", "logsigmoid_prime", "logσ'"
+    is_derivative = True
+
+    @staticmethod
+    def scalar(x):
+        return _sigma(-x)
+
+
+class LogSigmoid(Elementwise):
+    """log sigma(x) = -log(1 + e^{-x}) = -softplus(-x)."""
+    name, latex, numpy, text = "logsigmoid", r"\log\sigma", "logsigmoid", "logσ"
+    derivative = LogSigmoidPrime
+
+    @staticmethod
+    def scalar(x):
+        return -sympy.log(1 + sympy.exp(-x))
+
+
+class SiluPrime(Elementwise):
+    """silu'(x) = sigma(x) (1 + x sigma(-x))."""
+    name, latex, numpy, text = "silu_prime", r"\operatorname{silu}'", "silu_prime", "silu'"
+    is_derivative = True
+
+    @staticmethod
+    def scalar(x):
+        return _sigma(x) * (1 + x * _sigma(-x))
+
+
+class Silu(Elementwise):
+    """silu(x) = x sigma(x) (SiLU, swish)."""
+    name, latex, numpy, text = "silu", r"\operatorname{silu}", "silu", "silu"
+    derivative = SiluPrime
+
+    @staticmethod
+    def scalar(x):
+        return x * _sigma(x)
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        """silu' is smooth, tends to 1 at +oo and 0 at -oo; its critical points are the real
+        zeros of silu'' (SymPy's diff), found by ``nsolve`` to 30 digits from both sides (they
+        are transcendental: x tanh(x/2) = 2): sup |silu'| is the largest |silu'| there or 1."""
+        x = sympy.Symbol("x", real=True)
+        fp = cls.derivative.scalar(x)
+        crit = [sympy.nsolve(sympy.diff(fp, x), x, x0, prec=30) for x0 in (-2, 2)]
+        return sympy.Max(1, *(abs(fp.subs(x, c)).evalf(30) for c in crit))
+
+
+class AbsPrime(Elementwise):
+    """abs'(x) = sgn(x): -1, 0, 1 (the value 0 at x = 0 is the subgradient PyTorch uses)."""
+    name, latex, numpy, text = "abs_prime", r"\operatorname{sgn}", "absolute_prime", "sgn"
+    is_derivative = True
+    scalar = staticmethod(sympy.sign)
+
+
+class Abs(Elementwise):
+    """abs(x) = |x| (NumPy name ``absolute``, so generated code keeps Python's ``abs``)."""
+    name, latex, numpy, text = "abs", r"\operatorname{abs}", "absolute", "abs"
+    derivative = AbsPrime
+    scalar = staticmethod(sympy.Abs)
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        # sgn is piecewise constant: the largest |value| of its three branches.
+        pos, neg = sympy.Symbol("x", positive=True), sympy.Symbol("x", negative=True)
+        return sympy.Max(*(abs(cls.derivative.scalar(v)) for v in (pos, neg, sympy.S.Zero)))
+
+
+class SqrtPrime(Elementwise):
+    """sqrt'(x) = 1 / (2 sqrt(x)), for x > 0 (infinite at 0, where sqrt is not differentiable)."""
+    name, latex, numpy, text = "sqrt_prime", r"\operatorname{sqrt}'", "sqrt_prime", "sqrt'"
+    is_derivative, domain = True, _POSITIVE
+
+    @staticmethod
+    def scalar(x):
+        return 1 / (2 * sympy.sqrt(x))
+
+
+class Sqrt(Elementwise):
+    """sqrt(x), defined for x > 0 here (sqrt(0) = 0, but its derivative is infinite there)."""
+    name, latex, numpy, text = "sqrt", r"\operatorname{sqrt}", "sqrt", "sqrt"
+    derivative = SqrtPrime
+    domain = _POSITIVE
+    scalar = staticmethod(sympy.sqrt)
+
+
+class CosPrime(Elementwise):
+    """cos'(x) = -sin(x)."""
+    name, latex, numpy, text, is_derivative = "cos_prime", r"\cos'", "cos_prime", "cos'", True
+
+    @staticmethod
+    def scalar(x):
+        return -sympy.sin(x)
+
+
+class Cos(Elementwise):
+    """cos(x)."""
+    name, latex, numpy, text, derivative = "cos", r"\cos", "cos", "cos", CosPrime
+    scalar = staticmethod(sympy.cos)
+
+
+class SinPrime(Elementwise):
+    """sin'(x) = cos(x)."""
+    name, latex, numpy, text, is_derivative = "sin_prime", r"\sin'", "sin_prime", "sin'", True
+    scalar = staticmethod(sympy.cos)
+
+
+class Sin(Elementwise):
+    """sin(x)."""
+    name, latex, numpy, text, derivative = "sin", r"\sin", "sin", "sin", SinPrime
+    scalar = staticmethod(sympy.sin)
+
+
+_NEW = (Exp, Log, Softplus, LogSigmoid, Silu, Abs, Sqrt, Cos, Sin)
+
 #: Functions a cell definition may call, by spec-language name.
-FUNCTIONS: dict[str, type[Elementwise]] = {cls.name: cls for cls in (Sigmoid, Tanh, Relu)}
+FUNCTIONS: dict[str, type[Elementwise]] = {cls.name: cls for cls in (Sigmoid, Tanh, Relu) + _NEW}
 
 for _f in FUNCTIONS.values():                  # the one inverse of f -> f'
     _f.derivative.primitive = _f
 
 #: Every primitive node, derivatives included.
 ALL_PRIMITIVES: tuple[type[Elementwise], ...] = (
-    Sigmoid, SigmoidPrime, Tanh, TanhPrime, Relu, ReluPrime)
+    Sigmoid, SigmoidPrime, Tanh, TanhPrime, Relu, ReluPrime) + tuple(
+    c for f in _NEW for c in (f, f.derivative))
 
 _GAMMA_CACHE: dict = {}
 

@@ -11,7 +11,9 @@ Typing, applied while parsing: ``@`` is the matrix product, its left operand a p
 matrix or a product of them and its right operand a vector or another parameter matrix;
 ``*`` is the Hadamard product of two vectors of one shape, or a number times anything;
 ``+`` and ``-`` take vectors of one shape (a number there is that number times the
-all-ones vector); functions (:data:`derive.core.primitives.FUNCTIONS`) apply to vectors.
+all-ones vector); functions (:data:`derive.core.primitives.FUNCTIONS`: sigmoid, tanh, relu,
+exp, log, softplus, logsigmoid, silu, abs, sqrt, cos, sin) apply entrywise to vectors, never
+to a bare number (log and sqrt are defined for positive entries; nothing checks that).
 Names resolve through a scope dict supplied by the caller. The result is a SymPy matrix
 expression built with the engine's constructors (:mod:`derive.core.algebra`); nothing is passed
 to ``eval``, ``exec`` or ``sympify``, and every input size is bounded.
