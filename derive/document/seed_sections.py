@@ -1,56 +1,125 @@
 """The section "The seed note, checked": for each claim of :mod:`derive.seed` the quotation,
-the verdict and the derived correction, named as the derived results above are."""
+the verdict and the derived correction. Headings, what the note says and why it holds or
+not are prose per claim (:data:`SEED_TEXT`, keyed by claim id) whose maths is printed from
+the derived results; corrections that are conditions or sums are printed as complete
+relations (:func:`_complete_rows`)."""
 from __future__ import annotations
 
 import sympy
 
+from derive.core.primitives import FUNCTIONS
+from derive.document.bounds import pascanu_eqs, recursion_eqs
 from derive.document.equations import Ctx, is_param_gradient
-from derive.document.model import Display, Heading, Quote, Ref, para
+from derive.document.model import Display, Heading, Math, Quote, Ref, para, prose
+from derive.document.seed_text import SEED_TEXT
 from derive.printing.latex import Eq, strip_breaks
 from derive.spec.registry import cell as builtin
 from derive.spec.registry import cells as builtin_names
 from derive.seed.claims import SEED_CLAIMS
 
 
-def seed_blocks(cells, notation) -> list:
+def seed_slots(notation) -> dict:
+    """The maths the claims' prose refers to, each printed from the derived cells."""
+    e = builtin("rnn_sigmoid")
+    ctx = Ctx.of(e, notation)
+    pr = Ctx.of(None, None)
+    lp = builtin("lstm_peephole")
+    lctx = Ctx.of(lp, notation)
+    W = ctx.param("W_hh")
+    norm = r"\lVert %s \rVert_2" % W
+    g_sig, g_tanh = (FUNCTIONS[n].gamma() for n in ("sigmoid", "tanh"))
+    h, hp, a = ctx.state("h"), ctx.prev("h"), ctx.var("a")
+    sp = strip_breaks(ctx.p(e.jacobian("h", "a")))
+    k = sympy.Symbol("k", integer=True)
+    m = lambda tex: Math(strip_breaks(tex))  # noqa: E731
+    return {
+        "h": Math(h), "hprev": Math(hp), "a": Math(a), "Whh": Math(W), "norm": Math(norm),
+        "Wh": Math("W^{h}"), "x": Math(ctx.var("x")),
+        "y": m(r"%s = %s" % (ctx.var("y"), ctx.p(e.definition("y")))),
+        "yseed": Math(r"%s = %s + %s" % (ctx.var("y"), ctx.param("W_hy"), ctx.param("b_y"))),
+        "HxH": Math(r"H \times H"), "row": Math(r"1 \times H"), "sigma": Math(r"\sigma"),
+        "sp": Math(r"\sigma'"), "spdef": Math(r"\sigma' = \sigma\,(1 - \sigma)"),
+        "gsig": Math(r"\gamma_{\sigma} = %s" % pr.p(g_sig)),
+        "gtanh": Math(r"\gamma_{\tanh} = %s" % pr.p(g_tanh)),
+        "thr": Math(r"%s < %s" % (norm, pr.p(1 / g_sig))),
+        "thrtanh": Math(r"%s < %s" % (norm, pr.p(1 / g_tanh))),
+        "quarter": Math(pr.p(g_sig)), "J": m(ctx.p(e.step_jacobian()[("h", "h")])),
+        "diagsp": m(sp), "Lt": Math("L_t"), "L": Math(r"L = \sum_{t} L_t"),
+        "dL": Math(r"\partial L / \partial %s = \sum_{t} \partial L_t / \partial %s" % (W, W)),
+        "dplus": Math(r"\partial^{+} %s / \partial %s" % (ctx.state("h", k), W)),
+        "order": Math(r"J_t J_{t-1} \cdots J_{k+1}"), "keqt": Math("k = t"), "k": Math("k"),
+        "kzero": Math("k = 0"), "h0": Math(ctx.state("h", sympy.Integer(0))),
+        "range": Math(r"1 \le k \le t \le T"), "seedrange": Math(r"0 \le k \le t \le T"),
+        "srange": m(r"%s = %s" % (r"\sigma'(\mathbb{R})",
+                                  pr.p(sympy.Interval.Lopen(0, g_sig)))),
+        "f": Math(lctx.var("f")), "c": Math(lctx.state("c")), "cprev": Math(lctx.prev("c")),
+        "hprevl": Math(lctx.prev("h")), "diagf": m(lctx.p(sympy.DiagMatrix(lp.symbol("f")))),
+        "typo": Math("h_{t_1}"), "unit": Math("(0, 1)"),
+        "peep": Math(", ".join(lctx.param(n) for n in ("W_ci", "W_cf", "W_co"))),
+    }
+
+
+def _complete_rows(claim, notation):
+    """Complete corrected statements for the claims whose correction is a summand (the
+    gradient of W_hh, printed as the full sum with its delta) or a condition (Pascanu's
+    sufficient condition with the bound it implies); None for the others."""
+    ctx = Ctx.of(builtin("rnn_sigmoid"), notation)
+    label = "eq:%s:%%d" % claim.id.replace(".", "_")
+    if claim.id in ("seed.bptt", "seed.bptt.immediate_partial"):
+        rec = recursion_eqs(ctx)
+        grad = next(r for r in rec if r.label and r.label.endswith("rec_grad_W_hh"))
+        delta = next(r for r in rec if r.label and r.label.endswith("rec_delta_a"))
+        return [Eq(grad.lhs, grad.rhs, label % 0), Eq(delta.lhs, delta.rhs, label % 1)]
+    if claim.id == "seed.vanishing":
+        rows, _, gamma, W = pascanu_eqs(ctx)
+        pr = Ctx.of(None, None)
+        norm = r"\lVert %s \rVert_2" % ctx.param(W.name)
+        return [Eq(rows[0].lhs, rows[-1].rhs, label % 0, rel=r"\le"),
+                Eq(r"%s < %s" % (norm, pr.p(1 / gamma)),
+                   r"%s \to 0 \quad (t - k \to \infty)" % rows[0].lhs, label % 1,
+                   rel=r"\;\Longrightarrow\;")]
+    return None
+
+
+def seed_blocks(cells, notation, lang="en") -> list:
     """The seed note's statements: the quotation, the verdict, the derived correction."""
+    T = SEED_TEXT[lang]
+    slots = seed_slots(notation)
     names = {c.name for c in cells}
-    out = [Heading(1, "The seed note, checked", "sec:seed"),
-           para("Each statement of the seed note is quoted as the note writes it, then "
-                "decided by the derivations; where it does not hold, the corrected form is "
-                "printed from the same derived expressions as above.")]
-    for k, claim in enumerate(SEED_CLAIMS, 1):
-        verdict = "holds" if claim.holds else "does not hold"
-        out.append(Heading(2, "%s: %s" % (claim.id, verdict)))
-        out.append(para("Statement: ", claim.statement))
+    out = [Heading(1, T["h"], "sec:seed"), prose(T["intro"])]
+    for claim in SEED_CLAIMS:
+        t = T[claim.id]
+        out.append(Heading(2, "%s: %s" % (t["h"], T["holds"] if claim.holds else T["not"])))
+        out.append(prose(t["said"], slots))
         out.append(Quote([r.strip() for r in claim.quote_latex.split("\n") if r.strip()]))
-        if claim.quote_note:
-            out.append(para(claim.quote_note))
-        out.append(para(claim.explanation))
-        corr = claim.corrected()
-        if corr is not None:
-            c = builtin(claim.cell) if claim.cell else None
-            ctx = Ctx.of(c, notation)
-            exprs = list(corr) if isinstance(corr, (tuple, list)) else [corr]
-            rows = []
-            for n, e in enumerate(exprs):
-                if isinstance(e, tuple) and len(e) == 2:
-                    lhs, e = e
-                else:
-                    lhs = (_derived_lhs(ctx, e) or _derived_lhs_anywhere(e, notation)
-                           or claim.corrected_lhs_latex)
-                tex = ctx.p(e)
-                label = "eq:%s:%d" % (claim.id.replace(".", "_"), n)
-                if lhs:
-                    rows.append(Eq(lhs, tex, label))
-                else:
-                    rows.append(Eq("", tex, label, rel=""))
-            out.append(para("Corrected (derived):"))
+        if t.get("note"):
+            out.append(prose(t["note"], slots))
+        out.append(prose(t["why"], slots))
+        rows = _complete_rows(claim, notation)
+        if rows is None and claim.corrected() is not None:
+            rows = _corrected_rows(claim, notation)
+        if rows:
+            out.append(prose(T["corrected"]))
             out.append(Display(rows, "seed claim %s, corrected" % claim.id))
-        refs = _seed_refs(claim, names)
+        refs = _seed_refs(claim, names, T)
         if refs:
-            out.append(para("See ", *refs, "."))
+            out.append(para(T["see"], *refs, "."))
     return out
+
+
+def _corrected_rows(claim, notation):
+    corr = claim.corrected()
+    ctx = Ctx.of(builtin(claim.cell) if claim.cell else None, notation)
+    rows = []
+    for n, e in enumerate(list(corr) if isinstance(corr, (tuple, list)) else [corr]):
+        if isinstance(e, tuple) and len(e) == 2:
+            lhs, e = e
+        else:
+            lhs = (_derived_lhs(ctx, e) or _derived_lhs_anywhere(e, notation)
+                   or claim.corrected_lhs_latex)
+        label = "eq:%s:%d" % (claim.id.replace(".", "_"), n)
+        rows.append(Eq(lhs, ctx.p(e), label) if lhs else Eq("", ctx.p(e), label, rel=""))
+    return rows
 
 
 def _derived_lhs(ctx, expr):
@@ -81,8 +150,8 @@ def _derived_lhs_anywhere(expr, notation):
     return None
 
 
-def _seed_refs(claim, names):
-    """References into the cells' sections for the claims they derive in full."""
+def _seed_refs(claim, names, T):
+    """References into the article's equations that derive the claim in full."""
     if claim.refs is None or claim.refs[0] not in names:
         return []
     cname, labels = claim.refs
@@ -90,5 +159,5 @@ def _seed_refs(claim, names):
     for i, lab in enumerate(labels):
         if i:
             out.append(", ")
-        out.append(Ref("eq:%s:%s" % (cname, lab), "%s, equation %s" % (cname, lab)))
+        out.append(Ref("eq:%s:%s" % (cname, lab), T["labels"].get(lab, T["eqref"])))
     return out
