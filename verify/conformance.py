@@ -305,12 +305,14 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
         raise TypeError(f"layout must be a verify.layouts.Layout, got {type(layout).__name__}")
     if layout.cell.name != name:
         raise ValueError(f"layout is for cell {layout.cell.name!r}, not {name!r}")
-    if backward is not None and forward is None and isinstance(layout, CS231nLayout):
+    if backward is not None and forward is None and getattr(layout, "convention", None) == "cs231n":
         raise ValueError("the CS231n convention passes forward's cache to backward: give forward= too")
     for label, fn in (("forward", forward), ("backward", backward)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{label} must be a function, got {type(fn).__name__}")
     dtype = _float_dtype(dtype)
+    if not getattr(layout, "batch_axis", True):      # one-sample code: 1-D vectors, B = 1
+        batch = 1
     for label, size in (("hidden", hidden), ("batch", batch), ("input_size", input_size)):
         _check_size(label, size)
     ladder = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,)

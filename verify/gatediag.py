@@ -20,7 +20,7 @@ from itertools import permutations
 
 import numpy
 
-from .layouts import GradView, Layout
+from .layout_base import GradView, Layout
 from .strategies import param_shapes
 
 __all__ = ["gates", "Remapped", "find"]
@@ -53,7 +53,8 @@ class Remapped(Layout):
             for role, n in roles.items():
                 self.src[n] = table[sigma.get(a, a)][role]
                 self.sign[n] = -1.0 if a in flips else 1.0
-        for attr in ("seq_convention",):
+        for attr in ("seq_convention", "batch_axis", "names", "convention", "fwd", "bwd",
+                     "make", "grads_of"):
             if hasattr(base, attr):
                 setattr(self, attr, getattr(base, attr))
 
@@ -70,6 +71,12 @@ class Remapped(Layout):
     def grad_views(self, user_grads):
         return [GradView(v.label, self.src[v.param], self.sign[v.param] * numpy.asarray(v.array))
                 for v in self.base.grad_views(user_grads)]
+
+    def vec_in(self, a):
+        return self.base.vec_in(a)
+
+    def vec_out(self, a):
+        return self.base.vec_out(a)
 
     def call_forward(self, *a):
         return self.base.call_forward(*a)

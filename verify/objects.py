@@ -14,12 +14,15 @@ dict attribute (``obj.params = {...}``, keyed like ``base``'s user parameters), 
   ``obj.<grads>`` (a dict keyed like ``base``'s gradient dict), or with ``grads=None`` from
   attributes ``obj.d<key>``.
 
+Whole sequences (:func:`verify.check_sequence`): ``obj.forward(xs, *state0) -> hs`` (or
+``(hs, final_state)``), ``obj.backward(dhs) -> (dxs, *dstate0)`` (or ``dxs`` alone).
+
 The method names are ``forward_method`` / ``backward_method``. ``base`` (any layout) fixes the
 parameter packing and names; only the calling convention is the object's.
 """
 from __future__ import annotations
 
-from .layouts import Layout, _as_states
+from .layout_base import Layout, _as_states
 
 __all__ = ["ObjectLayout"]
 
@@ -48,7 +51,26 @@ class ObjectLayout(Layout):
     def grad_views(self, user_grads):
         return self.base.grad_views(user_grads)
 
-    def _make(self, factory, user_params):
+    seq_convention = "object"
+
+    @property
+    def batch_axis(self):
+        return getattr(self.base, "batch_axis", True)
+
+    def vec_in(self, a):
+        return self.base.vec_in(a)
+
+    def vec_out(self, a):
+        return self.base.vec_out(a)
+
+    def grads_of(self, obj, user_params):
+        """The parameter gradients the object keeps (``obj.<grads>`` or ``obj.d<key>``)."""
+        if self.grads_attr is None:
+            return {self.prefix + k: getattr(obj, self.prefix + k) for k in user_params}
+        return getattr(obj, self.grads_attr)
+
+    def make(self, factory, user_params):
+        """A fresh object from ``factory`` with the parameters set on it."""
         obj = factory()
         if self.params_attr is None:
             for k, v in user_params.items():
@@ -58,21 +80,19 @@ class ObjectLayout(Layout):
         return obj
 
     def call_forward(self, fn, user_params, x, state):
-        obj = self._make(fn, user_params)
-        out = getattr(obj, self.fwd)(x, *state)
-        return _as_states(out, len(self.states), f"{self.fwd}"), obj
+        obj = self.make(fn, user_params)
+        out = getattr(obj, self.fwd)(self.vec_in(x), *(self.vec_in(s) for s in state))
+        return tuple(self.vec_out(s) for s in _as_states(out, len(self.states), f"{self.fwd}")), obj
 
     def call_backward(self, fn, ctx, user_params, x, state, dstate):
         obj = ctx
         if obj is None:                      # backward checked alone: run forward first
-            obj = self._make(fn, user_params)
-            getattr(obj, self.fwd)(x, *state)
-        out = getattr(obj, self.bwd)(*dstate)
+            obj = self.make(fn, user_params)
+            getattr(obj, self.fwd)(self.vec_in(x), *(self.vec_in(s) for s in state))
+        out = getattr(obj, self.bwd)(*(self.vec_in(s) for s in dstate))
         n = len(self.states)
         if not isinstance(out, (tuple, list)) or len(out) != n + 1:
             raise TypeError(f"{self.bwd} must return (dx, {', '.join('dprev_' + s for s in self.states)})")
-        if self.grads_attr is None:
-            grads = {self.prefix + k: getattr(obj, self.prefix + k) for k in user_params}
-        else:
-            grads = getattr(obj, self.grads_attr)
-        return grads, out[0], _as_states(tuple(out[1:]), n, f"{self.bwd}'s dstate_prev")
+        dprev = _as_states(tuple(out[1:]), n, f"{self.bwd}'s dstate_prev")
+        return (self.grads_of(obj, user_params), self.vec_out(out[0]),
+                tuple(self.vec_out(s) for s in dprev))

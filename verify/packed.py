@@ -8,21 +8,27 @@ Each gate ``g`` of the cell (:func:`verify.gatediag.gates`) has an input matrix 
 
 * ``gate_order``: the gates' order in the packed arrays (letters; ``g`` may stand for the
   LSTM's ``c``), default the cell's;
-* ``orientation``: ``"rows"`` (``(kH, D)``, ``x @ W.T``) or ``"cols"`` (``(D, kH)``, ``x @ W``);
+* ``orientation``: ``"rows"`` (``(kH, D)``, ``x @ W.T`` or ``W @ x``) or ``"cols"``
+  (``(D, kH)``, ``x @ W``);
 * ``packing``: ``"per_gate"`` (the seed's names, renamed by ``names``), ``"stacked"`` (one input
   and one recurrent matrix, keys ``names["Wx"]``, ``names["Wh"]``), ``"concat_xh"`` /
-  ``"concat_hx"`` (one matrix ``names["W"]`` on ``concat[x, h]`` / ``concat[h, x]``);
+  ``"concat_hx"`` (one matrix ``names["W"]`` on ``concat[x, h]`` / ``concat[h, x]``),
+  ``"per_gate_concat_xh"`` / ``"per_gate_concat_hx"`` (one ``(H, D+H)`` matrix per gate, keys
+  ``W_<gate>`` and bias ``b_<gate>``, renamed by ``names``), or a dict ``{user key: [seed
+  names]}``: the key's array is those parameters stacked along the rows (any cell, gates of
+  different shapes too: peepholes, ``b_xn``/``b_hn``); a name under two keys is their sum,
+  handed over as ``p/2 + 1/8`` and ``p/2 - 1/8`` so code that ignores one is caught;
 * ``bias``: ``"separate"`` (``names["b"]``, (kH,)), ``"split"`` (``names["b_ih"]`` and
-  ``names["b_hh"]``, whose sum is the bias; handed over as ``b/2 + 1/8`` and ``b/2 - 1/8`` so
-  code that ignores one is caught), ``"split_concat"`` (one (2kH,) vector ``[b_ih, b_hh]``,
-  ONNX's ``B``), ``"absent"`` (no bias: check with ``biases=False``), ``"first"`` / ``"last"``
-  (a row/column of the concat matrix, multiplying a constant 1 put before / after x and h);
+  ``names["b_hh"]``, whose sum is the bias, handed over as above), ``"split_concat"`` (one
+  (2kH,) vector ``[b_ih, b_hh]``, ONNX's ``B``), ``"absent"`` (no bias: check with
+  ``biases=False``), ``"first"`` / ``"last"`` (a row/column of the concat matrix, multiplying a
+  constant 1 put before / after x and h);
 * ``flips``: gates whose blocks are negated (the mirror-form GRU: ``gru_cho`` with z -> 1 - z);
-* ``grad_names``: the keys of the gradient dict (default ``"d" + key``; the key itself is
-  accepted too).
-
-The calling convention is the seed's (``forward(params, x, state)``, ``backward(params, x,
-state, dstate) -> (grads, dx, dstate_prev)``; sequences: :mod:`verify.seqconv`).
+* ``grad_names``: the keys of the gradient dict (default ``"d" + key``; the key itself too);
+* ``vectors``: ``"rows"`` (``x`` (B, D)) or ``"columns"`` (``x`` (D, B), biases (n, 1));
+  ``batch_axis=False``: one sample as 1-D vectors (``x`` (D,), the check draws B = 1);
+* ``convention``: how the functions are called, ``"seed"``, ``"torch"`` or ``"cs231n"``
+  (:mod:`verify.layout_base`; sequences: :mod:`verify.seqconv`).
 """
 from __future__ import annotations
 
@@ -30,31 +36,42 @@ import numpy
 
 from .gatediag import gates as cell_gates
 from .gatediag import label
-from .layouts import GradView, Layout
+from .layout_base import STEP_CONVENTIONS, GradView, Layout
+from .strategies import param_shapes
 
 __all__ = ["PackedLayout", "onnx_layout", "keras_layout", "mirror_gru_layout"]
 
-_PACKINGS = ("per_gate", "stacked", "concat_xh", "concat_hx")
+_PACKINGS = ("per_gate", "stacked", "concat_xh", "concat_hx", "per_gate_concat_xh",
+             "per_gate_concat_hx")
 _BIASES = ("separate", "split", "split_concat", "absent", "first", "last")
+_HALF = {0: 0.125, 1: -0.125}           # the two summed halves: p/2 + 1/8, p/2 - 1/8
 
 
 class PackedLayout(Layout):
     """See the module docstring."""
-    seq_convention = "seed"
 
     def __init__(self, cell, *, gate_order=None, orientation="rows", packing="stacked",
-                 bias="separate", names=None, grad_names=None, flips=(), name="packed"):
+                 bias="separate", names=None, grad_names=None, flips=(), vectors="rows",
+                 batch_axis=True, convention="seed", name="packed"):
         super().__init__(cell)
         self.name = name
         table = cell_gates(self.cell)
-        if packing not in _PACKINGS:
-            raise ValueError(f"packing must be one of {', '.join(_PACKINGS)}, got {packing!r}")
+        if convention not in STEP_CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(STEP_CONVENTIONS)}, "
+                             f"got {convention!r}")
+        if not isinstance(packing, dict) and packing not in _PACKINGS:
+            raise ValueError(f"packing must be one of {', '.join(_PACKINGS)} or a dict, got {packing!r}")
         if bias not in _BIASES:
             raise ValueError(f"bias must be one of {', '.join(_BIASES)}, got {bias!r}")
         if orientation not in ("rows", "cols"):
             raise ValueError(f"orientation must be 'rows' or 'cols', got {orientation!r}")
-        if bias in ("first", "last") and packing not in ("concat_xh", "concat_hx"):
+        if vectors not in ("rows", "columns"):
+            raise ValueError(f"vectors must be 'rows' or 'columns', got {vectors!r}")
+        concat = isinstance(packing, str) and "concat" in packing
+        if bias in ("first", "last") and not concat:
             raise ValueError(f"bias={bias!r} needs packing='concat_xh' or 'concat_hx'")
+        if bias in ("split", "split_concat") and isinstance(packing, str) and packing.startswith("per_gate_"):
+            raise ValueError(f"bias={bias!r} is not available with packing={packing!r}")
         by_label = {label(self.cell, g): g for g in table}
         order = list(gate_order) if gate_order is not None else list(table)
         try:
@@ -64,19 +81,44 @@ class PackedLayout(Layout):
         if sorted(self.order) != sorted(table):
             raise ValueError(f"gate_order {''.join(order)!r} is not a permutation of the gates "
                              f"of {self.cell.name!r}: {', '.join(label(self.cell, g) for g in table)}")
-        if packing != "per_gate":
+        if isinstance(packing, dict):
+            self._check_table(packing)
+            self.order = [g for g in _gates_in(packing)]
+        elif packing != "per_gate":
             bad = [g for g in table if set(table[g]) != {"W_x", "W_h", "b_"}]
             if bad:
                 raise ValueError(f"cannot pack cell {self.cell.name!r}: gate {bad[0]} has parameters "
-                                 f"{', '.join(table[bad[0]].values())}, not W_x, W_h, b")
+                                 f"{', '.join(table[bad[0]].values())}, not W_x, W_h, b; "
+                                 f"use packing={{key: [names]}}")
         unknown = [g for g in flips if by_label.get(g, g) not in table]
         if unknown:
             raise ValueError(f"flips name unknown gate(s) {unknown} of {self.cell.name!r}")
         self.flips = {by_label.get(g, g) for g in flips}
         self.table, self.packing, self.bias, self.orientation = table, packing, bias, orientation
+        self.vectors, self.batch_axis = vectors, bool(batch_axis)
+        self.convention = self.seq_convention = convention
         self.names = {"Wx": "Wx", "Wh": "Wh", "W": "W", "b": "b", "b_ih": "b_ih", "b_hh": "b_hh",
                       **(names or {})}
         self.grad_names = dict(grad_names or {})
+
+    def _check_table(self, packing):
+        shapes = param_shapes(self.cell)
+        listed = [n for ns in packing.values() for n in ns]
+        unknown = sorted(set(listed) - set(shapes))
+        if unknown:
+            raise ValueError(f"packing names unknown parameter(s) {', '.join(unknown)} of "
+                             f"{self.cell.name!r}: {', '.join(shapes)}")
+        missing = [n for n in shapes if n not in listed]
+        if missing:
+            raise ValueError(f"packing leaves out parameter(s) {', '.join(missing)} of {self.cell.name!r}")
+        for key, ns in packing.items():
+            tails = {tuple(shapes[n][1:]) for n in ns}
+            if len(tails) > 1:
+                raise ValueError(f"packing key {key!r} stacks parameters of different widths: "
+                                 + ", ".join(f"{n} {' x '.join(shapes[n])}" for n in ns))
+        twice = [n for n in shapes if listed.count(n) > 2]
+        if twice:
+            raise ValueError(f"parameter {twice[0]} is listed under more than two packing keys")
 
     # -- helpers ---------------------------------------------------------------------------
     def _sign(self, n):
@@ -85,113 +127,176 @@ class PackedLayout(Layout):
     def _gname(self, key):
         return self.grad_names.get(key, "d" + key)
 
-    def _mat(self, blocks):
-        m = numpy.concatenate(blocks, axis=0)
-        return m.T if self.orientation == "cols" else m
+    def _orient(self, a):
+        a = numpy.asarray(a)
+        return a.T if self.orientation == "cols" and a.ndim == 2 else a
 
-    def _rows(self, arr):
-        a = numpy.asarray(arr)
-        return a.T if self.orientation == "cols" else a
+    def _gkey(self, kind, g):
+        lbl = f"{kind}_{label(self.cell, g)}"
+        return self.names.get(lbl, lbl)
+
+    def _groups(self):
+        """[(matrix key, bias key, gates)] of the concat/stacked packings."""
+        if self.packing.startswith("per_gate_"):
+            return [(self._gkey("W", g), self._gkey("b", g), [g]) for g in self.order]
+        return [(self.names["W"], self.names["b"], list(self.order))]
 
     def _keys(self):
+        if isinstance(self.packing, dict):
+            return list(self.packing)
         if self.packing == "per_gate":
             return [self.names.get(n, n) for n in self.param_names]
+        if self.packing.startswith("per_gate_"):
+            return [k for w, b, _ in self._groups() for k in ([w, b] if self.bias == "separate" else [w])]
         keys = [self.names["Wx"], self.names["Wh"]] if self.packing == "stacked" else [self.names["W"]]
         return keys + {"separate": [self.names["b"]], "split": [self.names["b_ih"], self.names["b_hh"]],
                        "split_concat": [self.names["b"]]}.get(self.bias, [])
 
+    def _col(self, v):
+        """Biases of column-vector code are (n, 1)."""
+        v = numpy.asarray(v)
+        return v[:, None] if v.ndim == 1 and self.vectors == "columns" and self.batch_axis else v
+
+    def _flat(self, arrays):
+        """The user's arrays with (n, 1) biases read as (n,)."""
+        return {k: (numpy.asarray(v)[:, 0] if self.vectors == "columns" and numpy.ndim(v) == 2
+                    and numpy.shape(v)[1] == 1 and k in self._bias_keys() else v)
+                for k, v in arrays.items()}
+
+    def _bias_keys(self):
+        shapes = param_shapes(self.cell)
+        if isinstance(self.packing, dict):
+            return {k for k, ns in self.packing.items() if all(len(shapes[n]) == 1 for n in ns)}
+        if self.packing == "per_gate":
+            return {self.names.get(n, n) for n in self.param_names if len(shapes[n]) == 1}
+        return {self.names["b"], self.names["b_ih"], self.names["b_hh"]} | {
+            b for _, b, _ in (self._groups() if "concat" in self.packing else [])}
+
     # -- parameters -------------------------------------------------------------------------
     def to_user(self, params):
         p = {n: self._sign(n) * numpy.asarray(params[n]) for n in self.param_names}
+        if isinstance(self.packing, dict):
+            out = {}
+            for key, ns in self.packing.items():
+                blocks = []
+                for n in ns:
+                    keys = [k for k, v in self.packing.items() if n in v]
+                    blocks.append(p[n] / 2 + _HALF[keys.index(key)] if len(keys) == 2 else p[n])
+                out[key] = self._orient(numpy.concatenate(blocks, axis=0))
+            return {k: numpy.array(self._col(v), copy=True) for k, v in out.items()}
         if self.packing == "per_gate":
-            return {self.names.get(n, n): numpy.array(v, copy=True) for n, v in p.items()}
-        G = [self.table[g] for g in self.order]
-        wx, wh = [p[t["W_x"]] for t in G], [p[t["W_h"]] for t in G]
-        b = numpy.concatenate([p[t["b_"]] for t in G])
+            return {self.names.get(n, n): numpy.array(self._col(v), copy=True) for n, v in p.items()}
         out = {}
         if self.packing == "stacked":
-            out[self.names["Wx"]], out[self.names["Wh"]] = self._mat(wx), self._mat(wh)
+            G = [self.table[g] for g in self.order]
+            out[self.names["Wx"]] = self._orient(numpy.concatenate([p[t["W_x"]] for t in G], 0))
+            out[self.names["Wh"]] = self._orient(numpy.concatenate([p[t["W_h"]] for t in G], 0))
+            groups = [(None, self.names["b"], self.order)]
         else:
-            parts = [numpy.concatenate(wx, 0), numpy.concatenate(wh, 0)]
-            parts = parts if self.packing == "concat_xh" else parts[::-1]
-            if self.bias in ("first", "last"):
-                parts.insert(0 if self.bias == "first" else 2, b[:, None])
-            m = numpy.concatenate(parts, axis=1)
-            out[self.names["W"]] = m.T if self.orientation == "cols" else m
-        if self.bias == "separate":
-            out[self.names["b"]] = b
-        elif self.bias in ("split", "split_concat"):
-            ih, hh = b / 2 + 0.125, b / 2 - 0.125
-            if self.bias == "split":
-                out[self.names["b_ih"]], out[self.names["b_hh"]] = ih, hh
-            else:
-                out[self.names["b"]] = numpy.concatenate([ih, hh])
-        return {k: numpy.array(v, copy=True) for k, v in out.items()}
+            groups = self._groups()
+        for wkey, bkey, gs in groups:
+            G = [self.table[g] for g in gs]
+            b = numpy.concatenate([p[t["b_"]] for t in G])
+            if wkey is not None:
+                parts = [numpy.concatenate([p[t["W_x"]] for t in G], 0),
+                         numpy.concatenate([p[t["W_h"]] for t in G], 0)]
+                parts = parts if self.packing.endswith("concat_xh") else parts[::-1]
+                if self.bias in ("first", "last"):
+                    parts.insert(0 if self.bias == "first" else 2, b[:, None])
+                out[wkey] = self._orient(numpy.concatenate(parts, axis=1))
+            if self.bias == "separate":
+                out[bkey] = b
+            elif self.bias in ("split", "split_concat"):
+                ih, hh = b / 2 + _HALF[0], b / 2 + _HALF[1]
+                if self.bias == "split":
+                    out[self.names["b_ih"]], out[self.names["b_hh"]] = ih, hh
+                else:
+                    out[bkey] = numpy.concatenate([ih, hh])
+        return {k: numpy.array(self._col(v), copy=True) for k, v in out.items()}
+
+    def _table_blocks(self, arrays, each):
+        out, tr = [], ".T" if self.orientation == "cols" else ""
+        shapes = param_shapes(self.cell)
+        for key, ns in self.packing.items():
+            a = self._orient(arrays[key])
+            H = a.shape[0] // len(ns) if len(ns) else 0
+            for j, n in enumerate(ns):
+                lo, hi = j * H, (j + 1) * H
+                lbl = (f"{key}[:, {lo}:{hi}]{tr}" if tr and len(shapes[n]) == 2 else f"{key}[{lo}:{hi}]")
+                out.append((n, lbl, a[lo:hi]))
+        if each:
+            return out
+        got = {}
+        for n, lbl, a in out:                  # a parameter listed twice is the sum of its blocks
+            got[n] = (n, got[n][1] + "+" + lbl, got[n][2] + a) if n in got else (n, lbl, a)
+        return list(got.values())
 
     def _blocks(self, arrays, part=None):
         """[(seed name, label, array)] cut from the user's packed arrays (``arrays[key]``)."""
+        arrays = self._flat(arrays)
+        if isinstance(self.packing, dict):
+            return self._table_blocks(arrays, part is not None)
         if self.packing == "per_gate":
-            out = []
-            for n in self.param_names:
-                k = self.names.get(n, n)
-                out.append((n, k, arrays[k]))
-            return out
-        k = len(self.order)
-        out = []
+            return [(n, self.names.get(n, n), arrays[self.names.get(n, n)]) for n in self.param_names]
+        k, out = len(self.order), []
+        tr = ".T" if self.orientation == "cols" else ""
         if self.packing == "stacked":
-            mx, mh = self._rows(arrays[self.names["Wx"]]), self._rows(arrays[self.names["Wh"]])
+            mx, mh = self._orient(arrays[self.names["Wx"]]), self._orient(arrays[self.names["Wh"]])
             H = mh.shape[0] // k
-            D, lbl_x, lbl_h = mx.shape[1], self.names["Wx"], self.names["Wh"]
-            cols_x, cols_h = slice(None), slice(None)
+            D = mx.shape[1]
+            groups = [(self.names["Wx"], self.names["Wh"], mx, mh, slice(0, D), slice(0, H),
+                       None, self.names["b"], self.order)]
         else:
-            m = self._rows(arrays[self.names["W"]])
-            H = m.shape[0] // k
-            D = m.shape[1] - H - (self.bias in ("first", "last"))
-            at = 1 if self.bias == "first" else 0
-            x_first = self.packing == "concat_xh"
-            cols_x = slice(at, at + D) if x_first else slice(at + H, at + H + D)
-            cols_h = slice(at + D, at + D + H) if x_first else slice(at, at + H)
-            mx = mh = m
-            lbl_x = lbl_h = self.names["W"]
-            bcol = 0 if self.bias == "first" else m.shape[1] - 1
-        for j, g in enumerate(self.order):
-            rows = slice(j * H, (j + 1) * H)
-            t = self.table[g]
-            tr = ".T" if self.orientation == "cols" else ""
-            out.append((t["W_x"], f"{lbl_x}{tr}[{j * H}:{(j + 1) * H}, {cols_x.start or 0}:"
-                        f"{cols_x.stop if cols_x.stop is not None else D}]", mx[rows, cols_x]))
-            out.append((t["W_h"], f"{lbl_h}{tr}[{j * H}:{(j + 1) * H}, {cols_h.start or 0}:"
-                        f"{cols_h.stop if cols_h.stop is not None else H}]", mh[rows, cols_h]))
-            if self.bias == "separate":
-                out.append((t["b_"], f"{self.names['b']}[{j * H}:{(j + 1) * H}]",
-                            numpy.asarray(arrays[self.names["b"]])[rows]))
-            elif self.bias in ("first", "last"):
-                out.append((t["b_"], f"{self.names['W']}{tr}[{j * H}:{(j + 1) * H}, {bcol}]", m[rows, bcol]))
-            elif self.bias == "split":
-                for key in ([part] if part else [self.names["b_ih"], self.names["b_hh"]]):
-                    out.append((t["b_"], f"{key}[{j * H}:{(j + 1) * H}]", numpy.asarray(arrays[key])[rows]))
-                if not part:                   # the parameter is the sum of the two
-                    (n, _, a), (_, _, b) = out[-2], out[-1]
-                    out[-2:] = [(n, f"{self.names['b_ih']}+{self.names['b_hh']}", a + b)]
-            elif self.bias == "split_concat":
-                B, key = numpy.asarray(arrays[self.names["b"]]), self.names["b"]
-                lo, hi = (j * H, (j + 1) * H), ((k + j) * H, (k + j + 1) * H)
-                if part is None:               # the parameter is the sum of the two halves
-                    out.append((t["b_"], f"{key}[{lo[0]}:{lo[1]}]+[{hi[0]}:{hi[1]}]",
-                                B[lo[0]:lo[1]] + B[hi[0]:hi[1]]))
-                else:
-                    a, b = lo if part == "ih" else hi
-                    out.append((t["b_"], f"{key}[{a}:{b}]", B[a:b]))
+            groups = []
+            for wkey, bkey, gs in self._groups():
+                m = self._orient(arrays[wkey])
+                H = m.shape[0] // len(gs)
+                D = m.shape[1] - H - (self.bias in ("first", "last"))
+                at = 1 if self.bias == "first" else 0
+                x_first = self.packing.endswith("concat_xh")
+                cx = slice(at, at + D) if x_first else slice(at + H, at + H + D)
+                ch = slice(at + D, at + D + H) if x_first else slice(at, at + H)
+                groups.append((wkey, wkey, m, m, cx, ch, 0 if self.bias == "first" else m.shape[1] - 1,
+                               bkey, gs))
+        for lx, lh, mx, mh, cx, ch, bcol, bkey, gs in groups:
+            kk = len(gs)
+            for j, g in enumerate(gs):
+                rows, t = slice(j * H, (j + 1) * H), self.table[g]
+                rr = f"{j * H}:{(j + 1) * H}"
+                out.append((t["W_x"], f"{lx}{tr}[{rr}, {cx.start}:{cx.stop}]", mx[rows, cx]))
+                out.append((t["W_h"], f"{lh}{tr}[{rr}, {ch.start}:{ch.stop}]", mh[rows, ch]))
+                if self.bias == "separate":
+                    out.append((t["b_"], f"{bkey}[{rr}]", numpy.asarray(arrays[bkey])[rows]))
+                elif self.bias in ("first", "last"):
+                    out.append((t["b_"], f"{lx}{tr}[{rr}, {bcol}]", mx[rows, bcol]))
+                elif self.bias == "split":
+                    for key in ([part] if part else [self.names["b_ih"], self.names["b_hh"]]):
+                        out.append((t["b_"], f"{key}[{rr}]", numpy.asarray(arrays[key])[rows]))
+                    if not part:                   # the parameter is the sum of the two
+                        (n, _, a), (_, _, b) = out[-2], out[-1]
+                        out[-2:] = [(n, f"{self.names['b_ih']}+{self.names['b_hh']}", a + b)]
+                elif self.bias == "split_concat":
+                    B = numpy.asarray(arrays[bkey])
+                    lo, hi = (j * H, (j + 1) * H), ((kk + j) * H, (kk + j + 1) * H)
+                    if part is None:               # the parameter is the sum of the two halves
+                        out.append((t["b_"], f"{bkey}[{lo[0]}:{lo[1]}]+[{hi[0]}:{hi[1]}]",
+                                    B[lo[0]:lo[1]] + B[hi[0]:hi[1]]))
+                    else:
+                        a, b = lo if part == "ih" else hi
+                        out.append((t["b_"], f"{bkey}[{a}:{b}]", B[a:b]))
         return out
 
     def from_user(self, user):
         got = {n: self._sign(n) * numpy.array(a, dtype=float, copy=True) for n, _, a in self._blocks(user)}
-        H = next(a.shape[0] for n, a in got.items() if n.startswith("W_h"))
-        return {n: got[n] if n in got else numpy.zeros(H) for n in self.param_names}
+        H = next((a.shape[0] for n, a in got.items() if n.startswith("W_h")), None)
+        return {n: got[n] if n in got else numpy.zeros(H if H is not None else 0) for n in self.param_names}
 
     def grad_views(self, user_grads):
         keyed = {k: user_grads[self._gname(k)] if self._gname(k) in user_grads else user_grads[k]
                  for k in self._keys()}
+        if isinstance(self.packing, dict):           # each block of a summed pair is its gradient
+            return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a))
+                    for n, lbl, a in self._blocks(keyed, part="each")]
         if self.bias in ("split", "split_concat"):   # each half's gradient is the bias gradient
             biases = {t["b_"] for t in self.table.values()}
             one, two = ((self.names["b_ih"], self.names["b_hh"]) if self.bias == "split"
@@ -200,6 +305,46 @@ class PackedLayout(Layout):
             blocks += [b for b in self._blocks(keyed, two) if b[0] in biases]
             return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a)) for n, lbl, a in blocks]
         return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a)) for n, lbl, a in self._blocks(keyed)]
+
+    # -- vectors and calls ------------------------------------------------------------------
+    def vec_in(self, a):
+        if a is None:
+            return None
+        a = numpy.asarray(a)
+        if not self.batch_axis:
+            return a[..., 0, :]
+        return numpy.swapaxes(a, -1, -2) if self.vectors == "columns" else a
+
+    def vec_out(self, a):
+        if a is None or not hasattr(a, "ndim"):
+            return a
+        if not self.batch_axis:
+            return a[..., None, :]
+        return numpy.swapaxes(a, -1, -2) if self.vectors == "columns" and a.ndim >= 2 else a
+
+    def user_args(self, user_params):
+        return STEP_CONVENTIONS[self.convention][0](self, user_params)
+
+    def call_forward(self, fn, user_params, x, state):
+        st, ctx = STEP_CONVENTIONS[self.convention][1](
+            self, fn, user_params, self.vec_in(x), tuple(self.vec_in(s) for s in state))
+        return tuple(self.vec_out(s) for s in st), ctx
+
+    def call_backward(self, fn, ctx, user_params, x, state, dstate):
+        g, dx, dprev = STEP_CONVENTIONS[self.convention][2](
+            self, fn, ctx, user_params, self.vec_in(x), tuple(self.vec_in(s) for s in state),
+            tuple(self.vec_in(s) for s in dstate))
+        return g, self.vec_out(dx), tuple(self.vec_out(s) for s in dprev)
+
+
+def _gates_in(packing):
+    seen = []
+    for ns in packing.values():
+        for n in ns:
+            g = n.split("_")[-1][-1]
+            if g not in seen:
+                seen.append(g)
+    return seen
 
 
 def onnx_layout(cell="lstm"):

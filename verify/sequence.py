@@ -404,6 +404,8 @@ def check_sequence(cell, forward=None, backward=None, *, layout=None, batch_firs
             "skip": tuple(skip), "allow_upcast": allow_upcast,
             "no_grad": () if biases else tuple(_bias_names(c))}
     conv = convention_for(layout, batch_first)
+    if not getattr(layout, "batch_axis", True):      # one-sample code: 1-D vectors, B = 1
+        batch = 1
     upstream = dict(upstream or {})
     if any(n not in c.states or v != 0 for n, v in upstream.items()):
         raise ValueError(f"upstream must map states of {c.name!r} ({', '.join(c.states)}) to 0, "
