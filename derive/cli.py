@@ -34,7 +34,11 @@ def build_parser(prog="python -m derive"):
                    help="symbol names in the LaTeX and Markdown output: "
                         + ", ".join(_notation_names()) + " (default: seed)")
     p.add_argument("--pdf", action="store_true",
-                   help="also compile derivations.tex to derivations.pdf in --out (needs pdflatex)")
+                   help="also compile derivations.tex to derivations.pdf in --out (needs "
+                        "pdflatex) and derivations.zh.tex to derivations.zh.pdf (needs xelatex)")
+    p.add_argument("--lang", default="all", choices=("en", "zh", "all"),
+                   help="which editions of the article to write: en (derivations.tex/.md), "
+                        "zh (derivations.zh.tex/.md, Chinese) or all (default: all)")
     p.add_argument("--no-figure", dest="figure", action="store_false",
                    help="leave the gradient-flow figure out of the article "
                         "(no PNG/SVG; matplotlib not needed)")
@@ -85,9 +89,10 @@ def run(argv=None, prog="python -m derive") -> int:
         return 0
     _validate(args)
     if args.pdf:
-        from derive.document.pdf import INSTALL_HINT, TEX_ENGINE
-        if shutil.which(TEX_ENGINE) is None:
-            say_error(prog, f"--pdf needs {TEX_ENGINE}, which is not on PATH; {INSTALL_HINT}")
+        from derive.document.pdf import missing_engine
+        missing = missing_engine(args.lang)
+        if missing is not None:
+            say_error(prog, f"--pdf needs {missing[0]}, which is not on PATH; {missing[1]}")
             return 3
     cells = select_cells(args)
     progress = Progress(quiet=args.quiet)
@@ -109,13 +114,14 @@ def run(argv=None, prog="python -m derive") -> int:
     else:
         print(f"{Path(args.out)}/ is up to date: {len(files)} files")
     if args.pdf:
-        from derive.document.pdf import PdfError, compile_pdf
+        from derive.document.pdf import PdfError, compile_all
         try:
-            pdf = compile_pdf(args.out)
+            pdfs = compile_all(args.out, args.lang)
         except PdfError as exc:
             say_error(prog, exc)
             return 3
-        print(f"wrote {pdf}")
+        for pdf in pdfs:
+            print(f"wrote {pdf}")
     return 0
 
 

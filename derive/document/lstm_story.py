@@ -80,6 +80,7 @@ PROSE = {"en": {
              "what keeps the gradient. The GRU does the same with its update gate.",
     "ref.h": "References",
 }}
+PROSE["zh"] = __import__("derive.document.prose_zh", fromlist=["LSTM_STORY"]).LSTM_STORY
 
 REFERENCES = (
     ("bengio1994", "Y. Bengio, P. Simard and P. Frasconi. Learning long-term dependencies with "

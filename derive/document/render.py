@@ -1,7 +1,8 @@
 """Rendering the document model (:mod:`derive.document.model`) to a standalone LaTeX
 article (pdflatex: T1 fonts, Latin Modern, hyperref; two passes settle every reference) and
 to Markdown with ``$...$`` / ``$$...$$`` math. Prose is escaped for each target; math is
-printed by :mod:`derive.printing.latex`."""
+printed by :mod:`derive.printing.latex`. ``lang="zh"``: the Chinese edition, for xelatex
+(ctexart, Noto CJK fonts), with Chinese fixed labels (:mod:`derive.document.prose_zh`)."""
 from __future__ import annotations
 
 from derive.document.model import (Appendix, Bibliography, Cite, Display, Figure, Heading,
@@ -34,13 +35,31 @@ PREAMBLE = (
     r"\sloppy",
 )
 
+#: The Chinese edition's preamble (xelatex). Debian: texlive-xetex, texlive-lang-chinese
+#: (ctex, xeCJK), fonts-noto-cjk (the Noto CJK SC fonts), texlive-fonts-recommended (the
+#: pzdr metric hyperref loads under xelatex) and lmodern (Latin Modern for Latin and math).
+PREAMBLE_ZH = (
+    r"\documentclass[UTF8,fontset=none,zihao=5]{ctexart}",
+    r"\setCJKmainfont{Noto Serif CJK SC}[BoldFont={Noto Sans CJK SC Bold},"
+    r"ItalicFont={Noto Serif CJK SC},SlantedFont={Noto Serif CJK SC}]",
+    r"\setCJKsansfont{Noto Sans CJK SC}[BoldFont={Noto Sans CJK SC Bold},"
+    r"ItalicFont={Noto Sans CJK SC},SlantedFont={Noto Sans CJK SC}]",
+    r"\setCJKmonofont{Noto Sans Mono CJK SC}",
+    r"\usepackage{lmodern}",
+    r"\usepackage[a4paper,hmargin=2.5cm,vmargin=2.5cm]{geometry}",
+    r"\pagestyle{plain}",                  # page numbers only, as the English article
+) + PREAMBLE[3:]          # microtype, amsmath, ..., hyperref (without fontenc)
 
-def tex_text(s: str) -> str:
+
+def tex_text(s: str, lang: str = "en") -> str:
     """Prose for LaTeX: special characters escaped, typographic quotes as ``...''; a
-    straight double quote opens and closes in turn."""
+    straight double quote opens and closes in turn. In Chinese (``lang="zh"``) curly quotes
+    stay as they are (full-width CJK punctuation under xeCJK)."""
     out, opening = [], True
     for ch in s:
-        if ch == '"':
+        if lang == "zh" and ch in "\u201c\u201d\u2018\u2019":
+            out.append(ch)
+        elif ch == '"':
             out.append("``" if opening else "''")
             opening = not opening
         else:
@@ -64,29 +83,40 @@ _REF_TEX = {"eq": r"\eqref{%s}", "sec": r"Section~\ref{%s}", "fig": r"Figure~\re
             "app": r"Appendix~\ref{%s}", "tab": r"Table~\ref{%s}"}
 
 
-def _tex_parts(parts) -> str:
+def _zh():
+    from derive.document import prose_zh
+    return prose_zh
+
+
+def _cite_text(part, lang):
+    return _zh().CITE_TEXT.get(part.key, part.text) if lang == "zh" else part.text
+
+
+def _tex_parts(parts, lang="en") -> str:
+    refs = _zh().REF_TEX if lang == "zh" else _REF_TEX
     out = []
     for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
         elif isinstance(part, Ref):
-            out.append(_REF_TEX[part.kind] % part.label)
+            out.append(refs[part.kind] % part.label)
         elif isinstance(part, Cite):
-            out.append(r"%s~\cite{%s}" % (tex_text(part.text), part.key))
+            out.append(r"%s~\cite{%s}" % (tex_text(_cite_text(part, lang), lang), part.key))
         else:
-            out.append(tex_text(part))
+            out.append(tex_text(part, lang))
     return "".join(out)
 
 
-def _md_parts(parts, cites) -> str:
+def _md_parts(parts, cites, lang="en") -> str:
     out = []
     for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
         elif isinstance(part, Ref):
-            out.append(md_text(part.text))
+            text = _zh().REF_TEXT.get(part.label, part.text) if lang == "zh" else part.text
+            out.append(md_text(text))
         elif isinstance(part, Cite):
-            out.append("%s [%d]" % (md_text(part.text), cites[part.key]))
+            out.append("%s [%d]" % (md_text(_cite_text(part, lang)), cites[part.key]))
         else:
             out.append(md_text(part))
     return "".join(out)
@@ -96,75 +126,78 @@ def _cell_parts(cell):
     return [cell] if isinstance(cell, (str, Math)) else list(cell)
 
 
-def _tex_table(t: Table) -> str:
+def _tex_table(t: Table, lang="en") -> str:
+    def row(cells):
+        return " & ".join(_tex_parts(_cell_parts(c), lang) for c in cells) + r" \\"
     lines = [r"\begin{center}\small", r"\begin{tabular}{%s}" % "".join(t.widths), r"\toprule",
-             " & ".join(_tex_parts(_cell_parts(c)) for c in t.header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex_parts(_cell_parts(c)) for c in row) + r" \\" for row in t.rows]
+             row(t.header), r"\midrule"]
+    lines += [row(r) for r in t.rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     if t.caption:
-        lines.append(r"\par\smallskip %s" % tex_text(t.caption))
+        lines.append(r"\par\smallskip %s" % tex_text(t.caption, lang))
     lines.append(r"\end{center}")
     return "\n".join(lines)
 
 
-def _md_table(t: Table, cites) -> str:
+def _md_table(t: Table, cites, lang="en") -> str:
     def row(cells):
-        return "| " + " | ".join(_md_parts(_cell_parts(c), cites) for c in cells) + " |"
+        return "| " + " | ".join(_md_parts(_cell_parts(c), cites, lang) for c in cells) + " |"
     lines = [row(t.header), "|" + "---|" * len(t.header)] + [row(r) for r in t.rows]
     if t.caption:
         lines += ["", md_text(t.caption)]
     return "\n".join(lines)
 
 
-def _tex_figure(b: Figure) -> list:
+def _tex_figure(b: Figure, lang="en") -> list:
     out = [r"\IfFileExists{%s}{" % b.path]
-    out += [_tex_parts(p.parts) + "\n" for p in b.intro]
+    out += [_tex_parts(p.parts, lang) + "\n" for p in b.intro]
     out.append(r"\begin{figure}[tbp]\centering")
     out.append(r"\includegraphics[width=0.98\linewidth,height=0.72\textheight,keepaspectratio]{%s}%%"
                % b.path)
-    out.append(r"\caption{%s}\label{%s}" % (tex_text(b.caption), b.label))
+    out.append(r"\caption{%s}\label{%s}" % (tex_text(b.caption, lang), b.label))
     out.append(r"\end{figure}}{}")
     return out
 
 
-def render_tex(blocks, title) -> str:
+def render_tex(blocks, title, lang="en") -> str:
+    """The standalone article; ``lang="zh"`` the xelatex/ctex edition."""
+    tt = lambda s: tex_text(s, lang)  # noqa: E731
     out = ["% Generated by python -m derive (rnn-calculus) from derive/cells; do not edit.",
-           *PREAMBLE,
-           r"\hypersetup{pdftitle={%s},pdfauthor={rnn-calculus}}" % tex_text(title),
-           r"\title{%s}" % tex_text(title), r"\author{rnn-calculus}", r"\date{}",
+           *(PREAMBLE_ZH if lang == "zh" else PREAMBLE),
+           r"\hypersetup{pdftitle={%s},pdfauthor={rnn-calculus}}" % tt(title),
+           r"\title{%s}" % tt(title), r"\author{rnn-calculus}", r"\date{}",
            r"\begin{document}", r"\maketitle", r"\tableofcontents", r"\clearpage", ""]
     for b in blocks:
         if isinstance(b, Heading):
             cmd = {1: "section", 2: "subsection"}.get(b.level, "subsubsection")
-            out.append(r"\%s{%s}" % (cmd, tex_text(b.text)) +
+            out.append(r"\%s{%s}" % (cmd, tt(b.text)) +
                        (r"\label{%s}" % b.label if b.label else ""))
         elif isinstance(b, Para):
-            out.append(_tex_parts(b.parts))
+            out.append(_tex_parts(b.parts, lang))
         elif isinstance(b, Display):
             out.append(align_env(b.eqs).rstrip("\n"))
         elif isinstance(b, Quote):
             out.append("\\begin{gather*}\n" + " \\\\\n".join(b.rows) + "\n\\end{gather*}")
         elif isinstance(b, Figure):
-            out += _tex_figure(b)
+            out += _tex_figure(b, lang)
         elif isinstance(b, Table):
-            out.append(_tex_table(b))
+            out.append(_tex_table(b, lang))
         elif isinstance(b, Appendix):
             out.append(r"\clearpage" + "\n" + r"\appendix")
         elif isinstance(b, NewPage):
             out.append(r"\clearpage")
         elif isinstance(b, Bibliography):
             out.append(r"\renewcommand{\refname}{%s}\phantomsection"
-                       r"\addcontentsline{toc}{section}{%s}" % (tex_text(b.title),
-                                                                tex_text(b.title)))
+                       r"\addcontentsline{toc}{section}{%s}" % (tt(b.title), tt(b.title)))
             out.append(r"\begin{thebibliography}{%d}" % len(b.items))
-            out += [r"\bibitem{%s} %s" % (key, tex_text(text)) for key, text in b.items]
+            out += [r"\bibitem{%s} %s" % (key, tt(text)) for key, text in b.items]
             out.append(r"\end{thebibliography}")
         out.append("")
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
 
-def render_md(blocks, title) -> str:
+def render_md(blocks, title, lang="en") -> str:
     cites = {key: n for b in blocks if isinstance(b, Bibliography)
              for n, (key, _) in enumerate(b.items, 1)}
     out = ["<!-- Generated by python -m derive (rnn-calculus) from derive/cells; do not edit. -->",
@@ -173,18 +206,18 @@ def render_md(blocks, title) -> str:
         if isinstance(b, Heading):
             out.append("#" * (b.level + 1) + " " + md_text(b.text))
         elif isinstance(b, Para):
-            out.append(_md_parts(b.parts, cites))
+            out.append(_md_parts(b.parts, cites, lang))
         elif isinstance(b, Display):
             out.append("$$\n" + aligned_env(b.eqs) + "\n$$")
         elif isinstance(b, Quote):
             out.append("$$\n\\begin{gathered}\n" + " \\\\\n".join(b.rows) +
                        "\n\\end{gathered}\n$$")
         elif isinstance(b, Figure):
-            out += [_md_parts(p.parts, cites) + "\n" for p in b.intro]
+            out += [_md_parts(p.parts, cites, lang) + "\n" for p in b.intro]
             out.append("![%s](%s)\n" % (md_text(b.alt or b.caption), b.path))
             out.append("*%s*" % md_text(b.caption))
         elif isinstance(b, Table):
-            out.append(_md_table(b, cites))
+            out.append(_md_table(b, cites, lang))
         elif isinstance(b, Bibliography):
             out.append("## " + md_text(b.title) + "\n")
             out += ["%d. %s" % (n, md_text(text)) for n, (_, text) in enumerate(b.items, 1)]

@@ -120,6 +120,7 @@ APPENDIX_PROSE = {"en": {
     "tab.cell": "cell", "tab.what": "what it is", "tab.params": "parameters",
     "tab.states": "states",
 }}
+APPENDIX_PROSE["zh"] = __import__("derive.document.prose_zh", fromlist=["APPENDIX"]).APPENDIX
 
 
 def comparison_table(cells, notation, lang="en") -> Table:
@@ -210,6 +211,7 @@ MAIN_SECTIONS = (
     teaching.conventions_blocks,
     teaching.elman_blocks,
     teaching.bptt_blocks,
+    __import__("derive.document.worked_example", fromlist=["_"]).worked_example_blocks,
     teaching.vanishing_blocks,
 )
 
@@ -224,6 +226,8 @@ def document_blocks(cells, notation=None, figure=True, per_cell=None, lang="en")
     blocks += lstm_story.lstm_blocks(notation, lang, figure=figure)
     blocks += lstm_story.gru_blocks(notation, lang)
     blocks += lstm_story.summary_blocks(notation, lang)
+    blocks += __import__("derive.document.crosswalk", fromlist=["_"]).crosswalk_blocks(notation, lang)
+    blocks += __import__("derive.document.cheatsheet", fromlist=["_"]).cheatsheet_blocks(notation, lang)
     blocks += lstm_story.references_blocks(lang)
     blocks += appendix_blocks(cells, notation, lang)
     blocks += seed_blocks(cells, notation)

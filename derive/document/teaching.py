@@ -94,6 +94,7 @@ PROSE = {"en": {
              "{J}. For {wge} the gradient over {k} steps does not vanish; for {wgt} it "
              "explodes:",
 }}
+PROSE["zh"] = __import__("derive.document.prose_zh", fromlist=["TEACHING"]).TEACHING
 
 
 def _text(lang):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy
 import sympy
 
+from derive.codegen.runtime import kernels
 from derive.document.equations import Ctx
 from derive.document.model import Display, Heading, Math, Ref, prose
 from derive.printing.latex import Eq, strip_breaks
@@ -77,8 +78,7 @@ def numbers(cell_name: str = "rnn_sigmoid") -> dict:
     """The example's numbers, from the generated kernels: hs (T, H), J (T, H, H),
     pass2 = what step 2 passes back to h_1, dh1 = the gradient reaching h_1, dh0, and the
     parameter gradients ``grads``."""
-    import derive
-    k = derive.kernels(cell_name)
+    k = kernels(cell_name)
     p = {n: numpy.asarray(v, dtype=float) for n, v in PARAMS.items()}
     xs, h0, dhs = (numpy.asarray(a, dtype=float) for a in (XS, H0, DHS))
     hs, cache = k.forward(p, xs, (h0,))

@@ -31,5 +31,6 @@ KERNEL_API = frozenset({"CELL", "CELLS", "OUTPUT", "PARAMS", "STATE", "TORCH", "
 RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive", "type"}
                      | KERNEL_API
                      | set(keyword.kwlist) | set(keyword.softkwlist)
-                     | {cls.name for cls in ALL_PRIMITIVES})
+                     | {cls.name for cls in ALL_PRIMITIVES}
+                     | {cls.numpy for cls in ALL_PRIMITIVES})     # absolute: abs's NumPy name
 RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step

@@ -14,8 +14,9 @@ LAYERS = [
     {"derive.spec"},
     {"derive.printing"},
     {"derive.seed"},
-    {"derive.document", "derive.codegen"},
+    {"derive.codegen"},
     {"derive.analysis"},
+    {"derive.document"},      # presents derived, generated and measured results (the worked example)
     {"derive.export"},
     {"derive"},               # the facade and the modules at derive/'s top: api, cli, cliutil
     {"verify"},

@@ -128,10 +128,12 @@ from sympy import (DiagMatrix, HadamardProduct as Had, MatAdd, MatMul as Mul,  #
                    OneMatrix, Transpose)
 
 from derive.core import algebra  # noqa: E402
-from derive.core.primitives import Elementwise  # noqa: E402
+from derive.core.primitives import ALL_PRIMITIVES, Elementwise  # noqa: E402
 from derive.printing.text import text  # noqa: E402
 
-_TOKEN = re.compile(r"\s*(?:(?P<func>σ'|σ|tanh'|tanh|relu'|relu|diag)\(|(?P<num>\d+(?:/\d+)?)"
+_FUNCS = "|".join(map(re.escape, sorted({p.text for p in ALL_PRIMITIVES} | {"diag"},
+                                        key=len, reverse=True)))
+_TOKEN = re.compile(r"\s*(?:(?P<func>" + _FUNCS + r")\(|(?P<num>\d+(?:/\d+)?)"
                     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+⊙ᵀ()]))")
 
 
