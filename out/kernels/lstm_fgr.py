@@ -104,6 +104,140 @@ def relu_prime(x, out=None):
         else (x > 0).astype(x.dtype)
 
 
+# -- exp, log, sqrt: the value at the edge of the domain is IEEE's, without a floating-point
+# event (errstate ignore): exp(x) = inf for x > log(max) = 709.78 (float64), 88.72 (float32),
+# and rounds to a subnormal or 0 below -708.4 (float64), -87.3 (float32); log and sqrt are
+# defined for x > 0: log(0) = -inf, log'(0) = sqrt'(0) = inf, and nan for x < 0.
+
+def exp(x, out=None):
+    """exp(x); inf for x > 709.78 in float64 (88.72 in float32), by nature, without a warning."""
+    with numpy.errstate(over="ignore", under="ignore"):
+        return numpy.exp(x, out=out)
+
+
+exp_prime = exp
+
+
+def log(x, out=None):
+    """log(x) for x > 0 (-inf at 0, nan below, without a warning)."""
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        return numpy.log(x, out=out)
+
+
+def log_prime(x, out=None):
+    """log'(x) = 1/x for x > 0 (inf at 0 and for subnormal x below 1/max, without a warning)."""
+    with numpy.errstate(divide="ignore", over="ignore", under="ignore"):
+        return numpy.divide(1, x, out=out)
+
+
+def sqrt(x, out=None):
+    """sqrt(x) for x >= 0 (nan below, without a warning)."""
+    with numpy.errstate(invalid="ignore"):
+        return numpy.sqrt(x, out=out)
+
+
+@_scalar_safe
+def sqrt_prime(x, out=None):
+    """sqrt'(x) = 1 / (2 sqrt(x)) for x > 0: infinite at 0 (without a warning), nan below."""
+    with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = numpy.sqrt(x, out=out)
+        r *= 2
+        return numpy.divide(1, r, out=r)
+
+
+# -- softplus, logsigmoid, silu: stable for finite x of any magnitude, no floating-point events
+
+@_scalar_safe
+def softplus(x, out=None):
+    """softplus(x) = log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)); for x < -limit (700 in
+    float64, 80 in float32) it returns exp(-limit) (<= 2e-35), above the true value."""
+    m = numpy.maximum(x, 0)
+    e = _exp_neg_magnitude(x, out, 1.0)
+    numpy.log1p(e, out=e)
+    return numpy.add(e, m, out=e)
+
+
+@_scalar_safe
+def softplus_prime(x, out=None):
+    """softplus'(x) = sigma(x)."""
+    return sigmoid(x, out=out)
+
+
+@_scalar_safe
+def logsigmoid(x, out=None):
+    """log sigma(x) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|))."""
+    e = softplus(numpy.negative(x), out=out)
+    return numpy.negative(e, out=e)
+
+
+@_scalar_safe
+def logsigmoid_prime(x, out=None):
+    """(log sigma)'(x) = sigma(-x)."""
+    return sigmoid(numpy.negative(x), out=out)
+
+
+@_scalar_safe
+def silu(x, out=None):
+    """silu(x) = x sigma(x), with the stable sigmoid (for x < -limit: x sigma(-limit), within
+    |x| e^-limit of the true value, which is smaller)."""
+    s = sigmoid(x)
+    return numpy.multiply(x, s, out=out if out is not None else s)
+
+
+@_scalar_safe
+def silu_prime(x, out=None):
+    """silu'(x) = sigma(x) (1 + x sigma(-x)), written with e = exp(-|x|) as
+    e (1 + x + e) / (1 + e)**2 for x < 0 and (1 + e + x e) / (1 + e)**2 for x >= 0: no
+    cancellation except in 1 + x + e near the zero x = -1.2785 (where 1 + x is exact)."""
+    neg = numpy.less(x, 0)
+    e = _exp_neg_magnitude(x, None, 1.0)
+    d = e + 1
+    d *= d
+    pos = numpy.multiply(x, e)
+    pos += e
+    pos += 1                                    # 1 + e + x e  (x >= 0)
+    n = numpy.add(x, 1, out=out)                # 1 + x        (x < 0; out may be x)
+    n += e                                      # 1 + x + e
+    n *= numpy.where(neg, e, 1)                 # e (1 + x + e)
+    numpy.copyto(n, pos, where=~neg)
+    return numpy.divide(n, d, out=n)
+
+
+# -- abs, cos, sin (cos and sin of a subnormal x flag underflow in NumPy: ignored, the value
+# is exact there)
+
+def absolute(x, out=None):
+    """abs(x) = |x| (named so that generated modules keep Python's abs)."""
+    return numpy.abs(x, out=out)
+
+
+def absolute_prime(x, out=None):
+    """abs'(x) = sgn(x) in {-1, 0, 1}; sgn(0) = 0 (PyTorch's subgradient at 0)."""
+    return numpy.sign(x, out=out)
+
+
+def cos(x, out=None):
+    """cos(x)."""
+    with numpy.errstate(under="ignore"):
+        return numpy.cos(x, out=out)
+
+
+@_scalar_safe
+def cos_prime(x, out=None):
+    """cos'(x) = -sin(x)."""
+    s = sin(x, out=out)
+    return numpy.negative(s, out=s)
+
+
+def sin(x, out=None):
+    """sin(x)."""
+    with numpy.errstate(under="ignore"):
+        return numpy.sin(x, out=out)
+
+
+sin_prime = cos
+
+
 # --------------------------------------------------------------------------------------
 # input checking and parameter packing (derive/codegen/support.py, copied verbatim)
 
