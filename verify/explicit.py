@@ -16,7 +16,7 @@ The oracle derivatives use nothing of the engine:
   J_{s x}^T Delta_s`` and ``delta theta[i, j] = dL / d theta[i, j]`` by scalar ``diff``.
 
 The engine's derived expressions (``cell.jacobian``, ``cell.backward()``) are expanded the
-same way: their ``Var`` symbols take the explicit forward values, their ``Adjoint`` symbols
+same way: their ``Var`` symbols take the explicit forward values, their ``Cotangent`` symbols
 the explicit values of the earlier assignments. Two explicit matrices are equal when every
 entry is proved equal by :func:`scalar_equal`: structurally, or as rational functions with
 every transcendental node (``exp``/``tanh``/``Heaviside`` of an argument) taken as an
@@ -208,7 +208,7 @@ class Explicit:
 
     def explicit(self, expr, extra=None) -> ImmutableMatrix:
         """The explicit matrix of a cell expression: leaves, equation variables and the
-        adjoints given in ``extra`` ({Adjoint: matrix}) replaced by their explicit values."""
+        adjoints given in ``extra`` ({Cotangent: matrix}) replaced by their explicit values."""
         by_name = {sym.name: mat for sym, mat in self.leaves.items()}
         by_name.update(self.values)
         if extra:
@@ -273,7 +273,7 @@ class Explicit:
         return self.explicit(self.cell.jacobian(of, wrt))
 
     def adjoint_values(self) -> dict:
-        """Adjoint name -> explicit value, evaluating the backward assignments in order."""
+        """Cotangent name -> explicit value, evaluating the backward assignments in order."""
         if self._adjoints is None:
             vals: dict = {}
             for delta, expr in self.cell.backward().assignments:

@@ -3,7 +3,7 @@
 :func:`evaluate` interprets a derived (or defining) matrix expression of the engine with NumPy,
 node by node, from the vocabulary's meaning (docs/ARCHITECTURE.md, "Expression vocabulary"):
 
-* leaves (``Param``, ``Input``, ``PrevState``, ``Var``, ``Adjoint``, ``Incoming``; any
+* leaves (``Param``, ``Input``, ``PrevState``, ``Var``, ``Cotangent``, ``Incoming``; any
   ``MatrixSymbol``) are looked up by name in ``values``;
 * ``MatAdd`` is the sum, ``MatMul`` ``c * A_1 @ ... @ A_k`` (c its rational coefficient),
   ``HadamardProduct`` the entrywise product, ``Transpose`` swaps the last two axes,

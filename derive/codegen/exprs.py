@@ -10,7 +10,7 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, Transpose
 
 from derive.core.algebra import VecPoly, add, hadamard, matmul, ones, scale, transpose
 from derive.core.primitives import ALL_PRIMITIVES, Elementwise
-from derive.core.symbols import Adjoint, Incoming, Input, Param, PrevState, Var
+from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState, Var
 
 RESERVED = {"numpy", "self"} | {p.numpy for p in ALL_PRIMITIVES} | {p.name for p in ALL_PRIMITIVES}
 
@@ -131,7 +131,7 @@ def free_inputs(assigns):
 
 def ordered(syms):
     """Arguments of a math function: by role, then by name with numbers in numeric order."""
-    rank = {Incoming: 0, PrevState: 1, Input: 2, Var: 3, Adjoint: 4, Param: 5}
+    rank = {Incoming: 0, PrevState: 1, Input: 2, Var: 3, Cotangent: 4, Param: 5}
 
     def natural(name):
         return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", name)]

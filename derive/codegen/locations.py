@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sympy
 
 from derive.codegen.exprs import symbols_in
-from derive.core.symbols import Adjoint, Incoming, Input, Param, PrevState
+from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def place_values(plan) -> dict:
             return Location("incoming", rows, cached=f"_in_{index[sym.state]}")
         if sym in products:
             return Location("product", rows, cached=sym.name)
-        if isinstance(sym, Adjoint):
+        if isinstance(sym, Cotangent):
             return Location("adjoint", rows, cached=f"_b_{sym.name}")
         if sym in act_at:
             g, j = act_at[sym]

@@ -14,7 +14,7 @@ from derive.codegen.exprs import (PRIMITIVE_OF, KernelPlanError, add, canon, coe
 from derive.codegen.ir import (Backward, FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
                                PrevDelta, SlotAdjoint, Stage, VecGrad)
 from derive.core.primitives import Elementwise
-from derive.core.symbols import Adjoint, Input, Var
+from derive.core.symbols import Cotangent, Input, Var
 
 def attach_adjoints(cell, bw, groups) -> tuple:
     """The groups with each slot's adjoint set: the v of the term v u^T of dW (u = the
@@ -111,7 +111,7 @@ class _BackwardBuilder:
                 keys[key] = len(self.buffers)
                 self.buffers.append(g.slots)
             new.append(replace(g, buffer=keys[key], psym=None if g.hoisted else
-                               Adjoint(f"_P{g.index}", g.operand.shape[0], 1)))
+                               Cotangent(f"_P{g.index}", g.operand.shape[0], 1)))
         self.groups = tuple(new)
         slots = [s for g in self.groups for s in g.slots]
 
@@ -211,7 +211,7 @@ class _BackwardBuilder:
             elif isinstance(e, MatrixSymbol):
                 out_syms.append(out)
             else:
-                sym = Adjoint(f"_o{n}", *e.shape)
+                sym = Cotangent(f"_o{n}", *e.shape)
                 expr_of[sym] = e
                 assigns.append((sym, e))
                 out_syms.append(replace(out, value=sym))

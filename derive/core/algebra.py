@@ -22,7 +22,7 @@ from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive.core.primitives import Elementwise
-from derive.core.symbols import Adjoint, Incoming, Param
+from derive.core.symbols import Cotangent, Incoming, Param
 
 
 # ---------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def atom_rank(atom) -> tuple:
     key = _RANK_CACHE.get(atom)
     if key is None:
         if isinstance(atom, MatrixSymbol):
-            if isinstance(atom, (Adjoint, Incoming)):
+            if isinstance(atom, (Cotangent, Incoming)):
                 rank = _RANK_ADJOINT
             elif isinstance(atom, Param):
                 rank = _RANK_PARAM

@@ -21,7 +21,7 @@ from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
 from derive.core.primitives import Elementwise
 from derive.core.rules import jvp, pull_back, sum_cotangents
-from derive.core.symbols import (DIMS, Adjoint, Incoming, Input, LossGradient, Param, PrevState, Var,
+from derive.core.symbols import (DIMS, Cotangent, Incoming, Input, LossGradient, Param, PrevState, Var,
                       adjoint_name, incoming_name, prev_name)
 
 
@@ -69,21 +69,21 @@ class Backward:
     and ``params`` give the gradients the step passes back (parameter gradients are this
     step's contribution; BPTT sums them over t)."""
     incoming: dict            # state name -> Incoming symbol (Delta s_t)
-    assignments: list         # [(Adjoint, expr)] in evaluation order
+    assignments: list         # [(Cotangent, expr)] in evaluation order
     prev_states: dict         # state name -> expr of delta s_{t-1}
     input: object             # expr of delta x_t
     params: dict              # param name -> expr of this step's delta param
-    adjoint_of: dict = field(default_factory=dict)   # Adjoint name -> the Var it belongs to
+    adjoint_of: dict = field(default_factory=dict)   # Cotangent name -> the Var it belongs to
 
     def outputs(self):
         """All (symbol, expr) pairs of the step: named deltas, then what is passed back."""
         from derive.core.symbols import H
         out = list(self.assignments)
         for s, e in self.prev_states.items():
-            out.append((Adjoint(adjoint_name(prev_name(s)), H, 1), e))
-        out.append((Adjoint(adjoint_name("x"), *self.input.shape), self.input))
+            out.append((Cotangent(adjoint_name(prev_name(s)), H, 1), e))
+        out.append((Cotangent(adjoint_name("x"), *self.input.shape), self.input))
         for p, e in self.params.items():
-            out.append((Adjoint(adjoint_name(p), *e.shape), e))
+            out.append((Cotangent(adjoint_name(p), *e.shape), e))
         return out
 
 
@@ -263,7 +263,7 @@ class Cell:
                 total = total + ct
             if total.is_zero():
                 continue
-            delta = Adjoint(adjoint_name(name), *eq.lhs.shape)
+            delta = Cotangent(adjoint_name(name), *eq.lhs.shape)
             adjoint_of[delta.name] = name
             assignments.append((delta, total))
             pull_back(eq.rhs, VecPoly.atom(delta), leaf)

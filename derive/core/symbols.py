@@ -19,8 +19,9 @@ DIMS = {"H": H, "D": D}
 class CellSymbol(MatrixSymbol):
     """Base of all cell symbols; ``role`` names the class for printers and reports.
 
-    SymPy's printers dispatch on class names (``_print_Adjoint`` is SymPy's conjugate
-    transpose), but a printmethod hook on the expression runs first: these hooks make
+    SymPy's printers dispatch on class names (so no role class is named like a SymPy class:
+    the deltas are ``Cotangent``, not ``Adjoint``, SymPy's conjugate transpose), and a
+    printmethod hook on the expression runs before that dispatch: these hooks make
     ``sympy.latex``, ``sympy.pretty``, MathML, ``str`` and Jupyter print every cell symbol
     as the symbol it is, whatever its class is called."""
     role = "symbol"
@@ -65,7 +66,7 @@ class PrevState(CellSymbol):
     @property
     def state(self) -> str:
         """The name of the state this is the previous value of (``h_prev`` -> ``h``)."""
-        return _inverse(self.name, prev_name)
+        return name_inverse(self.name, prev_name)
 
 
 class Var(CellSymbol):
@@ -73,14 +74,14 @@ class Var(CellSymbol):
     role = "var"
 
 
-class Adjoint(CellSymbol):
+class Cotangent(CellSymbol):
     """delta z: the gradient of the loss with respect to z, accumulated inside one step."""
     role = "adjoint"
 
     @property
     def target(self) -> str:
         """The name of the quantity this is the gradient of (``delta_ibar`` -> ``ibar``)."""
-        return _inverse(self.name, adjoint_name)
+        return name_inverse(self.name, adjoint_name)
 
 
 class Incoming(CellSymbol):
@@ -91,7 +92,7 @@ class Incoming(CellSymbol):
     @property
     def state(self) -> str:
         """The name of the state this gradient reaches (``Delta_h`` -> ``h``)."""
-        return _inverse(self.name, incoming_name)
+        return name_inverse(self.name, incoming_name)
 
 
 class LossGradient(CellSymbol):
@@ -106,7 +107,7 @@ class LossGradient(CellSymbol):
     @property
     def of_name(self) -> str:
         """The name of the vector ``z`` (``grad_y`` -> ``y``)."""
-        return _inverse(self.name, loss_gradient_name)
+        return name_inverse(self.name, loss_gradient_name)
 
 
 #: The printing layer's LaTeX of a cell symbol (filled by :func:`register_latex`).
@@ -136,7 +137,7 @@ def loss_gradient_name(name: str) -> str:
     return f"grad_{name}"
 
 
-def _inverse(name: str, naming) -> str:
+def name_inverse(name: str, naming) -> str:
     """The ``x`` with ``naming(x) == name``: each naming is a fixed prefix or suffix around
     ``x``, read off ``naming("")`` (the one place that knows how names are built)."""
     prefix, suffix = naming("\0").split("\0")

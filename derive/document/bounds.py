@@ -11,8 +11,17 @@ from derive.core.algebra import matmul, transpose
 from derive.document.equations import K, Ctx, chain_eqs, sum_over
 from derive.printing.latex import Eq, strip_breaks
 from derive.core.primitives import FUNCTIONS, ActivationValue, Elementwise, gamma_identity
-from derive.core.symbols import Adjoint, LossGradient, Var, adjoint_name
+from derive.core.symbols import Cotangent, LossGradient, Var, adjoint_name
 
+
+
+class ChainedGradient(MatrixSymbol):
+    """A leaf standing for the gradient chained back from step t to step k; it prints as that
+    product (its name is the product's LaTeX), so a derived expression holding it prints whole,
+    with no text patched afterwards."""
+
+    def _project_latex(self, printer):          # the project printer's printmethod
+        return r"\bigl(%s\bigr)" % self.name
 
 def primitives_of(cell) -> list:
     """The primitives whose derivatives occur in the cell's step Jacobian, in a stable order."""
@@ -119,15 +128,13 @@ def bptt_sum_eqs(ctx):
     ]
     # contracted: the derived step gradient with Delta h_k replaced by the chained product
     bw = cell.backward()
-    delta_a = Adjoint(adjoint_name(a_name), *v.shape)
+    delta_a = Cotangent(adjoint_name(a_name), *v.shape)
     assign = dict((d.name, e) for d, e in bw.assignments)
     contrib = bw.params[W.name].xreplace({delta_a: assign[delta_a.name]})
-    chain = MatrixSymbol("chain", *v.shape)
-    contrib = contrib.xreplace({bw.incoming[s]: chain})
     jt = strip_breaks(ctx.p(transpose(cell.step_jacobian()[(s, s)]), j))
     chain_tex = r"J_{k+1}^{\top} \cdots J_{t}^{\top} %s" % strip_breaks(ctx.p(grads[s]))
-    body = strip_breaks(ctx.p(contrib, K)).replace(strip_breaks(ctx.p(chain, K)),
-                                                   r"\bigl(%s\bigr)" % chain_tex)
+    contrib = contrib.xreplace({bw.incoming[s]: ChainedGradient(chain_tex, *v.shape)})
+    body = strip_breaks(ctx.p(contrib, K))
     rows.append(Eq(r"\frac{\partial L}{\partial %s}" % Wt,
                    r"\sum_{t=1}^{T} \sum_{k=1}^{t} %s" % body, ctx.label("bptt_matrix")))
     rows.append(Eq(r"J_j^{\top}", jt, ctx.label("J_j_T")))

@@ -10,7 +10,7 @@ import sympy
 
 from derive.printing.latex import Eq, ProjectLatexPrinter, mark, strip_breaks
 from derive.printing.notation import T, Namer, index_latex
-from derive.core.symbols import Adjoint, LossGradient, Var, adjoint_name, incoming_name, prev_name
+from derive.core.symbols import Cotangent, LossGradient, Var, adjoint_name, incoming_name, prev_name
 
 K = sympy.Symbol("k", integer=True)
 
@@ -53,9 +53,9 @@ class Ctx:
     def prev(self, s, time=T) -> str:
         return strip_breaks(self.p(self.cell.prev[s], time))
 
-    def prev_adjoint(self, s) -> Adjoint:
+    def prev_adjoint(self, s) -> Cotangent:
         """delta^{(t)} s_{t-1}: what the step passes back to state ``s``."""
-        return Adjoint(adjoint_name(prev_name(s)), *self.cell.prev[s].shape)
+        return Cotangent(adjoint_name(prev_name(s)), *self.cell.prev[s].shape)
 
     def param(self, name) -> str:
         return self.namer.param(name)
@@ -89,7 +89,7 @@ def jacobian_eqs(ctx) -> list:
 
 def is_param_gradient(cell, sym) -> bool:
     """Whether a backward output is a step parameter's gradient (printed as a sum over t)."""
-    return isinstance(sym, Adjoint) and sym.target in cell.params
+    return isinstance(sym, Cotangent) and sym.target in cell.params
 
 
 def backward_step_eqs(ctx) -> list:

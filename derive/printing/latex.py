@@ -64,7 +64,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
     def _print_MatrixSymbol(self, expr):
         return self._namer.symbol(expr, self._time)
 
-    def _print_Adjoint(self, expr):
+    def _print_Cotangent(self, expr):
         return self._namer.symbol(expr, self._time)
 
     def _print_Incoming(self, expr):

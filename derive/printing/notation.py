@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from derive.core.symbols import name_inverse, prev_name
+
 
 class NotationError(ValueError):
     """An unknown notation map name; the message lists the valid ones."""
@@ -215,23 +217,25 @@ class Namer:
         return "%s_{%s}" % (body, idx)
 
     def prev_of(self, name: str):
-        """The state of a previous-state name: ``h_prev`` -> ``h``."""
-        return name[: -len("_prev")] if name.endswith("_prev") else None
+        """The state of a previous-state name (``h_prev`` -> ``h``), else None."""
+        try:
+            return name_inverse(name, prev_name)
+        except ValueError:
+            return None
 
     def symbol(self, sym, time=T) -> str:
         """LaTeX of a cell symbol at step ``time``, by its role (:mod:`derive.core.symbols`; read
-        from ``sym.role`` so that this module imports no symbol class and the symbols' own
-        ``_latex`` hooks can use it)."""
+        from ``sym.role``; the relations from the symbol: ``sym.state``, ``sym.target``)."""
         name = sym.name
         role = getattr(sym, "role", None)
         if role == "incoming":
-            return r"\Delta " + self.timed(self.body(name[len("Delta_"):]), time)
+            return r"\Delta " + self.timed(self.body(sym.state), time)
         if role == "adjoint":
-            return self.adjoint(name[len("delta_"):], time)
+            return self.adjoint(sym.target, time)
         if role == "param":
             return self.body(name)
         if role == "prev_state":
-            state = self.prev_of(name)
+            state = sym.state
             return self.timed(self.body(name if name in self.overrides else state), time - 1)
         if role in ("input", "var"):
             return self.timed(self.body(name), time)

@@ -107,8 +107,7 @@ class BatchNumPyPrinter(NumPyPrinter):
         return f"{expr.numpy}({self._print(expr.arg)})"
 
     def _print(self, expr, **kwargs):
-        # dispatch on the role classes first: derive.core.symbols.Adjoint is a symbol, not
-        # SymPy's conjugate transpose of the same class name
+        # dispatch on the role classes first: every cell symbol prints as its name
         if isinstance(expr, MatrixSymbol):
             return self._print_MatrixSymbol(expr)
         if isinstance(expr, Elementwise):

@@ -13,7 +13,7 @@ from derive.core.cell import CellError, ElmanForm
 from derive.core.primitives import (ALL_PRIMITIVES, FUNCTIONS, PrimitiveError, Sigmoid, Tanh,
                                gamma_identity)
 from derive.spec.tables import parse_spec
-from derive.core.symbols import D, H, Adjoint, Incoming, LossGradient, PrevState, Var
+from derive.core.symbols import D, H, Cotangent, Incoming, LossGradient, PrevState, Var
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,6 +166,6 @@ def test_display_hooks_registered_by_the_printing_layer():
     c = derive.cell("rnn_sigmoid")
     tex = c._repr_latex_()
     assert tex.startswith("$$\\begin{aligned}") and r"h_t &= \sigma(a_t)" in tex
-    assert sympy.latex(Adjoint("delta_a", H, 1)) == r"\delta a_t"
+    assert sympy.latex(Cotangent("delta_a", H, 1)) == r"\delta a_t"
     assert sympy.latex(Incoming("Delta_h", H, 1)) == r"\Delta h_t"
     assert sympy.latex(LossGradient.of(Var("y", H, 1))) == r"\nabla_{y_t} L_{t}"

@@ -19,7 +19,7 @@ from derive.core import rules
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
 from derive.core.rules import pull_back, sum_cotangents
-from derive.core.symbols import DIMS, Adjoint, Input, Param, Var, adjoint_name
+from derive.core.symbols import DIMS, Cotangent, Input, Param, Var, adjoint_name
 from verify.explicit import entries_equal, evaluate, expand, symbol_matrix
 
 N, D = 2, 3            # H != D, so a missing or misplaced transpose has the wrong shape
@@ -42,7 +42,7 @@ def test_a_node_registered_with_only_its_jvp_can_be_pulled_back():
     """Registering the local Jacobian d(2u)/du = 2 I is all reverse mode needs: u receives
     (2 I)^T ct = 2 ct, and forward mode gives 2 J(u)."""
     u = Var("u", DIMS["H"], 1)
-    ct = Adjoint("delta_z", DIMS["H"], 1)
+    ct = Cotangent("delta_z", DIMS["H"], 1)
     rules.defjvp(Double)(lambda e: [(e.args[0], LinMap.identity(e.shape[0]).scaled(2))])
     try:
         got = []
@@ -70,7 +70,7 @@ def test_bilinear_transpose_of_a_chain_of_matrices():
     cotangents 3 ct (Bv)^T, 3 A^T ct v^T and 3 B^T A^T ct."""
     H, Dm = DIMS["H"], DIMS["D"]
     A, B, v = Param("A", H, H), Param("B", H, Dm), Input("v", Dm, 1)
-    ct = Adjoint("delta_z", H, 1)
+    ct = Cotangent("delta_z", H, 1)
     e = MatMul(sympy.Integer(3), A, B, v, evaluate=False)
     got = {}
     pull_back(e, VecPoly.atom(ct), lambda s, c: got.setdefault(s, []).append(c))
@@ -106,7 +106,7 @@ def test_every_local_cotangent_equals_the_transposed_jacobian(name):
     ex = expand(name, N, D)
     failures, checked = [], 0
     for _, _, eq in _equations(name):
-        ct = Adjoint(adjoint_name(eq.lhs.name), *eq.lhs.shape)
+        ct = Cotangent(adjoint_name(eq.lhs.name), *eq.lhs.shape)
         parts: dict = {}
         pull_back(eq.rhs, VecPoly.atom(ct), lambda s, c: parts.setdefault(s, []).append(c))
         leaves = eq.rhs.atoms(MatrixSymbol)

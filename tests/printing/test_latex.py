@@ -17,7 +17,7 @@ from derive.document.equations import Ctx, jacobian_eqs
 from derive.core.primitives import gamma_identity
 from derive.printing.latex import LINE_WIDTH, expr_latex, layout_rhs, mark, strip_breaks
 from derive.printing.notation import MAPS, NotationError, default_body, notation_map
-from derive.core.symbols import Adjoint, Incoming, Input, Param, PrevState, Var
+from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState, Var
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,9 +43,9 @@ H, D = sympy.Symbol("H"), sympy.Symbol("D")
     (Var("fbar", H, 1), r"\bar{f}_t"),
     (Var("a", H, 1), "a_t"),
     (Incoming("Delta_h", H, 1), r"\Delta h_t"),
-    (Adjoint("delta_ibar", H, 1), r"\delta\bar{\imath}_t"),
-    (Adjoint("delta_W_xi", H, D), r"\delta W_{xi}"),
-    (Adjoint("delta_h_prev", H, 1), r"\delta^{(t)} h_{t-1}"),
+    (Cotangent("delta_ibar", H, 1), r"\delta\bar{\imath}_t"),
+    (Cotangent("delta_W_xi", H, D), r"\delta W_{xi}"),
+    (Cotangent("delta_h_prev", H, 1), r"\delta^{(t)} h_{t-1}"),
 ])
 def test_default_names(sym, want):
     got = expr_latex(sym)

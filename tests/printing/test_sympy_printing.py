@@ -1,14 +1,14 @@
 """SymPy's own printers on every derived result (issue 13, item 2).
 
-The role class ``Adjoint`` has the name of SymPy's conjugate transpose, and SymPy's printers
-dispatch on class names; before the printmethod hooks of :mod:`derive.core.symbols` and
-:mod:`derive.core.primitives`, ``sympy.latex``, ``sympy.pretty`` and Jupyter's ``_repr_latex_``
-raised ``AttributeError: 'Adjoint' object has no attribute 'arg'`` on most backward
-expressions. Over every built-in cell, every symbol and expression of
+The role class of the deltas was called ``Adjoint``, the name of SymPy's conjugate transpose,
+and SymPy's printers dispatch on class names: before the printmethod hooks of
+:mod:`derive.core.symbols` and :mod:`derive.core.primitives` (and the rename to ``Cotangent``),
+``sympy.latex``, ``sympy.pretty`` and Jupyter's ``_repr_latex_`` raised ``AttributeError:
+'Adjoint' object has no attribute 'arg'`` on most backward expressions. Over every built-in cell, every symbol and expression of
 ``backward().outputs()`` and every block of ``step_jacobian()`` must go through
 ``sympy.latex``, ``sympy.pretty``, ``str``, ``repr``, ``sympy.srepr``, ``_repr_latex_``
 and IPython's LaTeX display formatter without raising, and the LaTeX must pass a sanity
-check: balanced braces and ``\\left``/``\\right``, no class name (``Adjoint``,
+check: balanced braces and ``\\left``/``\\right``, no class name (``Cotangent``,
 ``SigmoidPrime``, ...) as text. KaTeX rendering of the project's own LaTeX is tested in
 ``tests/document/test_latex_render.py``.
 """
@@ -19,9 +19,9 @@ import sympy
 
 import derive
 from derive.core.primitives import ALL_PRIMITIVES
-from derive.core.symbols import Adjoint, DIMS, Incoming, Param, PrevState, Var
+from derive.core.symbols import Cotangent, DIMS, Incoming, Param, PrevState, Var
 
-CLASS_NAMES = ("Adjoint", "Incoming", "PrevState", "Param", "Var", "Input",
+CLASS_NAMES = ("Cotangent", "Incoming", "PrevState", "Param", "Var", "Input",
                *(p.__name__ for p in ALL_PRIMITIVES))
 
 
@@ -89,7 +89,7 @@ def _srepr_namespace():
     import derive.core.symbols as syms
     ns = {}
     exec("from sympy import *; from sympy.core.symbol import Str", ns)
-    ns.update({k: getattr(syms, k) for k in ("Adjoint", "Incoming", "Param", "PrevState",
+    ns.update({k: getattr(syms, k) for k in ("Cotangent", "Incoming", "Param", "PrevState",
                                              "Var", "Input")})
     ns.update({p.__name__: p for p in prim.ALL_PRIMITIVES})
     return ns
@@ -99,8 +99,8 @@ def test_sympy_latex_uses_the_project_names():
     """A cell symbol prints as derive.latex prints it: delta z with the time index,
     previous states at t-1, parameters without one; a primitive as its operator."""
     H = DIMS["H"]
-    assert sympy.latex(Adjoint("delta_obar", H, 1)) == derive.latex(Adjoint("delta_obar", H, 1))
-    assert sympy.latex(Adjoint("delta_obar", H, 1)) == r"\delta \bar{o}_t"
+    assert sympy.latex(Cotangent("delta_obar", H, 1)) == derive.latex(Cotangent("delta_obar", H, 1))
+    assert sympy.latex(Cotangent("delta_obar", H, 1)) == r"\delta \bar{o}_t"
     assert sympy.latex(Incoming("Delta_h", H, 1)) == r"\Delta h_t"
     assert sympy.latex(PrevState("h_prev", H, 1)) == "h_{t-1}"
     assert sympy.latex(Param("W_hi", H, H)) == "W_{hi}"
@@ -112,7 +112,7 @@ def test_sympy_latex_uses_the_project_names():
 def test_str_and_repr_are_unchanged():
     """str/repr stay the constructor form the docs show (``DiagMatrix(SigmoidPrime(a))*W_hh``)."""
     assert repr(derive.cell("rnn_sigmoid").jacobian("h", "h")) == "DiagMatrix(SigmoidPrime(a))*W_hh"
-    assert str(Adjoint("delta_obar", DIMS["H"], 1)) == "delta_obar"
+    assert str(Cotangent("delta_obar", DIMS["H"], 1)) == "delta_obar"
 
 
 # -- the text printer's parentheses (derive.printing.precedence) ----------------------------------
