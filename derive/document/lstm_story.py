@@ -109,6 +109,10 @@ REFERENCES = (
 )
 
 
+#: The subscript of the direct cell path's partial, per language (text inside a formula).
+GATES_FIXED = {"en": "gates fixed", "zh": "各门固定"}
+
+
 def _m(tex):
     return Math(strip_breaks(tex))
 
@@ -171,7 +175,8 @@ def lstm_blocks(notation, lang="en", figure=True) -> list:
                             "c": Math(cs), "graves": Cite("graves2013", "Graves")}),
         Display(forward_eqs(c, notation), "peephole LSTM, forward step"),
         prose(P["lstm.2"]),
-        Display([Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{gates fixed}}" % (cs, ctx.prev("c")),
+        Display([Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{%s}}"
+                    % (cs, ctx.prev("c"), GATES_FIXED[lang]),
                     ctx.p(DiagMatrix(f)), ctx.label("direct"))]),
         prose(P["lstm.3"], {"k": Math("k"), "quarter": Math(pr.p(sympy.Rational(1, 4))),
                             "fone": Math(r"%s \approx 1" % ctx.var("f")),

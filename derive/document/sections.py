@@ -24,7 +24,7 @@ def cell_blocks(cell, notation=None) -> list:
     out = [Heading(1, cell.title, "sec:%s" % cell.name)]
     meta = []
     if cell.reference:
-        meta.append("Reference: %s." % cell.reference.rstrip("."))
+        meta.append(REFERENCE_LINE["en"] % cell.reference.rstrip("."))
     if cell.description:
         meta.append(cell.description)
     if meta:
@@ -135,16 +135,16 @@ def comparison_table(cells, notation, lang="en") -> Table:
                            evaluate=False) if coeff != 1 else
                  sympy.Mul(*[g ** e for g, e in zip(count.gens, mono) if e], evaluate=False)
                  for mono, coeff in sorted(count.terms(), key=lambda t: (-sum(t[0]), t[0]))]
-        rows.append([c.name.replace("_", " "), CELL_WHAT.get(c.name, c.title),
+        rows.append([c.name.replace("_", " "), cell_what(c, lang),
                      [Math(pr.p(sympy.Add(*terms, evaluate=False)))],
                      [Math(", ".join(ctx.state(s) for s in c.states))]])
     return Table([P["tab.cell"], P["tab.what"], P["tab.params"], P["tab.states"]], rows,
                  ["l", "p{3.2cm}", "l", "l"])
 
 
-#: A short description of each built-in cell for the comparison table (prose; a
-#: user-defined cell shows its spec's title).
-CELL_WHAT = {
+#: A short description of each built-in cell for the comparison table and the appendix
+#: headings, per language (prose; a user-defined cell shows its spec's title).
+CELL_WHAT = {"en": {
     "rnn_sigmoid": "Elman RNN, logistic sigmoid (the seed note)",
     "rnn_tanh": "Elman RNN, tanh (PyTorch default)",
     "rnn_relu": "Elman RNN, ReLU",
@@ -161,17 +161,45 @@ CELL_WHAT = {
     "lstm_fgr": "Greff FGR: full gate recurrence",
     "gru": "GRU, reset after the product (PyTorch, cuDNN)",
     "gru_cho": "GRU, reset before the product (Cho et al.)",
-}
+    "lstm_np_noaf": "LSTM without peepholes and without the output activation (h = o ⊙ c)",
+    "mingru": "minGRU (Feng et al. 2024): gates that do not see the state",
+}, "zh": {
+    "rnn_sigmoid": "Elman RNN，logistic sigmoid（原笔记）",
+    "rnn_tanh": "Elman RNN，tanh（PyTorch 默认）",
+    "rnn_relu": "Elman RNN，ReLU",
+    "lstm": "无窥视孔的 LSTM（PyTorch）",
+    "lstm_peephole": "Graves 的带窥视孔 LSTM；Greff 的基准模型",
+    "lstm_peephole_full": "按字面理解的原笔记 LSTM：细胞到门为完整矩阵",
+    "lstm_np": "Greff NP：无窥视孔",
+    "lstm_nig": "Greff NIG：无输入门",
+    "lstm_nfg": "Greff NFG：无遗忘门",
+    "lstm_nog": "Greff NOG：无输出门",
+    "lstm_niaf": "Greff NIAF：输入无激活函数",
+    "lstm_noaf": "Greff NOAF：输出无激活函数",
+    "lstm_cifg": "Greff CIFG：输入门与遗忘门耦合",
+    "lstm_fgr": "Greff FGR：门的完全循环连接",
+    "gru": "GRU，重置门在乘积之后（PyTorch、cuDNN）",
+    "gru_cho": "GRU，重置门在乘积之前（Cho 等人）",
+    "lstm_np_noaf": "无窥视孔、输出无激活函数的 LSTM（h = o ⊙ c）",
+    "mingru": "minGRU（Feng 等人，2024）：门不依赖状态",
+}}
+#: "Reference: <spec reference>." per language.
+REFERENCE_LINE = {"en": "Reference: %s.", "zh": "出处：%s。"}
+
+
+def cell_what(cell, lang="en") -> str:
+    """The cell's short description in ``lang``; its spec's title when it has none."""
+    return CELL_WHAT[lang].get(cell.name, cell.title)
 
 
 def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
     """One cell in the appendix: forward step, step Jacobian, backward step, the gradient
     reaching each state (parameter gradients by the shared rule, bounds in the main text)."""
     ctx = Ctx.of(cell, notation)
-    title = CELL_WHAT.get(cell.name, cell.title)
+    title = cell_what(cell, lang)
     out = [Heading(2, title[:1].upper() + title[1:], "app:%s" % cell.name)]
     if cell.reference:
-        out.append(para("Reference: %s." % cell.reference.rstrip(".")))
+        out.append(para(REFERENCE_LINE[lang] % cell.reference.rstrip(".")))
     out.append(Display(forward_eqs(cell, notation), "forward step"))
     out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
     out.append(Display(backward_step_eqs(ctx), "backward step"))
@@ -230,7 +258,7 @@ def document_blocks(cells, notation=None, figure=True, per_cell=None, lang="en")
     blocks += __import__("derive.document.cheatsheet", fromlist=["_"]).cheatsheet_blocks(notation, lang)
     blocks += lstm_story.references_blocks(lang)
     blocks += appendix_blocks(cells, notation, lang)
-    blocks += seed_blocks(cells, notation)
+    blocks += seed_blocks(cells, notation, lang)
     return dedupe_labels(blocks)
 
 

@@ -82,14 +82,15 @@ def _complete_rows(claim, notation):
 
 
 def seed_blocks(cells, notation, lang="en") -> list:
-    """The seed note's statements: the quotation, the verdict, the derived correction."""
+    """The seed note's statements: the quotation, the verdict, the derived correction, with
+    the prose of :data:`SEED_TEXT` [``lang``]."""
     T = SEED_TEXT[lang]
     slots = seed_slots(notation)
     names = {c.name for c in cells}
     out = [Heading(1, T["h"], "sec:seed"), prose(T["intro"])]
     for claim in SEED_CLAIMS:
         t = T[claim.id]
-        out.append(Heading(2, "%s: %s" % (t["h"], T["holds"] if claim.holds else T["not"])))
+        out.append(Heading(2, t["h"] + T["sep"] + (T["holds"] if claim.holds else T["not"])))
         out.append(prose(t["said"], slots))
         out.append(Quote([r.strip() for r in claim.quote_latex.split("\n") if r.strip()]))
         if t.get("note"):
@@ -103,7 +104,7 @@ def seed_blocks(cells, notation, lang="en") -> list:
             out.append(Display(rows, "seed claim %s, corrected" % claim.id))
         refs = _seed_refs(claim, names, T)
         if refs:
-            out.append(para(T["see"], *refs, "."))
+            out.append(para(T["see"], *refs, T["stop"]))
     return out
 
 
@@ -158,6 +159,6 @@ def _seed_refs(claim, names, T):
     out = []
     for i, lab in enumerate(labels):
         if i:
-            out.append(", ")
+            out.append(T["comma"])
         out.append(Ref("eq:%s:%s" % (cname, lab), T["labels"].get(lab, T["eqref"])))
     return out

@@ -50,7 +50,8 @@ FAULT_ENV = "RNN_CALCULUS_FAULT_AFTER"
 FAULT_EXIT = 70
 NO_EXCHANGE_ENV = "RNN_CALCULUS_NO_EXCHANGE"
 _OLD_TMP = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")      # tempfile.mkstemp names of old versions
-_PDF_TMP = ".derivations.pdf.tmp"                          # derive.export.latex.compile_pdf
+#: derive.document.pdf stages each edition's PDF here before renaming it into place.
+_PDF_TMP = frozenset({".derivations.pdf.tmp", ".derivations.zh.pdf.tmp"})
 
 
 class OutputError(OSError):
@@ -188,7 +189,7 @@ def _check_conflicts(out: Path, shown: Path, data: dict):
 
 
 def _is_temp_leftover(rel_dir: str, name: str, data: dict) -> bool:
-    if rel_dir == "" and name == _PDF_TMP:
+    if rel_dir == "" and name in _PDF_TMP:
         return True
     m = _OLD_TMP.fullmatch(name)
     return bool(m) and (f"{rel_dir}/{m[1]}" if rel_dir else m[1]) in data

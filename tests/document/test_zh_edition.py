@@ -144,3 +144,101 @@ def test_cli_rejects_an_unknown_language(capsys):
     assert main(["--lang", "fr"], prog="derive") == 2
     err = capsys.readouterr().err
     assert "--lang" in err and "fr" in err and "Traceback" not in err
+
+
+def _leaves(table, path=()):
+    """(key path, text) of every string of a nested prose table."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, path + (key,))
+        else:
+            yield path + (key,), value
+
+
+def _keys(table):
+    return {k: _keys(v) if isinstance(v, dict) else None for k, v in table.items()}
+
+
+def test_seed_text_has_both_languages_with_the_same_keys_and_slots():
+    """SEED_TEXT["zh"] has the en keys at every level (each claim: heading, said, note,
+    why), every string the same {slot} names, and every sentence Chinese text."""
+    from derive.document.seed_text import SEED_TEXT
+    from derive.seed.claims import SEED_CLAIMS
+    en, zh = SEED_TEXT["en"], SEED_TEXT["zh"]
+    assert _keys(en) == _keys(zh)
+    assert {c.id for c in SEED_CLAIMS} <= set(zh)
+    zh_text = dict(_leaves(zh))
+    for path, text in _leaves(en):
+        assert set(SLOT.findall(text)) == set(SLOT.findall(zh_text[path])), path
+        if re.search(r"[a-z]{3} [a-z]{3}", text):
+            assert re.search(r"[\u4e00-\u9fff]", zh_text[path]), path
+
+
+def test_the_zh_seed_section_is_chinese():
+    """No heading or sentence of the English seed section is in the Chinese edition; its
+    headings and the terms of the corrected note are; the English edition is unchanged."""
+    from derive.document.seed_text import SEED_TEXT
+    en, zh = SEED_TEXT["en"], SEED_TEXT["zh"]
+    md, tex = exported()["derivations.zh.md"], exported()["derivations.zh.tex"]
+    for table in (en, zh):
+        assert all(isinstance(table[k], str) for k in ("h", "intro", "holds", "not"))
+    headings = [en["h"]] + [v["h"] for v in en.values() if isinstance(v, dict) and "h" in v]
+    for english in headings + [en["intro"][:40], en["corrected"], en["see"],
+                               "needs a correction"]:
+        assert english not in md, english
+    assert "# %s\n" % zh["h"] in md and zh["h"] in tex
+    assert "### %s：正确" % zh["seed.eq1"]["h"] in md
+    assert "### %s：需要修正" % zh["seed.typo"]["h"] in md
+    seed = md[md.index("# %s\n" % zh["h"]):]
+    for term in ("梯度消失", "反向传播", "链式法则", "连乘", "细胞状态", "遗忘门", "输入门",
+                 "输出门", "候选记忆", "循环权重矩阵"):
+        assert term in seed, term
+    en_md = exported("en")["derivations.md"]
+    assert "# %s\n" % en["h"] in en_md and "### %s: correct" % en["seed.eq1"]["h"] in en_md
+
+
+def test_appendix_cell_descriptions_and_reference_lines_are_chinese():
+    """CELL_WHAT has the same cells in both languages; the zh table and headings use the
+    Chinese description and the reference lines read 出处：…, never "Reference:"."""
+    what = sections.CELL_WHAT
+    assert set(what["en"]) == set(what["zh"])
+    for name, text in what["zh"].items():
+        if re.search(r"[a-z]{3} [a-z]{3}", what["en"][name]):
+            assert re.search(r"[\u4e00-\u9fff]", text), name
+    md, tex = exported()["derivations.zh.md"], exported()["derivations.zh.tex"]
+    for name, english in what["en"].items():
+        assert english not in md and english[:1].upper() + english[1:] not in md, name
+    assert "Reference:" not in md and "Reference:" not in tex
+    assert "出处：Elman (1990)" in md
+    assert "## Graves 的带窥视孔 LSTM；Greff 的基准模型" in md
+    en_md = exported("en")["derivations.md"]
+    assert "Reference: Elman (1990)" in en_md and "出处" not in en_md
+
+
+def test_text_inside_formulas_is_in_the_edition_language():
+    """The direct cell path's subscript: \\text{各门固定} in zh, \\text{gates fixed} in en."""
+    zh, en = exported()["derivations.zh.tex"], exported("en")["derivations.tex"]
+    assert r"\text{%s}" % lstm_story.GATES_FIXED["zh"] in zh and "gates fixed" not in zh
+    assert r"\text{gates fixed}" in en and lstm_story.GATES_FIXED["zh"] not in en
+
+
+def test_the_crosswalk_uses_the_documents_terms():
+    """One term per concept: 候选记忆 and 循环权重矩阵, not 候选值 or a bare 循环矩阵."""
+    from derive.document.crosswalk import PROSE
+    text = "".join(PROSE["zh"].values())
+    assert "候选值" not in text and "循环矩阵" not in text
+    assert "候选记忆" in PROSE["zh"]["g"] and "循环权重矩阵" in PROSE["zh"]["rnn_w"]
+
+
+@pytest.mark.parametrize("edition", ["derivations", "derivations.zh"])
+def test_a_staged_pdf_of_either_edition_is_a_leftover(tmp_path, edition):
+    """A half-written ``.<edition>.pdf.tmp`` (derive.document.pdf's staging name) is reported
+    stray and removed by the next run; a similar name the generator never writes is kept."""
+    from derive.export.output import stray_files, write_tree
+    out, files = tmp_path / "out", {"%s.md" % edition: b"x"}
+    write_tree(files, out)
+    (out / (".%s.pdf.tmp" % edition)).write_text("half")
+    (out / ".derivations.fr.pdf.tmp").write_text("not ours")
+    assert stray_files(files, out) == [out / (".%s.pdf.tmp" % edition)]
+    write_tree(files, out)
+    assert sorted(p.name for p in out.iterdir()) == [".derivations.fr.pdf.tmp", "%s.md" % edition]
