@@ -109,7 +109,7 @@ class Elementwise(MatrixExpr):
             # and |f'| at -oo and +oo
             critical = sympy.solve(fpp, x)
             if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
-                ends = [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
+                ends = [_limit_at(fp, x, sympy.oo), _limit_at(fp, x, -sympy.oo)]
                 if all(e.is_finite for e in ends):
                     return sympy.Max(sympy.nsimplify(fp.subs(x, critical[0])), *map(abs, ends))
         try:
@@ -124,6 +124,16 @@ class Elementwise(MatrixExpr):
         candidates = [fp.subs(x, c) for c in critical]
         candidates += [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
         return sympy.Max(*(abs(c) for c in candidates))
+
+
+def _limit_at(f, x, end):
+    """lim f(x) as x -> end (+-oo): f evaluated in the extended reals when that gives a finite
+    number (no indeterminate form arose: SymPy returns nan for oo - oo or 0 * oo), else
+    SymPy's limit (Gruntz's algorithm, exact but slow)."""
+    v = f.subs(x, end)
+    if v.is_number and v.is_finite and v is not sympy.nan:
+        return v
+    return sympy.limit(f, x, end)
 
 
 class SigmoidPrime(Elementwise):
