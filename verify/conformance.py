@@ -186,7 +186,7 @@ def _arguments(layout, user_params, x, state, dstate=None):
     return args
 
 
-def _call(phase, call, args):
+def call_watched(phase, call, args):
     """Run ``call()``: ``(its result or None, [Mismatch])``; a raise is a Mismatch, and so is
     any argument in ``args`` changed in place (one snapshot / compare, :mod:`verify.snapshots`)."""
     before = snapshots.take(args)
@@ -219,7 +219,7 @@ def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol, opts=No
     x, state = numpy.array(case.x, copy=True), tuple(numpy.array(s, copy=True) for s in case.state)
     if forward is not None:
         want = k.step(ref_params, case.x, case.state)
-        res, problems = _call("forward", lambda: layout.call_forward(forward, user_params, x, state),
+        res, problems = call_watched("forward", lambda: layout.call_forward(forward, user_params, x, state),
                               _arguments(layout, user_params, x, state))
         if res is not None:
             got, ctx = res
@@ -230,7 +230,7 @@ def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol, opts=No
         gref, dxref, dprevref = reference_step_backward(c, ref_params, case.x,
                                                         case.state, dstate)
         user_dstate = tuple(numpy.array(d, copy=True) for d in dstate)
-        res, problems = _call("backward", lambda: layout.call_backward(
+        res, problems = call_watched("backward", lambda: layout.call_backward(
             backward, ctx, user_params, x, state, user_dstate),
             _arguments(layout, user_params, x, state, user_dstate))
         if res is not None:

@@ -30,10 +30,10 @@ from hypothesis.errors import Flaky
 
 import derive
 
-from . import gatediag, loopbugs, snapshots
+from . import gatediag, loopbugs
 from . import strategies as vst
 from .cellarg import resolve_cell
-from .conformance import DEFAULT_EXAMPLES, Mismatch
+from .conformance import DEFAULT_EXAMPLES, Mismatch, call_watched
 from .layouts import Layout, SeedLayout
 from .reproducible import local_constants_off
 from .seqconv import convention_for
@@ -191,21 +191,6 @@ def _ranges(ts):
 # one case
 # ---------------------------------------------------------------------------------------
 
-def _call(phase, call, args):
-    before = snapshots.take(args)
-    problems, result = [], None
-    try:
-        with numpy.errstate(all="ignore"):
-            result = call()
-    except Exception as exc:  # noqa: BLE001 - a user bug is a result, not a crash
-        problems.append(Mismatch(phase, "call", "error", f"raised {type(exc).__name__}: {exc}"))
-    changed = snapshots.changes(before, args)
-    if changed:
-        problems.append(Mismatch(phase, "inputs", "mutated",
-                                 f"modified its inputs in place: {', '.join(changed)}"))
-    return result, problems
-
-
 def _reference(k, case):
     hs, cache = k.forward(case["params"], case["xs"], case["state0"])
     states = loopbugs.forward_states(k, case["params"], case["xs"], case["state0"])
@@ -224,7 +209,7 @@ def run_case(k, layout, conv, forward, backward, case, opts):
     s0 = tuple(numpy.array(s, copy=True) for s in case["state0"])
     ctx = None
     if forward is not None:
-        res, problems = _call("forward", lambda: conv.call_forward(forward, user_params, xs, s0),
+        res, problems = call_watched("forward", lambda: conv.call_forward(forward, user_params, xs, s0),
                               conv.forward_args(user_params, xs, s0))
         out.extend(problems)
         if res is not None:
@@ -237,7 +222,7 @@ def run_case(k, layout, conv, forward, backward, case, opts):
         dhs = conv.user_x(numpy.array(case["dhs"], copy=True))
         dfinal = (None if case["dfinal"] is None
                   else tuple(numpy.array(d, copy=True) for d in case["dfinal"]))
-        res, problems = _call("backward", lambda: conv.call_backward(
+        res, problems = call_watched("backward", lambda: conv.call_backward(
             backward, ctx, user_params, xs, s0, dhs, dfinal),
             conv.backward_args(user_params, dhs, dfinal))
         out.extend(problems)

@@ -34,11 +34,12 @@ def write(files, where: Path):
         p.write_text(text, encoding="utf-8")
 
 
-def pdflatex(where: Path, name: str) -> str:
-    """Run pdflatex twice (two passes must settle every reference); return the final log."""
-    exe = shutil.which("pdflatex")
+def tex_twice(engine: str, where: Path, name: str) -> str:
+    """Run a TeX engine (pdflatex, xelatex) twice: two passes must settle every reference;
+    return the final log. Skips when the engine is not installed."""
+    exe = shutil.which(engine)
     if exe is None:
-        pytest.skip("pdflatex is not installed")
+        pytest.skip(f"{engine} is not installed")
     for _ in range(2):
         r = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", name], cwd=where,
                            capture_output=True, text=True, errors="replace", timeout=600)
@@ -47,6 +48,10 @@ def pdflatex(where: Path, name: str) -> str:
             break
     assert r.returncode == 0, "\n".join(ln for ln in log.splitlines() if ln.startswith("!"))
     return log
+
+
+def pdflatex(where: Path, name: str) -> str:
+    return tex_twice("pdflatex", where, name)
 
 
 def log_problems(log: str) -> list:

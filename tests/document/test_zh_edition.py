@@ -21,7 +21,7 @@ from derive.document.render import render_tex, tex_text
 from derive.export import latex as E
 from derive.seed.note_zh import GLOSSARY
 
-from tests.document.test_latex_render import KATEX_DIR, _katex_ready, log_problems, write
+from tests.document.test_latex_render import KATEX_DIR, _katex_ready, log_problems, tex_twice, write
 
 TABLES = [("teaching", teaching.PROSE), ("lstm_story", lstm_story.PROSE),
           ("appendix", sections.APPENDIX_PROSE)]
@@ -79,15 +79,7 @@ def test_curly_quotes_stay_in_chinese_and_become_tex_quotes_in_english():
 
 
 def _xelatex(where, name):
-    exe = shutil.which("xelatex")
-    if exe is None:
-        pytest.skip("xelatex is not installed")
-    for _ in range(2):
-        r = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", name], cwd=where,
-                           capture_output=True, text=True, errors="replace", timeout=600)
-        log = (where / name.replace(".tex", ".log")).read_text(errors="replace")
-        assert r.returncode == 0, "\n".join(ln for ln in log.splitlines() if ln.startswith("!"))
-    return log
+    return tex_twice("xelatex", where, name)
 
 
 def test_zh_tex_compiles_with_xelatex_twice_cleanly(tmp_path):
