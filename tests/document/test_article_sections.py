@@ -18,6 +18,7 @@ from derive.document.sections import TITLE, document_blocks
 from derive.document.seed_sections import seed_blocks
 from derive.document.seed_text import SEED_TEXT
 from derive.seed.claims import SEED_CLAIMS
+from verify import oracles
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +65,14 @@ def test_worked_example_numbers_recomputed():
     prevs, eps = [h0, hs[0]], 1e-6
     for t in range(2):
         step = lambda h: _sigmoid(p["W_xh"] @ xs[t] + p["W_hh"] @ h + p["b_h"])  # noqa: E731
-        J = numpy.column_stack([(step(prevs[t] + eps * e) - step(prevs[t] - eps * e)) / (2 * eps)
-                                for e in numpy.eye(2)])
+        J = oracles.fd_jacobian(step, prevs[t], eps)
         numpy.testing.assert_allclose(n["J"][t], J, atol=1e-9)
     numpy.testing.assert_allclose(n["pass2"], n["J"][1].T @ dhs[1], atol=1e-12)
     numpy.testing.assert_allclose(n["dh1"], dhs[0] + n["J"][1].T @ dhs[1], atol=1e-12)
     numpy.testing.assert_allclose(n["dh0"], n["J"][0].T @ n["dh1"], atol=1e-12)
     for name, g in n["grads"].items():
-        fd = numpy.zeros_like(p[name])
-        for idx in numpy.ndindex(p[name].shape):
-            q = {k: v.copy() for k, v in p.items()}
-            q[name][idx] += eps
-            up = _loss_and_states(q, xs, h0, dhs)[0]
-            q[name][idx] -= 2 * eps
-            fd[idx] = (up - _loss_and_states(q, xs, h0, dhs)[0]) / (2 * eps)
+        fd = oracles.fd_gradient(lambda a: _loss_and_states({**p, name: a}, xs, h0, dhs)[0],
+                                 p[name], eps)
         numpy.testing.assert_allclose(g, fd, atol=1e-8)
     md = render_md(worked_example.worked_example_blocks(None, "en"), "x")
     assert "0.6225" in md and "0.8022" in md and "0.2747" in md and "0.0627" in md

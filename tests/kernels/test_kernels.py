@@ -23,6 +23,7 @@ from derive.export.kernels import export
 from derive.codegen.module import generate
 from derive.codegen.source import module_source
 from derive.core.symbols import DIMS
+from verify import oracles
 
 CELLS = derive.cells()
 T, B, D, H = 3, 2, 3, 4
@@ -121,24 +122,11 @@ def test_backward_matches_finite_differences(kern, scale=2.0):
     grads, ds0 = kern.backward(p, cache, dhs, dsT)
     assert list(grads) == list(kern.PARAMS)
     for name, value in p.items():
-        num = numpy.zeros_like(value)
-        for i in numpy.ndindex(value.shape):
-            q = dict(p)
-            q[name] = value.copy()
-            q[name][i] += EPS
-            up = loss(q, s0)
-            q[name][i] -= 2 * EPS
-            num[i] = (up - loss(q, s0)) / (2 * EPS)
+        num = oracles.fd_gradient(lambda a: loss({**p, name: a}, s0), value, EPS)
         numpy.testing.assert_allclose(grads[name], num, atol=_fd_tol(num), rtol=0, err_msg=name)
         assert grads[name].shape == value.shape
     for j, st in enumerate(kern.STATE):
-        num = numpy.zeros_like(s0[j])
-        for i in numpy.ndindex(s0[j].shape):
-            sp = [a.copy() for a in s0]
-            sp[j][i] += EPS
-            up = loss(p, tuple(sp))
-            sp[j][i] -= 2 * EPS
-            num[i] = (up - loss(p, tuple(sp))) / (2 * EPS)
+        num = oracles.fd_gradient(lambda a: loss(p, s0[:j] + (a,) + s0[j + 1:]), s0[j], EPS)
         numpy.testing.assert_allclose(ds0[j], num, atol=_fd_tol(num), rtol=0, err_msg=f"dstate0 {st}")
 
 
@@ -160,13 +148,7 @@ def test_input_gradient_matches_finite_differences(kern, scale=2.0):
     assert len(plain) == 2 and dxs.shape == xs.shape and dxs.dtype == xs.dtype
     for name in p:
         assert numpy.array_equal(plain[0][name], grads[name]), name
-    num = numpy.zeros_like(xs)
-    for i in numpy.ndindex(xs.shape):
-        q = xs.copy()
-        q[i] += EPS
-        up = loss(q)
-        q[i] -= 2 * EPS
-        num[i] = (up - loss(q)) / (2 * EPS)
+    num = oracles.fd_gradient(loss, xs, EPS)
     numpy.testing.assert_allclose(dxs, num, atol=_fd_tol(num), rtol=0)
 
 
@@ -175,15 +157,11 @@ def test_step_jacobian_matches_finite_differences(kern, scale=2.0):
     J = kern.step_jacobian(p, xs[0], s0)
     S = H * len(kern.STATE)
     assert J.shape == (B, S, S)
-    num = numpy.zeros_like(J)
-    for j in range(len(kern.STATE)):
-        for i in range(H):
-            sp = [a.copy() for a in s0]
-            sp[j][:, i] += EPS
-            up = numpy.concatenate(kern.step(p, xs[0], tuple(sp)), axis=1)
-            sp[j][:, i] -= 2 * EPS
-            dn = numpy.concatenate(kern.step(p, xs[0], tuple(sp)), axis=1)
-            num[:, :, j * H + i] = (up - dn) / (2 * EPS)
+    n = len(kern.STATE)
+
+    def step(s):                                  # (B, S) stacked states -> (B, S)
+        return numpy.concatenate(kern.step(p, xs[0], tuple(numpy.split(s, n, axis=1))), axis=1)
+    num = oracles.fd_jacobian(step, numpy.concatenate(s0, axis=1), EPS, batch=1)
     numpy.testing.assert_allclose(J, num, atol=_fd_tol(num), rtol=0)
 
 
@@ -427,13 +405,8 @@ def test_runtime_route_accepts_a_user_cell():
     hs, cache = k.forward(p, xs, s0)
     grads, (dh0,) = k.backward(p, cache, dhs)
     for name in p:
-        num = numpy.zeros_like(p[name])
-        for i in numpy.ndindex(p[name].shape):
-            q = {**p, name: p[name].copy()}
-            q[name][i] += EPS
-            up = (k.forward(q, xs, s0)[0] * dhs).sum()
-            q[name][i] -= 2 * EPS
-            num[i] = (up - (k.forward(q, xs, s0)[0] * dhs).sum()) / (2 * EPS)
+        num = oracles.fd_gradient(lambda a: (k.forward({**p, name: a}, xs, s0)[0] * dhs).sum(),
+                                  p[name], EPS)
         numpy.testing.assert_allclose(grads[name], num, atol=FD_TOL, rtol=0, err_msg=name)
     want = _explicit_step(cell, p, xs[0][0], [s0[0][0]])
     numpy.testing.assert_allclose(hs[0][0], want[0], rtol=1e-12, atol=1e-12)
