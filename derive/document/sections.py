@@ -161,7 +161,7 @@ CELL_WHAT = {"en": {
     "lstm_fgr": "Greff FGR: full gate recurrence",
     "gru": "GRU, reset after the product (PyTorch, cuDNN)",
     "gru_cho": "GRU, reset before the product (Cho et al.)",
-    "lstm_np_noaf": "LSTM without peepholes and without the output activation (h = o ⊙ c)",
+    "lstm_np_noaf": "LSTM without peepholes and without the output activation",
     "mingru": "minGRU (Feng et al. 2024): gates that do not see the state",
 }, "zh": {
     "rnn_sigmoid": "Elman RNN，logistic sigmoid（原笔记）",
@@ -180,7 +180,7 @@ CELL_WHAT = {"en": {
     "lstm_fgr": "Greff FGR：门的完全循环连接",
     "gru": "GRU，重置门在乘积之后（PyTorch、cuDNN）",
     "gru_cho": "GRU，重置门在乘积之前（Cho 等人）",
-    "lstm_np_noaf": "无窥视孔、输出无激活函数的 LSTM（h = o ⊙ c）",
+    "lstm_np_noaf": "无窥视孔、输出无激活函数的 LSTM",
     "mingru": "minGRU（Feng 等人，2024）：门不依赖状态",
 }}
 #: "Reference: <spec reference>." per language.
