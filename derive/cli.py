@@ -8,7 +8,6 @@ interrupted (Ctrl-C). Progress goes to stderr (``--quiet``: none), the outcome t
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 

@@ -5,7 +5,7 @@ figure), the GRU in both conventions, the summary and the references. Prose in
 from __future__ import annotations
 
 import sympy
-from sympy import DiagMatrix, HadamardProduct, MatAdd, MatMul
+from sympy import DiagMatrix, HadamardProduct, MatAdd
 
 from derive.document.equations import Ctx, forward_eqs
 from derive.document.model import (FIGURE, Bibliography, Cite, Display, Figure, Heading, Math,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from derive.document.bounds import bound_eqs, bptt_sum_eqs, pascanu_eqs, recursion_eqs
 from derive.document.equations import (Ctx, backward_step_eqs, chain_eqs, forward_eqs,
                                        jacobian_eqs, param_grad_eqs)
-from derive.document.model import FIGURE, Display, Figure, Heading, Math, para
+from derive.document.model import Display, Heading, Math, para
 from derive.document.seed_sections import seed_blocks
 from derive.document import lstm_story, teaching
 from derive.document.model import Table

@@ -6,7 +6,6 @@ the builders only fill its slots with formulas printed from derived results."""
 from __future__ import annotations
 
 import sympy
-from sympy import DiagMatrix
 
 from derive.core.primitives import FUNCTIONS, gamma_identity
 from derive.document.bounds import bound_eqs, bptt_sum_eqs, pascanu_eqs, recursion_eqs

@@ -299,13 +299,22 @@ def _check_params(params, PARAMS):
     return arrays, dims, dtype
 
 
+def _shape_text_of(shape):
+    """``(B=2, H)`` for a tuple of (label, size) pairs; size None means any."""
+    return "(" + ", ".join(f"{lab}={n}" if n is not None else lab for lab, n in shape) + ")"
+
+
+def _has_shape(arr, shape):
+    """Whether ``arr`` has exactly the (label, size) ``shape`` (size None: any)."""
+    return arr.ndim == len(shape) and all(n is None or n == m for (_, n), m in zip(shape, arr.shape))
+
+
 def _check_array(name, value, shape, dtype, *, finite=True):
     """``value`` as an array of exactly ``shape`` (a tuple of (label, size); size None means
     any) and ``dtype``; a ValueError naming ``name`` otherwise."""
     arr = _as_float_array(name, value, dtype)
-    want = "(" + ", ".join(f"{lab}={n}" if n is not None else lab for lab, n in shape) + ")"
-    if arr.ndim != len(shape) or any(n is not None and n != m for (_, n), m in zip(shape, arr.shape)):
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+    if not _has_shape(arr, shape):
+        raise ValueError(f"{name}: expected shape {_shape_text_of(shape)}, got {arr.shape}")
     if finite:
         _check_finite(name, arr)
     return arr
@@ -325,12 +334,11 @@ def _check_state(name, state, STATE, batch, hidden, dtype):
 
 def _cache_array(name, value, shape, dtype):
     """A cache entry: an ndarray of exactly ``shape`` ((label, size) pairs) and ``dtype``."""
-    want = "(" + ", ".join(f"{lab}={n}" if n is not None else lab for lab, n in shape) + ")"
-    if not isinstance(value, numpy.ndarray) or value.dtype != dtype or value.ndim != len(shape) \
-            or any(n is not None and n != m for (_, n), m in zip(shape, value.shape)):
+    if not isinstance(value, numpy.ndarray) or value.dtype != dtype or not _has_shape(value, shape):
         got = (f"shape {value.shape} {value.dtype}" if isinstance(value, numpy.ndarray)
                else type(value).__name__)
-        raise ValueError(f"cache: {name} must be an array {want} of {dtype}, got {got}")
+        raise ValueError(f"cache: {name} must be an array {_shape_text_of(shape)} of {dtype}, "
+                         f"got {got}")
     return value
 
 
