@@ -51,8 +51,8 @@ TEACHING = {
              "的左边，并且在第 {t} 步取值，而不是在第 {tm1} 步：",
     "jac.4": "转置属于反向传播。反向传播把传入的梯度（一个列向量）逐个因子地乘以转置的雅可比"
              "矩阵，这正是推导出来的反向一步：",
-    "jac.5": "Pascanu 等人的式 (5) 里循环权重矩阵带有转置；在他们的参数化下雅可比矩阵同样"
-             "没有转置。而且矩阵与其转置的 2-范数相等，下面的上界不受影响。",
+    "jac.5": "Pascanu 等人的式 (5) 把循环权重矩阵印成了转置；其实在他们的参数化下，雅可比"
+             "矩阵同样不带转置。况且矩阵与其转置的 2-范数相等，所以下面的上界不受影响。",
     "bptt.h": "随时间反向传播",
     "bptt.1": "损失是各时间步损失之和，而 {Whh} 在每一步都起作用。按照 {pascanu}（式 (3) "
               "到 (5)），梯度是一个双重求和：对每个损失项 {Lt} 和每个更早的时间步 {k}，取从 "
@@ -82,7 +82,7 @@ LSTM_STORY = {
               "（式 (7) 到 (11)），其中各门也读取细胞状态：",
     "lstm.2": "沿着细胞状态单独追踪梯度，把各门当作常数。更新是逐元素的，并且是把新内容加"
               "上去，所以这条直接路径只贡献遗忘门，形式是一个对角矩阵：",
-    "lstm.3": "经过 {k} 步，直接路径是对角矩阵的连乘，也就是各遗忘门逐元素乘积构成的对角"
+    "lstm.3": "从第 {k} 步往后跨越多步时，直接路径是对角矩阵的连乘，也就是各遗忘门逐元素乘积构成的对角"
               "矩阵。这里既没有循环权重矩阵，也没有以 {quarter} 为上界的激活函数导数：当 "
               "{fone} 时，这个连乘在许多步内都接近单位矩阵。这就是 {hs} 的常数误差传送带，"
               "再加上 {gers} 引入的遗忘门。",
@@ -140,6 +140,54 @@ APPENDIX = {
     "tab.cell": "单元", "tab.what": "说明", "tab.params": "参数个数",
     "tab.states": "状态",
 }
+
+#: The reference line of each built-in cell in Chinese (its spec's ``reference``, translated;
+#: paper titles, code names and equation numbers as in the source). Shown after 出处：.
+_GREFF = ("Greff、Srivastava、Koutník、Steunebrink 和 Schmidhuber（2017），"
+          "“LSTM: A Search Space Odyssey”，IEEE TNNLS 28(10)，arXiv:1503.04069")
+_GRAVES_BASE = "基准模型为 Graves（2013）的带窥视孔 LSTM，式 (7)–(11)"
+CELL_REFERENCE = {
+    "rnn_sigmoid": "Elman（1990）；Pascanu、Mikolov 和 Bengio（2013），式 (1)–(5)",
+    "rnn_tanh": "Elman（1990）；PyTorch 的 torch.nn.RNN（nonlinearity='tanh'）",
+    "rnn_relu": "Elman（1990）；PyTorch 的 torch.nn.RNN（nonlinearity='relu'）；Le、Jaitly 和 "
+                "Hinton（2015）",
+    "lstm": "Hochreiter 和 Schmidhuber（1997），加上 Gers 等人（2000）的遗忘门；PyTorch 的 "
+            "torch.nn.LSTM",
+    "lstm_peephole": "Graves（2013），arXiv:1308.0850，式 (7)–(11)；窥视孔连接来自 Gers 和 "
+                     "Schmidhuber（2000）",
+    "lstm_peephole_full": "把原笔记 LSTM 中细胞到门的三个窥视孔权重当作完整矩阵（colah 文中"
+                          "拼接式窥视孔的变体）；对照 Graves（2013），那里它们是对角矩阵",
+    "gru": "Cho 等人（2014），arXiv:1406.1078v1 的顺序；PyTorch 的 torch.nn.GRU；cuDNN",
+    "gru_cho": "Cho 等人（2014），arXiv:1406.1078v3，第 2.3 节，式 (5)–(8)，另加偏置；Keras 的 "
+               "GRU(reset_after=False)",
+    "lstm_cifg": _GREFF + "：变体 CIFG（输入门与遗忘门耦合，f = 1 − i）；" + _GRAVES_BASE,
+    "lstm_fgr": _GREFF + "：变体 FGR（门的完全循环连接）；" + _GRAVES_BASE,
+    "lstm_nfg": _GREFF + "：变体 NFG（无遗忘门，f = 1）；" + _GRAVES_BASE,
+    "lstm_niaf": _GREFF + "：变体 NIAF（输入无激活函数，g(x) = x）；" + _GRAVES_BASE,
+    "lstm_nig": _GREFF + "：变体 NIG（无输入门，i = 1）；" + _GRAVES_BASE,
+    "lstm_noaf": _GREFF + "：变体 NOAF（输出无激活函数，h(x) = x）；" + _GRAVES_BASE,
+    "lstm_nog": _GREFF + "：变体 NOG（无输出门，o = 1）；" + _GRAVES_BASE,
+    "lstm_np": _GREFF + "：变体 NP（无窥视孔）；" + _GRAVES_BASE,
+    "lstm_np_noaf": _GREFF + "：变体 NP（无窥视孔）与 NOAF（输出无激活函数）同时使用；从零写起的 "
+                    "NumPy LSTM 中常见，它们把输出写成输出门与细胞状态的逐元素乘积",
+    "mingru": "Feng、Tung、Ahmed、Bengio、Hajimirsadeghi（2024），“Were RNNs All We Needed?”，"
+              "arXiv:2410.01201，第 3.1 节（minGRU，顺序模式）",
+}
+
+#: How the notation map (``--notation``) is described in Chinese, by map name; the
+#: conventions section names the one in use (``teaching.conventions_blocks``).
+NOTATION_DESC = {
+    "seed": "seed（原笔记的记号，与 Graves（2013）相同，时间写在下标）",
+    "greff": "greff（Greff 等人（2017）的记号：输入权重 W、循环权重 R、窥视孔权重 p、块输入 z、"
+             "块输出 y，时间写在上标）",
+    "pytorch": "pytorch（PyTorch 文档的参数名，按权重所乘的量命名；LSTM 的候选记忆记作 g）",
+}
+
+
+def reference_line(cell) -> str:
+    """The cell's reference in Chinese: :data:`CELL_REFERENCE`, else its spec's text."""
+    return CELL_REFERENCE.get(cell.name, cell.reference)
+
 
 #: How a citation reads in Chinese, by reference key (the English text otherwise).
 CITE_TEXT = {

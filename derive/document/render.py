@@ -53,15 +53,20 @@ PREAMBLE_ZH = (
 
 def tex_text(s: str, lang: str = "en") -> str:
     """Prose for LaTeX: special characters escaped, typographic quotes as ``...''; a
-    straight double quote opens and closes in turn. In Chinese (``lang="zh"``) curly quotes
-    stay as they are (full-width CJK punctuation under xeCJK)."""
+    straight double quote opens and closes in turn; a straight single quote opens (`) where
+    no letter, digit or closing bracket precedes it (``='tanh'``), else it is an apostrophe
+    or closes ('). In Chinese (``lang="zh"``) curly quotes stay as they are (full-width CJK
+    punctuation under xeCJK)."""
     out, opening = [], True
-    for ch in s:
+    for i, ch in enumerate(s):
         if lang == "zh" and ch in "\u201c\u201d\u2018\u2019":
             out.append(ch)
         elif ch == '"':
             out.append("``" if opening else "''")
             opening = not opening
+        elif ch == "'":
+            prev = s[i - 1] if i else " "
+            out.append("'" if prev.isalnum() or prev in ")]}.!?" else "`")
         else:
             out.append(_TEX_ESCAPE.get(ch, ch))
     return "".join(out)
@@ -92,18 +97,34 @@ def _cite_text(part, lang):
     return _zh().CITE_TEXT.get(part.key, part.text) if lang == "zh" else part.text
 
 
+def is_ideograph(ch: str) -> bool:
+    """A CJK ideograph (not CJK punctuation): xeCJK spaces it from Latin text and numbers."""
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
 def _tex_parts(parts, lang="en") -> str:
+    """Parts as LaTeX. In Chinese a reference (``图~\\ref``, ``\\eqref``) beside an ideograph
+    gets the space xeCJK would put between a number and a CJK character (the link box
+    hides the number from xeCJK: "图 1在", "见(9)" otherwise)."""
     refs = _zh().REF_TEX if lang == "zh" else _REF_TEX
-    out = []
+    out, after_ref = [], False
     for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
         elif isinstance(part, Ref):
-            out.append(refs[part.kind] % part.label)
+            tex = refs[part.kind] % part.label
+            if lang == "zh" and out and out[-1] and is_ideograph(out[-1][-1]) \
+                    and tex.startswith("\\"):         # 图~\ref, 第~\ref~节 start with their word
+                tex = "~" + tex
+            out.append(tex)
         elif isinstance(part, Cite):
             out.append(r"%s~\cite{%s}" % (tex_text(_cite_text(part, lang), lang), part.key))
         else:
-            out.append(tex_text(part, lang))
+            text = tex_text(part, lang)
+            if after_ref and text and is_ideograph(text[0]) and not out[-1].endswith("~"):
+                text = "~" + text
+            out.append(text)
+        after_ref = lang == "zh" and isinstance(part, Ref) and out[-1].endswith("}")
     return "".join(out)
 
 

@@ -84,7 +84,7 @@ def _block(block, notes) -> str:
     if kind == "list":
         return "\n".join("* " + _fill(item, notes) for item in block[1])
     if kind == "img":
-        return "![%s](%s)" % (block[2], block[1])
+        return Z.IMAGE_NOTE.format(alt=block[2], path=block[1])
     if kind == "table" and block[1] == "bias_table":
         return _bias_table()
     raise ValueError(f"seed note: unknown block {block!r}")
@@ -107,7 +107,8 @@ def _sources() -> str:
     lines = [Z.SOURCES_INTRO, ""]
     lines += ["* [%s](%s)：%s" % (label, url, what) for label, url, what in Z.SOURCES]
     lines += ["", Z.PAPERS_INTRO, ""]
-    lines += ["* [%s](%s)：%s" % (label, url, what) for label, url, what in Z.PAPERS]
+    lines += [Z.PAPER_LINE.format(label=label, url=url, title=title, venue=venue, what=what)
+              for label, url, title, venue, what in Z.PAPERS]
     lines.append("")
     lines += ["[%s]: %s" % (label, url) for label, url, _ in Z.SOURCES]
     return "\n".join(lines)

@@ -25,7 +25,8 @@ _t = sympy.Symbol("t", integer=True)
 _j = sympy.Symbol("j", integer=True)
 _k = sympy.Symbol("k", integer=True)
 _T = sympy.Symbol("T", integer=True)
-#: lambda_1 = ||W_hh||_2, the symbol of the seed claims' vanishing condition.
+#: lambda_1 = ||W_hh||_2, the symbol of the seed claims' vanishing condition; the note prints
+#: it as the spectral norm (:func:`norm_tex`: one quantity, one name, as in the article).
 LAMBDA = sympy.Symbol("lambda_1", positive=True)
 #: Forget-gate biases of the table in the summary, and its horizon in steps.
 BIASES = (0, 1, 2, 3)
@@ -68,6 +69,18 @@ def _from_output(prim, vec):
     return vector_form(prim.from_output(y), y, vec)
 
 
+@lru_cache(maxsize=None)
+def norm_tex() -> str:
+    """The spectral norm of the seed's recurrent matrix, ``\\lVert W_{hh} \\rVert_2``."""
+    rs = cell("rnn_sigmoid")
+    return r"\lVert %s \rVert_2" % _p(rs.symbol("W_hh"), rs)
+
+
+def _norm(rel) -> str:
+    """A condition on :data:`LAMBDA` printed with the spectral norm for the symbol."""
+    return sympy.latex(rel, symbol_names={LAMBDA: norm_tex()})
+
+
 def _frac(s, w):
     return r"\frac{\partial %s}{\partial %s}" % (s, w)
 
@@ -89,6 +102,10 @@ def inline() -> dict:
         "seq": r"x = (%s, \ldots, %s)" % (P(x, 1), P(x, _T)),
         "Delta_h": P(rs.backward().incoming["h"]),
         "J_range": r"J_t J_{t-1} \cdots J_{k+1}", "partial_plus": r"\partial^{+}",
+        "outer_t": P(rs.backward().params["W_hh"]),
+        "J_j_def": r"J_j = %s" % _frac(P(h, _j), P(rs.prev["h"], _j)),
+        "grad_y": r"\nabla_{%s} L_t" % P(rs.symbol("y")),
+        "grad_h": "%s = %s" % (P(LossGradient.of(h)), P(rs.readout_backward()[0]["h"])),
         "J_j": r"J_j = %s = %s" % (_frac(P(h, _j), P(rs.prev["h"], _j)), P(rs.jacobian("h", "h"), _j)),
         "immediate": r"\frac{\partial^{+} %s}{\partial %s}" % (P(h, _k), P(W)),
         "Delta_h_sum": r"%s = \sum_{t=k}^{T} \bigl(J_t J_{t-1} \cdots J_{k+1}\bigr)^{\top} %s"
@@ -99,10 +116,10 @@ def inline() -> dict:
         "sp_le": r"%s \le %s" % (SigmoidPrime.latex, sympy.latex(gs)),
         "sp_identity": r"%s = %s" % (P(sp), P(_from_output(Sigmoid, Sigmoid(a)))),
         "sp_out": r"%s = %s" % (P(sp), P(_from_output(Sigmoid, h))),
-        "lambda_def": r"%s = \lVert %s \rVert_2" % (sympy.latex(LAMBDA), P(W)),
-        "vanish": P(_corrected("seed.vanishing")),
-        "vanish_tanh": sympy.latex(sympy.StrictLessThan(LAMBDA, 1 / gt)),
-        "explode": sympy.latex(sympy.StrictGreaterThan(LAMBDA, 1 / gs)),
+        "norm": norm_tex(),
+        "vanish": _norm(_corrected("seed.vanishing")),
+        "vanish_tanh": _norm(sympy.StrictLessThan(LAMBDA, 1 / gt)),
+        "explode": _norm(sympy.StrictGreaterThan(LAMBDA, 1 / gs)),
         "W_hh_counter": r"%s = %s" % (P(W), sympy.latex(2 / gs)),
         "counter_factor": r"%s \cdot %s = %s" % (sympy.latex(2 / gs), sympy.latex(gs),
                                                  sympy.latex(2 / gs * gs)),
@@ -120,6 +137,8 @@ def inline() -> dict:
         "f_const": r"f_j \equiv \sigma(%s)" % Q(L.symbol("b_f")), "b_f": Q(L.symbol("b_f")),
         "sigma_zero": r"\sigma(0) = %s" % sympy.latex(Sigmoid.scalar(sympy.Integer(0))),
         "fbar_t": Q(L.symbol("fbar")),
+        "Delta_hc": "%s, %s" % (Q(L.backward().incoming["h"]), Q(L.backward().incoming["c"])),
+        "dprev_c": r"\delta^{(t)} %s" % Q(L.prev["c"]),
     }
     for name in ("i", "f", "o", "g", "c"):
         m[name + "_t"] = Q(L.symbol(name))
@@ -168,7 +187,7 @@ def displays() -> dict:
                    r"\bigr\rVert_2 \le \prod_{j=k+1}^{t} \bigl\lVert %s \bigr\rVert_2 \, "
                    r"\lVert %s \rVert_2 \le (\gamma %s)^{t-k}, \qquad \gamma = %s"
                    % (_frac(m["h_t"], P(h, _k)), P(diag(SigmoidPrime(a)), _j), m["W_hh"],
-                      sympy.latex(LAMBDA), m["gamma_sigmoid"]),
+                      norm_tex(), m["gamma_sigmoid"]),
         "lstm5": _rows([(Q(L.symbol(n)), expand(L, n, keep=keep), _t) for n, keep in (
             ("i", ()), ("f", ()), ("c", ("f", "i")), ("o", ("c",)), ("h", ("o", "c")))], L),
         "lstm_parts": _rows([(Q(eq.lhs), eq.rhs, _t) for eq in L.equations
@@ -220,7 +239,7 @@ _LHS = {
     "seed.eq2": lambda m: m["y_t"],
     "seed.activation": lambda m: _frac(m["h_t"], m["h_prev"]),
     "seed.bptt": lambda m: _frac("L", m["W_hh"]),
-    "seed.bptt.immediate_partial": lambda m: r"\delta %s" % m["W_hh"],
+    "seed.bptt.immediate_partial": lambda m: _frac("L", m["W_hh"]),
     "seed.bptt.product_order": lambda m: r"J_t = %s" % _frac(m["h_t"], m["h_prev"]),
     "seed.rnn_jacobian": lambda m: _frac(m["h_t"], m["h_prev"]),
     "seed.sigmoid_range": lambda m: seed_claim("seed.sigmoid_range").corrected_lhs_latex,
@@ -247,11 +266,24 @@ def corrections(claim) -> list:
     """``lhs = rhs`` strings of ``claim``'s derived correction (``rhs`` alone without lhs)."""
     rhs = corrected_latex(claim)
     lhs = _LHS.get(claim.id)
-    if claim.id == "seed.bptt":
+    if claim.id == "seed.vanishing":
+        return _vanishing_rows(rhs)
+    if claim.id in ("seed.bptt", "seed.bptt.immediate_partial"):
         return [r"%s = \sum_{t=1}^{T} %s" % (lhs(inline()), r) for r in rhs]
     if lhs is None:
         return rhs
     return ["%s = %s" % (lhs(inline()), r) for r in rhs]
+
+
+def _vanishing_rows(rhs) -> list:
+    """Pascanu's bound and the sufficient condition, not a lone inequality: the bound on the
+    product over ``t - k`` steps, then ``||W_hh||_2 < 1/gamma`` implying that it vanishes."""
+    m = inline()
+    rs = cell("rnn_sigmoid")
+    lhs = r"\Bigl\lVert %s \Bigr\rVert_2" % _frac(m["h_t"], _p(rs.symbol("h"), rs, _k))
+    cond = _norm(_corrected("seed.vanishing"))
+    return [r"%s \le \bigl(%s \, %s\bigr)^{t-k}" % (lhs, m["gamma_sigmoid"], norm_tex()),
+            r"%s \;\Rightarrow\; %s \to 0 \quad (t-k \to \infty)" % (cond, lhs)] if rhs else []
 
 
 def check_keys(keys) -> None:
@@ -263,4 +295,4 @@ def check_keys(keys) -> None:
 
 
 __all__ = ["inline", "displays", "corrections", "corrected_latex", "bias_rows", "vector_form",
-           "check_keys", "HORIZON", "BIASES", "LAMBDA"]
+           "check_keys", "HORIZON", "BIASES", "LAMBDA", "norm_tex"]

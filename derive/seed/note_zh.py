@@ -9,7 +9,8 @@ occurs, and becomes a footnote whose reason is :data:`FOOTNOTES` [seed.id]. Only
 symbols of the running text (``$k$``, ``$T$``) are typed as math.
 
 Block kinds: ``("p", text)`` a paragraph, ``("math", key)`` a display, ``("list", [text])``
-a bullet list, ``("img", path, alt)`` one of the note's own pictures, ``("table", key)`` a
+a bullet list, ``("img", path, alt)`` one of the note's own pictures (named by :data:`IMAGE_NOTE`,
+not linked), ``("table", key)`` a
 table built by the engine side.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ SUBTITLE = ("修订版：写给笔记作者。章节和论证的顺序与原笔�
             "不严谨之处在出现的地方用脚注标出，脚注写明原因和推导得到的正确形式。记号沿用"
             "原笔记（{W_xh}、{W_hh} 等），$\\odot$ 表示逐元素乘积。")
 
-#: The three sources the note links (its own link texts), then the papers the corrections
-#: rest on. (label, url, what it is)
+#: The three sources the note links (its own link texts): (label, url, what it is); then the
+#: papers the corrections rest on: (label, url, title, venue, what the note takes from it).
 SOURCES = [
     ("Understanding LSTM Networks", "http://colah.github.io/posts/2015-08-Understanding-LSTMs/",
      "Christopher Olah 的博客文章（2015）"),
@@ -35,18 +36,25 @@ SOURCES = [
 
 PAPERS = [
     ("Pascanu, Mikolov, Bengio (2013)", "https://arxiv.org/abs/1211.5063",
-     "On the difficulty of training recurrent neural networks, ICML 2013：BPTT 的求和形式与范数上界"),
+     "On the difficulty of training recurrent neural networks", "ICML 2013",
+     "BPTT 的求和形式与范数上界"),
     ("Graves (2013)", "https://arxiv.org/abs/1308.0850",
-     "Generating Sequences With Recurrent Neural Networks：原笔记所用带窥视孔 LSTM 的式 (7)–(11)"),
+     "Generating Sequences With Recurrent Neural Networks", "arXiv:1308.0850",
+     "原笔记所用带窥视孔 LSTM 的式 (7)–(11)"),
     ("Greff et al. (2017)", "https://arxiv.org/abs/1503.04069",
-     "LSTM: A Search Space Odyssey：LSTM 反向传播的逐项公式与各种变体的比较"),
+     "LSTM: A Search Space Odyssey", "IEEE TNNLS 28(10)",
+     "LSTM 反向传播的逐项公式与各种变体的比较"),
     ("Hochreiter, Schmidhuber (1997)", "https://doi.org/10.1162/neco.1997.9.8.1735",
-     "Long Short-Term Memory, Neural Computation：常数误差传送带"),
+     "Long Short-Term Memory", "Neural Computation 9(8)", "常数误差传送带"),
     ("Gers, Schmidhuber, Cummins (2000)", "https://doi.org/10.1162/089976600300015015",
-     "Learning to Forget: Continual Prediction with LSTM, Neural Computation：遗忘门"),
+     "Learning to Forget: Continual Prediction with LSTM", "Neural Computation 12(10)",
+     "遗忘门"),
     ("Jozefowicz, Zaremba, Sutskever (2015)", "https://proceedings.mlr.press/v37/jozefowicz15.html",
-     "An Empirical Exploration of Recurrent Network Architectures, ICML 2015：遗忘门偏置的初始化"),
+     "An Empirical Exploration of Recurrent Network Architectures", "ICML 2015",
+     "遗忘门偏置的初始化"),
 ]
+#: How one paper is listed: link, title, venue, what the corrections take from it.
+PAPER_LINE = "* [{label}]({url})：*{title}*，{venue}。用于：{what}。"
 
 SOURCES_INTRO = "参考文献（原笔记引用的三篇）："
 PAPERS_INTRO = "勘误所依据的原始论文："
@@ -84,12 +92,13 @@ SECTIONS = [
               "<<seed.bptt>><<seed.bptt.total_loss>><<seed.bptt.immediate_partial>>"
               "<<seed.bptt.product_order>><<seed.bptt.index_range>>"),
         ("math", "bptt_sum"),
-        ("p", "其中连乘 {J_range} 要按 $j$ 从 $t$ 递减到 $k+1$ 的顺序从左往右写，$k=t$ 时为单位矩阵；"
+        ("p", "其中 {J_j_def} 是第 $j$ 步的一步雅可比矩阵，连乘 {J_range} 要按 $j$ 从 $t$ 递减到 $k+1$ 的顺序从左往右写，$k=t$ 时为单位矩阵；"
               "{immediate} 是“直接”偏导，即把 {h_prev_k} 看作常数、只对第 $k$ 步中显式出现的 {W_hh} "
               "求导。把这两部分合在一起，每一项都化成一个外积，整个双重求和等价于一个从 $t=T$ 往回"
               "走的递推，总计算量只有 $O(T)$："),
         ("math", "bptt_rec"),
-        ("p", "这里 {Delta_h} 是到达 {h_t} 的全部梯度：本步损失的那一部分，加上第 $t+1$ 步传回来的"
+        ("p", "这里 {grad_y} 是本步损失 $L_t$ 对输出 {y_t} 的梯度（列向量），{grad_h} 是本步损失对 "
+              "{h_t} 的梯度；{Delta_h} 是到达 {h_t} 的全部梯度：本步损失的那一部分，加上第 $t+1$ 步传回来的"
               "部分（$t=T$ 时没有后者）。把递推展开，得到 {Delta_h_sum}，它恰好就是双重求和里"
               "对 $t$ 的那一层。"),
         ("p", "一步雅可比矩阵可以直接从式 (1) 求出：<<seed.rnn_jacobian>>"),
@@ -103,13 +112,13 @@ SECTIONS = [
         ("p", "最大值 {gamma_sigmoid} 在 {a_zero} 处取到。每往回传一步，梯度都要再乘一个对角因子，"
               "它的每个元素都不超过 {gamma_sigmoid}；这样的因子反复相乘，梯度就会越来越小，距离"
               "较远的两个输入之间几乎没有影响。不过这还需要一个条件，因为每一步同时还乘了 {W_hh}："
-              "<<seed.vanishing>>记 {lambda_def} 为 {W_hh} 的最大奇异值，则"),
+              "<<seed.vanishing>>用谱范数 {norm}（{W_hh} 的最大奇异值）衡量 {W_hh} 的大小，则"),
         ("math", "pascanu"),
         ("p", "因此 {vanish} 时梯度必然按指数衰减（充分条件）；反过来，只有 {explode} 时梯度才可能爆炸"
               "（必要条件）。"),
     ]),
     ("再看看LSTM", [
-        ("p", "LSTM 一步的计算图示如下（原笔记的插图）："),
+        ("p", "原笔记在这里用一张图示意 LSTM 一步的前向计算："),
         ("img", "graph/lstm-lhy.jpg", "LSTM 前向计算示意"),
         ("p", "原笔记用的是 Graves（2013）带窥视孔连接（peephole）的 LSTM。推导引擎给出的前向公式"
               "与原文逐行对应：<<seed.lstm_equations>>"),
@@ -144,7 +153,8 @@ SECTIONS = [
               "{fbar_t}，并非输入 {x_t}）："),
         ("math", "f_def"),
         ("p", "它严格介于 0 和 1 之间，就像一个可以连续调节开度的阀门。反向传播时，推导引擎给出的"
-              "细胞状态梯度的递推是："),
+              "细胞状态梯度的递推如下，其中 {Delta_hc} 是从这一步之外到达 {h_t}、{c_t} 的梯度，"
+              "{dprev_c} 是经由第 $t$ 步传回 {c_prev} 的梯度："),
         ("math", "c_back"),
         ("p", "传回 {c_prev} 的第一项只乘了遗忘门的值：这里既没有 {W_hh} 那样的矩阵，也没有 "
               "{sp_a} 那样不超过 {gamma_sigmoid} 的因子。这正是 LSTM 能把上下文传得更远的原因；"
@@ -167,13 +177,13 @@ SECTIONS = [
         ("p", "**遗忘门偏置很关键。** 这一点并不会自动成立：遗忘门是 sigmoid 的输出，若偏置 {b_f} "
               "取默认的 0、其他输入的贡献又不大，那么遗忘门的值约为 {sigma_zero}，直接路径照样按"
               "指数衰减，和 RNN 一样会梯度消失。所以实践中常把遗忘门偏置初始化为 +1 到 +3"
-              "（Gers 等 2000；Jozefowicz 等 2015）。下表取遗忘门的值恒为 {f_const}，"
+              "（Gers 等人，2000；Jozefowicz 等人，2015）。下表取遗忘门的值恒为 {f_const}，"
               "列出 40 步之后直接路径上剩下的因子："),
         ("table", "bias_table"),
-        ("p", "**窥视孔带来的保留。** 对原笔记的带窥视孔 LSTM，{dc_dc} 并不只是 {diag_f}，还多出两个"
+        ("p", "**窥视孔与经由输出的路径。** 对原笔记的带窥视孔 LSTM，{dc_dc} 并不只是 {diag_f}，还多出两个"
               "窥视孔项；经由 {h_prev} 的那条路径又把 {W_hi}、{W_hf} 等矩阵和 sigmoid 导数带了回来。"
               "这些路径上依然有连乘，所以 LSTM 是缓解而不是根除梯度消失；梯度爆炸也仍有可能，"
-              "实践中通常再配合梯度裁剪（Pascanu 等 2013）。"),
+              "实践中通常再配合梯度裁剪（Pascanu 等人，2013）。"),
         ("p", "**一句话回答原笔记的问题。** RNN 的梯度必须穿过 {sp_a} 与 {W_hh} 的反复连乘；LSTM "
               "给梯度另留了一条只乘遗忘门的通道，只要遗忘门保持接近 1（靠合适的偏置初始化），"
               "早期的记忆就能影响很久以后的输出。"),
@@ -212,17 +222,19 @@ FOOTNOTES = {
     "seed.activation": "原文说 σ 一般取 sigmoid，但 Elman RNN 的常见实现（PyTorch 的 nn.RNN "
                        "默认、min-char-rnn）用的是 tanh。这不只是记号问题：导数的上确界 "
                        "{gamma_def} 对 sigmoid 是 {gamma_sigmoid}，对 tanh 是 {gamma_tanh}，"
-                       "Pascanu 的阈值随之从 {vanish} 变为 {vanish_tanh}。宜把激活函数记作 "
-                       "{phi} 并写明取哪一个；两种选择下的一步雅可比矩阵分别是下面两式。",
+                       "Pascanu 的阈值随之从 {vanish} 变为 {vanish_tanh}。后文 LSTM 的各门也用 σ，"
+                       "那里它一定是 logistic sigmoid；所以隐藏层的激活函数宜另记作 {phi}，并写明"
+                       "取哪一个。两种选择下的一步雅可比矩阵分别是：",
     "seed.bptt": "原式不是任何损失对 {W_hh} 的梯度，问题有四处，分别见紧接的四条脚注（总损失、"
                  "直接偏导、乘积顺序、下标范围）。改正后，对 {W_hh} 的梯度是各步外积之和。",
     "seed.bptt.total_loss": "左边是单个时间步的损失 {L_t}，右边却对 $t$ 求和；右边其实是总损失 "
                             "{L_total} 的梯度，应写成 {total_grad}。",
-    "seed.bptt.immediate_partial": "每一项末尾缺少直接偏导 {immediate}（Pascanu 等 2013 式 (4)）。"
+    "seed.bptt.immediate_partial": "每一项末尾缺少直接偏导 {immediate}（Pascanu 等人，2013，式 (4)）。"
                                    "缺了它，每一项只是 {dLt_dhk}，一个 $1\\times H$ 的行向量，"
-                                   "而不是 $H\\times H$ 的梯度；补上并缩并后，每一项是一个外积。",
+                                   "而不是 $H\\times H$ 的梯度；补上并缩并后，第 $t$ 步的一项是外积 "
+                                   "{outer_t}，对所有时间步求和即得梯度：",
     "seed.bptt.product_order": "雅可比矩阵一般不可交换，连乘必须按 {J_range} 的顺序（分子布局）"
-                               "书写，$k=t$ 时是单位矩阵；其中每个因子是下式。",
+                               "书写，$k=t$ 时是单位矩阵；其中每个因子是：",
     "seed.bptt.index_range": "求和从 $t=0$、$k=0$ 开始，就需要一个并不存在的 {h_m1}，或者意味着"
                              "给定的初始状态 {h_0} 依赖于 {W_hh}；{h_0} 给定时应为 {k_range}。"
                              "另外 {W_h_seed} 与正文的 {W_hh} 是同一个矩阵，记号应统一。",
@@ -233,8 +245,8 @@ FOOTNOTES = {
     "seed.sigmoid_range": "{sp_x} 对一切实数 $x$ 都大于 0，0 只是 $x\\to\\pm\\infty$ 时的极限"
                           "（或浮点下溢），所以区间左端是开的；最大值 {gamma_sigmoid} 在 {x_zero} "
                           "处取到。",
-    "seed.vanishing": "单凭 {sp_le} 推不出梯度一定消失：每一步还要乘 {W_hh}。记 {lambda_def} "
-                      "为其最大奇异值，下式成立时梯度一定消失（这是充分条件，不是必要条件）；"
+    "seed.vanishing": "单凭 {sp_le} 推不出梯度一定消失：每一步还要乘 {W_hh}。用谱范数 {norm}"
+                      "（最大奇异值）衡量它，{vanish} 时梯度一定消失（这是充分条件，不是必要条件）；"
                       "{explode} 是梯度爆炸的必要条件。反例：单个神经元、{W_hh_counter}，用输入"
                       "让预激活保持为 0，则每一步的因子都是 {counter_factor}，梯度反而越来越大。",
     "seed.lstm_equations": "这组公式与 Graves（2013）式 (7)–(11) 完全一致，本身没有错，但少交代"
@@ -245,7 +257,7 @@ FOOTNOTES = {
     "seed.lstm_cell_jacobian": "原式只有在各门与 {c_prev} 无关时才成立：要么把门当作常数"
                                "（只看直接路径），要么模型没有窥视孔；即便如此，它也是对角矩阵 "
                                "{diag_f}，而不是向量。原文的 LSTM 有窥视孔，输入门和遗忘门"
-                               "都通过窥视孔依赖 {c_prev}，一步偏导是下式；跨越多步时 {c_prev} "
+                               "都通过窥视孔依赖 {c_prev}，一步偏导见下面的更正；跨越多步时 {c_prev} "
                                "还通过 {h_prev} 起作用，要看正文的 2×2 分块雅可比矩阵。",
     "seed.typo": "{h_t_1} 是笔误，应为 {h_prev}。",
 }
@@ -254,6 +266,10 @@ FOOTNOTES = {
 #: correction (the BPTT sub-claims share the one quotation of ``seed.bptt``).
 QUOTE_IN_FOOTNOTE = ("seed.eq2", "seed.bptt", "seed.rnn_jacobian", "seed.sigmoid_range",
                      "seed.vanishing", "seed.lstm_cell_jacobian", "seed.typo")
+
+#: How one of the note's own pictures is shown: named, not linked (the picture lives beside
+#: the author's note, not beside this file). ``{alt}``, ``{path}``.
+IMAGE_NOTE = "*（此处是原笔记的插图：{alt}，即原笔记目录中的 `{path}`。）*"
 
 QUOTE_LABEL = "原式："
 #: For a claim the note states in words (``quote_note``), its formula is a transcription.

@@ -50,10 +50,15 @@ def _footnote(claim_id):
     return defs[0]
 
 
+#: The note calls lambda_1 of the claims by the article's one name, the spectral norm.
+NORM = r"\lVert W_{hh} \rVert_2"
+
+
 def _printed(claim):
     corr = claim.corrected()
     exprs = list(corr) if isinstance(corr, (tuple, list)) else [corr]
-    return [derive.latex(e, cell=derive.cell(claim.cell)) for e in exprs]
+    return [derive.latex(e, cell=derive.cell(claim.cell)).replace(r"\lambda_{1}", NORM)
+            for e in exprs]
 
 
 @pytest.mark.parametrize("claim", MARKED, ids=lambda c: c.id)
