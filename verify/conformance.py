@@ -140,6 +140,10 @@ def reference_step_backward(cell, params, x, state, dstate):
 # ---------------------------------------------------------------------------------------
 
 def _compare(phase, what, got, want, atol, rtol, out, upcast=False):
+    if got is None:
+        out.append(Mismatch(phase, what, "missing", "was not returned; pass "
+                            f"skip=({what.split(' ')[0]!r},) if your code does not compute it"))
+        return
     try:
         arr = numpy.asarray(got)
     except Exception as exc:  # noqa: BLE001 - any user object
@@ -245,7 +249,7 @@ def _run_case(c, k, layout, forward, backward, case, dstate, atol, rtol, opts=No
                                     f"could not read the parameter gradients: {type(exc).__name__}: {exc}"))
                 views = []
             for v in views:
-                _compare("backward", f"{v.label} ({v.param})", v.array, numpy.asarray(gref[v.param]),
+                _compare("backward", v.what, v.array, numpy.asarray(gref[v.param]),
                          atol, rtol, out)
         out.extend(problems)
     if out:
@@ -308,7 +312,7 @@ def check_cell(cell, *, forward=None, backward=None, layout=None, dtype=numpy.fl
     if backward is not None and forward is None and getattr(layout, "convention", None) == "cs231n":
         raise ValueError("the CS231n convention passes forward's cache to backward: give forward= too")
     for label, fn in (("forward", forward), ("backward", backward)):
-        if fn is not None and not callable(fn):
+        if fn is not None and not layout.accepts(fn):
             raise TypeError(f"{label} must be a function, got {type(fn).__name__}")
     dtype = _float_dtype(dtype)
     if not getattr(layout, "batch_axis", True):      # one-sample code: 1-D vectors, B = 1

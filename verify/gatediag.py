@@ -69,7 +69,8 @@ class Remapped(Layout):
         return self.base.user_args(user_params)
 
     def grad_views(self, user_grads):
-        return [GradView(v.label, self.src[v.param], self.sign[v.param] * numpy.asarray(v.array))
+        return [GradView(v.label, self.src[v.param], None if v.array is None
+                         else self.sign[v.param] * numpy.asarray(v.array))
                 for v in self.base.grad_views(user_grads)]
 
     def vec_in(self, a):

@@ -29,6 +29,12 @@ class GradView:
     def __init__(self, label, param, array):
         self.label, self.param, self.array = label, param, array
 
+    @property
+    def what(self):
+        """How a message names the block: the user's key (and slice), then the cell's
+        parameter in parentheses when that is another name (``grad_Whh (W_hh)``)."""
+        return self.label if self.label == self.param else f"{self.label} ({self.param})"
+
     def __repr__(self):
         return f"GradView({self.label!r} -> {self.param})"
 
@@ -130,7 +136,7 @@ class Layout:
     def grad_views(self, user_grads) -> list:
         """The user's gradients cut into blocks, each labelled and paired with the seed
         parameter whose gradient it must equal."""
-        return [GradView(f"d{k}", k, user_grads[k]) for k in self.param_names]
+        return [GradView(k, k, user_grads[k]) for k in self.param_names]
 
     # -- vectors ---------------------------------------------------------------------------
     def vec_in(self, a):
@@ -149,6 +155,10 @@ class Layout:
     def call_backward(self, fn, ctx, user_params, x, state, dstate):
         """Run the user's backward; returns (user grads dict, dx, dstate_prev tuple)."""
         return _seed_bwd(self, fn, ctx, user_params, x, state, dstate)
+
+    def accepts(self, fn) -> bool:
+        """Can ``fn`` be given as forward/backward? (A function; objects: ObjectLayout.)"""
+        return callable(fn)
 
     def describe(self) -> str:
         return f"{self.name} layout of {self.cell.name}"

@@ -4,8 +4,12 @@ its gradients on ``self``, checked without a wrapper.
     check_cell("lstm", forward=MyLSTMCell, backward=MyLSTMCell,
                layout=ObjectLayout(CS231nLayout("lstm"), params=None, grads="grads"))
 
-``forward`` and ``backward`` given to the check are the class (or any zero-argument factory);
-for every case a fresh object is made and its parameters set: with ``params="params"`` as one
+``forward`` and ``backward`` given to the check are the class (or any zero-argument factory),
+or an instance (deep-copied per case; the instance itself is never called). For every case a
+fresh object is made, so caches and gradients an object keeps on ``self`` across calls (a
+stack of caches, ``self.dW += ...``) start empty, and backward always runs on the object whose
+forward ran on the same case (forward is run first when backward is checked alone). Its
+parameters are set: with ``params="params"`` as one
 dict attribute (``obj.params = {...}``, keyed like ``base``'s user parameters), with
 ``params=None`` one attribute per key (``obj.Wx = ...``). Then, per step:
 
@@ -21,6 +25,8 @@ The method names are ``forward_method`` / ``backward_method``. ``base`` (any lay
 parameter packing and names; only the calling convention is the object's.
 """
 from __future__ import annotations
+
+import copy
 
 from .layout_base import Layout, _as_states
 
@@ -69,9 +75,16 @@ class ObjectLayout(Layout):
             return {self.prefix + k: getattr(obj, self.prefix + k) for k in user_params}
         return getattr(obj, self.grads_attr)
 
+    def accepts(self, fn):
+        """A class, a factory or an instance with the forward/backward methods."""
+        return callable(fn) or hasattr(fn, self.fwd) or hasattr(fn, self.bwd)
+
     def make(self, factory, user_params):
-        """A fresh object from ``factory`` with the parameters set on it."""
-        obj = factory()
+        """A fresh object from ``factory`` (a class or factory: called; an instance: a deep
+        copy) with the parameters set on it."""
+        instance = not isinstance(factory, type) and (hasattr(factory, self.fwd)
+                                                       or hasattr(factory, self.bwd))
+        obj = copy.deepcopy(factory) if instance else factory()
         if self.params_attr is None:
             for k, v in user_params.items():
                 setattr(obj, k, v)

@@ -70,8 +70,9 @@ class PackedLayout(Layout):
         concat = isinstance(packing, str) and "concat" in packing
         if bias in ("first", "last") and not concat:
             raise ValueError(f"bias={bias!r} needs packing='concat_xh' or 'concat_hx'")
-        if bias in ("split", "split_concat") and isinstance(packing, str) and packing.startswith("per_gate_"):
-            raise ValueError(f"bias={bias!r} is not available with packing={packing!r}")
+        if packing == "per_gate" and bias not in ("separate", "absent"):
+            raise ValueError(f"bias={bias!r} needs a packed layout: packing='per_gate' keeps the "
+                             "cell's own bias names (rename them with names=)")
         by_label = {label(self.cell, g): g for g in table}
         order = list(gate_order) if gate_order is not None else list(table)
         try:
@@ -135,6 +136,12 @@ class PackedLayout(Layout):
         lbl = f"{kind}_{label(self.cell, g)}"
         return self.names.get(lbl, lbl)
 
+    def _split_keys(self, gs):
+        """The two bias keys (ih, hh) of a group: ``b_ih_<gate>``, ``b_hh_<gate>`` per gate."""
+        if self.packing.startswith("per_gate_"):
+            return self._gkey("b_ih", gs[0]), self._gkey("b_hh", gs[0])
+        return self.names["b_ih"], self.names["b_hh"]
+
     def _groups(self):
         """[(matrix key, bias key, gates)] of the concat/stacked packings."""
         if self.packing.startswith("per_gate_"):
@@ -145,9 +152,10 @@ class PackedLayout(Layout):
         if isinstance(self.packing, dict):
             return list(self.packing)
         if self.packing == "per_gate":
-            return [self.names.get(n, n) for n in self.param_names]
+            return [self.names.get(n, n) for n in self._present()]
         if self.packing.startswith("per_gate_"):
-            return [k for w, b, _ in self._groups() for k in ([w, b] if self.bias == "separate" else [w])]
+            return [k for w, b, gs in self._groups() for k in [w] + {
+                "separate": [b], "split_concat": [b], "split": list(self._split_keys(gs))}.get(self.bias, [])]
         keys = [self.names["Wx"], self.names["Wh"]] if self.packing == "stacked" else [self.names["W"]]
         return keys + {"separate": [self.names["b"]], "split": [self.names["b_ih"], self.names["b_hh"]],
                        "split_concat": [self.names["b"]]}.get(self.bias, [])
@@ -169,11 +177,24 @@ class PackedLayout(Layout):
             return {k for k, ns in self.packing.items() if all(len(shapes[n]) == 1 for n in ns)}
         if self.packing == "per_gate":
             return {self.names.get(n, n) for n in self.param_names if len(shapes[n]) == 1}
+        groups = self._groups() if "concat" in self.packing else []
         return {self.names["b"], self.names["b_ih"], self.names["b_hh"]} | {
-            b for _, b, _ in (self._groups() if "concat" in self.packing else [])}
+            b for _, b, _ in groups} | {k for _, _, gs in groups for k in self._split_keys(gs)}
+
+    def _present(self):
+        """The cell's parameters a ``per_gate`` layout hands over (no biases when absent)."""
+        shapes = param_shapes(self.cell)
+        return [n for n in self.param_names if not (self.bias == "absent" and len(shapes[n]) == 1)]
 
     # -- parameters -------------------------------------------------------------------------
     def to_user(self, params):
+        """Seed-named parameters -> the user's arrays (their shapes are kept: a gradient the
+        user's code does not return is cut from a NaN array of its shape, and named missing)."""
+        out = self._to_user(params)
+        self._shapes = {k: numpy.shape(v) for k, v in out.items()}
+        return out
+
+    def _to_user(self, params):
         p = {n: self._sign(n) * numpy.asarray(params[n]) for n in self.param_names}
         if isinstance(self.packing, dict):
             out = {}
@@ -185,7 +206,7 @@ class PackedLayout(Layout):
                 out[key] = self._orient(numpy.concatenate(blocks, axis=0))
             return {k: numpy.array(self._col(v), copy=True) for k, v in out.items()}
         if self.packing == "per_gate":
-            return {self.names.get(n, n): numpy.array(self._col(v), copy=True) for n, v in p.items()}
+            return {self.names.get(n, n): numpy.array(self._col(p[n]), copy=True) for n in self._present()}
         out = {}
         if self.packing == "stacked":
             G = [self.table[g] for g in self.order]
@@ -209,12 +230,13 @@ class PackedLayout(Layout):
             elif self.bias in ("split", "split_concat"):
                 ih, hh = b / 2 + _HALF[0], b / 2 + _HALF[1]
                 if self.bias == "split":
-                    out[self.names["b_ih"]], out[self.names["b_hh"]] = ih, hh
+                    kih, khh = self._split_keys(gs)
+                    out[kih], out[khh] = ih, hh
                 else:
                     out[bkey] = numpy.concatenate([ih, hh])
         return {k: numpy.array(self._col(v), copy=True) for k, v in out.items()}
 
-    def _table_blocks(self, arrays, each):
+    def _table_blocks(self, arrays, each, nm):
         out, tr = [], ".T" if self.orientation == "cols" else ""
         shapes = param_shapes(self.cell)
         for key, ns in self.packing.items():
@@ -222,7 +244,7 @@ class PackedLayout(Layout):
             H = a.shape[0] // len(ns) if len(ns) else 0
             for j, n in enumerate(ns):
                 lo, hi = j * H, (j + 1) * H
-                lbl = (f"{key}[:, {lo}:{hi}]{tr}" if tr and len(shapes[n]) == 2 else f"{key}[{lo}:{hi}]")
+                lbl = (f"{nm(key)}[:, {lo}:{hi}]{tr}" if tr and len(shapes[n]) == 2 else f"{nm(key)}[{lo}:{hi}]")
                 out.append((n, lbl, a[lo:hi]))
         if each:
             return out
@@ -231,20 +253,24 @@ class PackedLayout(Layout):
             got[n] = (n, got[n][1] + "+" + lbl, got[n][2] + a) if n in got else (n, lbl, a)
         return list(got.values())
 
-    def _blocks(self, arrays, part=None):
-        """[(seed name, label, array)] cut from the user's packed arrays (``arrays[key]``)."""
+    def _blocks(self, arrays, part=None, shown=None):
+        """[(seed name, label, array)] cut from the user's packed arrays (``arrays[key]``);
+        ``shown``: the name a label gives each key (the user's gradient keys)."""
         arrays = self._flat(arrays)
+
+        def nm(key):
+            return (shown or {}).get(key, key)
         if isinstance(self.packing, dict):
-            return self._table_blocks(arrays, part is not None)
+            return self._table_blocks(arrays, part is not None, nm)
         if self.packing == "per_gate":
-            return [(n, self.names.get(n, n), arrays[self.names.get(n, n)]) for n in self.param_names]
+            return [(n, nm(self.names.get(n, n)), arrays[self.names.get(n, n)]) for n in self._present()]
         k, out = len(self.order), []
         tr = ".T" if self.orientation == "cols" else ""
         if self.packing == "stacked":
             mx, mh = self._orient(arrays[self.names["Wx"]]), self._orient(arrays[self.names["Wh"]])
             H = mh.shape[0] // k
             D = mx.shape[1]
-            groups = [(self.names["Wx"], self.names["Wh"], mx, mh, slice(0, D), slice(0, H),
+            groups = [(nm(self.names["Wx"]), nm(self.names["Wh"]), mx, mh, slice(0, D), slice(0, H),
                        None, self.names["b"], self.order)]
         else:
             groups = []
@@ -256,7 +282,7 @@ class PackedLayout(Layout):
                 x_first = self.packing.endswith("concat_xh")
                 cx = slice(at, at + D) if x_first else slice(at + H, at + H + D)
                 ch = slice(at + D, at + D + H) if x_first else slice(at, at + H)
-                groups.append((wkey, wkey, m, m, cx, ch, 0 if self.bias == "first" else m.shape[1] - 1,
+                groups.append((nm(wkey), nm(wkey), m, m, cx, ch, 0 if self.bias == "first" else m.shape[1] - 1,
                                bkey, gs))
         for lx, lh, mx, mh, cx, ch, bcol, bkey, gs in groups:
             kk = len(gs)
@@ -266,24 +292,25 @@ class PackedLayout(Layout):
                 out.append((t["W_x"], f"{lx}{tr}[{rr}, {cx.start}:{cx.stop}]", mx[rows, cx]))
                 out.append((t["W_h"], f"{lh}{tr}[{rr}, {ch.start}:{ch.stop}]", mh[rows, ch]))
                 if self.bias == "separate":
-                    out.append((t["b_"], f"{bkey}[{rr}]", numpy.asarray(arrays[bkey])[rows]))
+                    out.append((t["b_"], f"{nm(bkey)}[{rr}]", numpy.asarray(arrays[bkey])[rows]))
                 elif self.bias in ("first", "last"):
                     out.append((t["b_"], f"{lx}{tr}[{rr}, {bcol}]", mx[rows, bcol]))
                 elif self.bias == "split":
-                    for key in ([part] if part else [self.names["b_ih"], self.names["b_hh"]]):
-                        out.append((t["b_"], f"{key}[{rr}]", numpy.asarray(arrays[key])[rows]))
+                    kih, khh = self._split_keys(gs)
+                    for key in ({"ih": [kih], "hh": [khh]}[part] if part else [kih, khh]):
+                        out.append((t["b_"], f"{nm(key)}[{rr}]", numpy.asarray(arrays[key])[rows]))
                     if not part:                   # the parameter is the sum of the two
                         (n, _, a), (_, _, b) = out[-2], out[-1]
-                        out[-2:] = [(n, f"{self.names['b_ih']}+{self.names['b_hh']}", a + b)]
+                        out[-2:] = [(n, f"{nm(kih)}+{nm(khh)}", a + b)]
                 elif self.bias == "split_concat":
                     B = numpy.asarray(arrays[bkey])
                     lo, hi = (j * H, (j + 1) * H), ((kk + j) * H, (kk + j + 1) * H)
                     if part is None:               # the parameter is the sum of the two halves
-                        out.append((t["b_"], f"{bkey}[{lo[0]}:{lo[1]}]+[{hi[0]}:{hi[1]}]",
+                        out.append((t["b_"], f"{nm(bkey)}[{lo[0]}:{lo[1]}]+[{hi[0]}:{hi[1]}]",
                                     B[lo[0]:lo[1]] + B[hi[0]:hi[1]]))
                     else:
                         a, b = lo if part == "ih" else hi
-                        out.append((t["b_"], f"{bkey}[{a}:{b}]", B[a:b]))
+                        out.append((t["b_"], f"{nm(bkey)}[{a}:{b}]", B[a:b]))
         return out
 
     def from_user(self, user):
@@ -292,19 +319,31 @@ class PackedLayout(Layout):
         return {n: got[n] if n in got else numpy.zeros(H if H is not None else 0) for n in self.param_names}
 
     def grad_views(self, user_grads):
-        keyed = {k: user_grads[self._gname(k)] if self._gname(k) in user_grads else user_grads[k]
-                 for k in self._keys()}
+        """The user's gradient blocks, each labelled with the key the user's dict has
+        (``grad_names[key]``, ``"d" + key`` or the key itself)."""
+        keyed, shown, missing = {}, {}, []
+        for k in self._keys():
+            used = next((g for g in (self._gname(k), k) if g in user_grads), None)
+            if used is None and k not in getattr(self, "_shapes", {}):
+                raise ValueError(f"no gradient for {k!r}: looked for key {self._gname(k)!r} or "
+                                 f"{k!r}, got keys {', '.join(map(repr, user_grads)) or 'none'}")
+            if used is None:                          # named missing (fine when skipped)
+                keyed[k], shown[k] = numpy.full(self._shapes[k], numpy.nan), self._gname(k)
+                missing.append(self._gname(k))
+            else:
+                keyed[k], shown[k] = user_grads[used], used
         if isinstance(self.packing, dict):           # each block of a summed pair is its gradient
-            return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a))
-                    for n, lbl, a in self._blocks(keyed, part="each")]
-        if self.bias in ("split", "split_concat"):   # each half's gradient is the bias gradient
+            blocks = self._blocks(keyed, "each", shown)
+        elif self.bias in ("split", "split_concat"):  # each half's gradient is the bias gradient
             biases = {t["b_"] for t in self.table.values()}
-            one, two = ((self.names["b_ih"], self.names["b_hh"]) if self.bias == "split"
-                        else ("ih", "hh"))
-            blocks = self._blocks(keyed, one)
-            blocks += [b for b in self._blocks(keyed, two) if b[0] in biases]
-            return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a)) for n, lbl, a in blocks]
-        return [GradView("d" + lbl, n, self._sign(n) * numpy.asarray(a)) for n, lbl, a in self._blocks(keyed)]
+            blocks = self._blocks(keyed, "ih", shown)
+            blocks += [b for b in self._blocks(keyed, "hh", shown) if b[0] in biases]
+        else:
+            blocks = self._blocks(keyed, None, shown)
+        def gone(lbl):
+            return any(lbl == m or lbl.startswith((m + "[", m + ".T", m + "+")) for m in missing)
+        return [GradView(lbl, n, None if gone(lbl) else self._sign(n) * numpy.asarray(a))
+                for n, lbl, a in blocks]
 
     # -- vectors and calls ------------------------------------------------------------------
     def vec_in(self, a):
@@ -360,7 +399,10 @@ def keras_layout(cell="lstm"):
                         names={"Wx": "kernel", "Wh": "recurrent_kernel", "b": "bias"}, name="keras")
 
 
-def mirror_gru_layout(cell="gru_cho"):
+def mirror_gru_layout(cell="gru_cho", **options):
     """The mirror-form GRU ``h = (1 - z) h_prev + z n``: ``gru_cho`` with z's block negated
-    (sigmoid(-a) = 1 - sigmoid(a)); the seed's parameter names."""
-    return PackedLayout(cell, packing="per_gate", flips=("z",), name="mirror-gru")
+    (sigmoid(-a) = 1 - sigmoid(a)); the seed's parameter names unless ``options`` (any
+    :class:`PackedLayout` keyword: ``gate_order``, ``packing``, ``names``, ...) say otherwise."""
+    options = {"packing": "per_gate", "name": "mirror-gru", **options}
+    flips = tuple(options.pop("flips", ())) + ("z",)
+    return PackedLayout(cell, flips=flips, **options)

@@ -140,7 +140,7 @@ def compare(phase, what, got, want, opts, out, timed=False):
     NaN, value); ``timed``: axis 0 is time and the message says at which steps."""
     if got is None:
         out.append(Mismatch(phase, what, "missing", "was not returned (None); pass "
-                            f"skip=({what.split('[')[0]!r},) if your code does not compute it"))
+                            f"skip=({what.split('[')[0].split(' ')[0]!r},) if your code does not compute it"))
         return
     try:
         arr = numpy.asarray(got)
@@ -242,10 +242,10 @@ def run_case(k, layout, conv, forward, backward, case, opts):
                                     f"gradients: {type(exc).__name__}: {exc}"))
                 views = []
             for v in views:
-                if v.param in opts["skip"] or v.param in opts["no_grad"]:
+                if {v.param, v.label.split("[")[0]} & set(opts["skip"]) or v.param in opts["no_grad"]:
                     continue
                 raw["grads"][v.label] = (v.param, v.array)
-                compare("backward", f"{v.label} ({v.param})", v.array, ref["grads"][v.param],
+                compare("backward", v.what, v.array, ref["grads"][v.param],
                         opts, out)
     return out, raw
 
@@ -374,6 +374,9 @@ def check_sequence(cell, forward=None, backward=None, *, layout=None, batch_firs
         raise TypeError(f"layout must be a verify.layouts.Layout, got {type(layout).__name__}")
     if layout.cell.name != c.name:
         raise ValueError(f"layout is for cell {layout.cell.name!r}, not {c.name!r}")
+    for label, fn in (("forward", forward), ("backward", backward)):
+        if fn is not None and not layout.accepts(fn):
+            raise TypeError(f"{label} must be a function, got {type(fn).__name__}")
     dt = numpy.dtype(dtype)
     if dt not in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
         raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")

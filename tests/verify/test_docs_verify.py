@@ -100,6 +100,38 @@ def test_every_output_block_in_the_doc_is_marked():
             assert kind == "example", f"python block without an example marker: {body[:60]!r}"
 
 
+def test_the_mirror_gru_walkthrough_plant_is_what_the_doc_says():
+    """The doc's planted mirror-form GRU (run up to its layout line) against central
+    differences (verify.oracles): the forward is the mirror form ``(1 - z) h + z n`` of the
+    gates it computes, and the planted backward is wrong exactly in z's gradient blocks
+    (dWx[:, :H], dWh[:, :H], db[:H], with the opposite sign) and in dx, dh_prev."""
+    import numpy
+    from verify.oracles import central_difference
+    code = dict((n, b) for n, b, _ in _blocks("example", DOC.read_text(encoding="utf-8")))["mirror-gru"]
+    ns = {"__name__": "__docs__"}
+    exec(code.split("\nlayout = ")[0], ns)
+    rng = numpy.random.default_rng(0)
+    D, H, B = 2, 3, 2
+    p = {"Wx": rng.uniform(-1, 1, (D, 3 * H)), "Wh": rng.uniform(-1, 1, (H, 3 * H)), "b": rng.uniform(-1, 1, 3 * H)}
+    x, h, dh = rng.uniform(-1, 1, (B, D)), rng.uniform(-1, 1, (B, H)), rng.uniform(-1, 1, (B, H))
+    z, r, n = ns["gates"](p, x, h)
+    numpy.testing.assert_allclose(ns["gru_forward"](p, x, (h,))[0], (1 - z) * h + z * n, rtol=1e-13)
+
+    def loss(q, x2, h2):
+        return numpy.array(float((ns["gru_forward"](q, x2, (h2,))[0] * dh).sum()))
+    grads, dx, (dhp,) = ns["gru_backward"](p, x, (h,), (dh,))
+    for k in p:
+        fd = central_difference(lambda a, k=k: loss({**p, k: a}, x, h), p[k])
+        g = grads["d" + k]
+        zb = (slice(None), slice(0, H)) if k != "b" else slice(0, H)
+        rest = (slice(None), slice(H, None)) if k != "b" else slice(H, None)
+        numpy.testing.assert_allclose(g[rest], fd[rest], atol=1e-8)
+        numpy.testing.assert_allclose(g[zb], -fd[zb], atol=1e-8)        # sign flipped
+        assert not numpy.allclose(g[zb], fd[zb], atol=1e-6)
+    assert not numpy.allclose(dx, central_difference(lambda a: loss(p, a, h), x), atol=1e-6)
+    assert not numpy.allclose(dhp, central_difference(lambda a: loss(p, x, a), h), atol=1e-6)
+
+
 def update():
     text = DOC.read_text(encoding="utf-8")
     printed, _ = _outputs(text)
