@@ -9,7 +9,7 @@ from sympy import DiagMatrix, MatMul, MatrixSymbol
 
 from derive.core.algebra import matmul, transpose
 from derive.document.equations import K, Ctx, chain_eqs, sum_over
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 from derive.core.primitives import FUNCTIONS, ActivationValue, Elementwise, gamma_identity
 from derive.core.symbols import Cotangent, LossGradient, Var, adjoint_name
 
@@ -67,8 +67,8 @@ def pascanu_eqs(ctx):
     gamma = form.primitive.gamma()
     s = form.state
     j = sympy.Symbol("j", integer=True)
-    block_j = strip_breaks(ctx.p(ctx.cell.step_jacobian()[(s, s)], j))
-    diag_j = strip_breaks(ctx.p(DiagMatrix(v), j))
+    block_j = ctx.p(ctx.cell.step_jacobian()[(s, s)], j)
+    diag_j = ctx.p(DiagMatrix(v), j)
     Wt = ctx.param(W.name)
     lhs = r"\Bigl\lVert \frac{\partial %s}{\partial %s} \Bigr\rVert_2" % (ctx.state(s), ctx.state(s, K))
     return [
@@ -100,16 +100,16 @@ def bptt_sum_eqs(ctx):
     y = cell.readout[0].lhs
     Wt = ctx.param(W.name)
     h_t, h_k = ctx.state(s), ctx.state(s, K)
-    y_t = strip_breaks(ctx.p(y))
+    y_t = ctx.p(y)
     j = sympy.Symbol("j", integer=True)
     # d y_t / d h_t from the readout: the transpose of its transpose rule
     grads, _ = cell.readout_backward()
     dy_dh = transpose(_strip_leaf(grads[s], LossGradient.of(y)))
-    block_j = strip_breaks(ctx.p(cell.step_jacobian()[(s, s)], j))
+    block_j = ctx.p(cell.step_jacobian()[(s, s)], j)
     # the immediate partial: d h_k / d a_k (derived) times d a_k / d (W)_{pq} = e_p (h_{k-1})_q
     a_name = _preactivation_name(cell, form)
-    dh_da = strip_breaks(ctx.p(cell.jacobian(s, a_name), K))
-    right_k = strip_breaks(ctx.p(_right_factor(cell, a_name, W), K))
+    dh_da = ctx.p(cell.jacobian(s, a_name), K)
+    right_k = ctx.p(_right_factor(cell, a_name, W), K)
     rows = [
         Eq(r"\frac{\partial L}{\partial %s}" % Wt,
            r"\sum_{t=1}^{T} \frac{\partial L_t}{\partial %s}" % Wt, None),
@@ -119,7 +119,7 @@ def bptt_sum_eqs(ctx):
            r" \frac{\partial^{+} %s}{\partial %s}"
            % (y_t, y_t, h_t, ctx.state(s, j), ctx.prev(s, j), h_k, Wt),
            ctx.label("bptt_sum")),
-        Eq(r"\frac{\partial %s}{\partial %s}" % (y_t, h_t), strip_breaks(ctx.p(dy_dh)),
+        Eq(r"\frac{\partial %s}{\partial %s}" % (y_t, h_t), ctx.p(dy_dh),
            ctx.label("dy_dh")),
         Eq(r"J_j = \frac{\partial %s}{\partial %s}" % (ctx.state(s, j), ctx.prev(s, j)), block_j,
            ctx.label("J_j")),
@@ -131,10 +131,10 @@ def bptt_sum_eqs(ctx):
     delta_a = Cotangent(adjoint_name(a_name), *v.shape)
     assign = dict((d.name, e) for d, e in bw.assignments)
     contrib = bw.params[W.name].xreplace({delta_a: assign[delta_a.name]})
-    jt = strip_breaks(ctx.p(transpose(cell.step_jacobian()[(s, s)]), j))
-    chain_tex = r"J_{k+1}^{\top} \cdots J_{t}^{\top} %s" % strip_breaks(ctx.p(grads[s]))
+    jt = ctx.p(transpose(cell.step_jacobian()[(s, s)]), j)
+    chain_tex = r"J_{k+1}^{\top} \cdots J_{t}^{\top} %s" % ctx.p(grads[s])
     contrib = contrib.xreplace({bw.incoming[s]: ChainedGradient(chain_tex, *v.shape)})
-    body = strip_breaks(ctx.p(contrib, K))
+    body = ctx.p(contrib, K)
     rows.append(Eq(r"\frac{\partial L}{\partial %s}" % Wt,
                    r"\sum_{t=1}^{T} \sum_{k=1}^{t} %s" % body, ctx.label("bptt_matrix")))
     rows.append(Eq(r"J_j^{\top}", jt, ctx.label("J_j_T")))
@@ -168,12 +168,12 @@ def recursion_eqs(ctx):
     bw = ctx.cell.backward()
     rows = chain_eqs(ctx, K, label_prefix="rec_")
     for sym, expr in bw.assignments:
-        rows.append(Eq(strip_breaks(ctx.p(sym, K)), ctx.p(expr, K), ctx.label("rec_" + sym.name)))
+        rows.append(Eq(ctx.p(sym, K), ctx.rhs(expr, K), ctx.label("rec_" + sym.name)))
     for s, expr in bw.prev_states.items():
         sym = ctx.prev_adjoint(s)
-        rows.append(Eq(strip_breaks(ctx.p(sym, K)), ctx.p(expr, K),
+        rows.append(Eq(ctx.p(sym, K), ctx.rhs(expr, K),
                        ctx.label("rec_" + sym.name)))
     W = form.matrix
     rows.append(Eq(r"\frac{\partial L}{\partial %s}" % ctx.param(W.name),
-                   sum_over("k", ctx.p(bw.params[W.name], K)), ctx.label("rec_grad_" + W.name)))
+                   sum_over("k", ctx.rhs(bw.params[W.name], K)), ctx.label("rec_grad_" + W.name)))
     return rows

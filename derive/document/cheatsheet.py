@@ -9,7 +9,7 @@ from sympy import DiagMatrix, Symbol
 from derive.document.bounds import bound_eqs, pascanu_eqs, recursion_eqs
 from derive.document.equations import Ctx, backward_step_eqs
 from derive.document.model import Display, Heading, Math, NewPage, prose
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 
 #: The LSTM of the cheat sheet: PyTorch's, without peepholes (its cell path is exact).
 LSTM = "lstm"
@@ -61,10 +61,10 @@ def cheatsheet_blocks(notation=None, lang="en") -> list:
     j, k = Symbol("j", integer=True), Symbol("k", integer=True)
     cs = lctx.state("c")
     elman = [Eq(r"\frac{\partial %s}{\partial %s}" % (ectx.state(h), ectx.prev(h)),
-                ectx.p(e.step_jacobian()[(h, h)]), None)]
+                ectx.rhs(e.step_jacobian()[(h, h)]), None)]
     cell_path = [
         Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{cell path}}" % (cs, lctx.state("c", k)),
-           r"\prod_{j=k+1}^{t} %s" % strip_breaks(lctx.p(DiagMatrix(f), j)), None)]
+           r"\prod_{j=k+1}^{t} %s" % lctx.p(DiagMatrix(f), j), None)]
     return [
         NewPage(), Heading(1, P["h"], "sec:cheatsheet"),
         prose(P["elman"], {"OT": Math("O(T)"), "kdown": Math(r"k = T, T-1, \dots, 1"),

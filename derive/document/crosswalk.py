@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from derive.document.equations import Ctx
 from derive.document.model import Heading, Math, Table, prose
-from derive.printing.latex import strip_breaks
 
 #: (row key, symbol name, kind): kind "lstm" rows are read in the peephole LSTM (the seed,
 #: Graves, Greff) and in PyTorch's LSTM; "rnn" rows in the tanh Elman RNN.
@@ -83,7 +82,7 @@ def crosswalk_names() -> dict:
                 row[col] = None
                 continue
             ctx = Ctx.of(c, nm)
-            row[col] = strip_breaks(ctx.p(c.symbol(sym)))
+            row[col] = ctx.p(c.symbol(sym))
         row["cs231n"] = CS231N[key]
         out[key] = row
     return out

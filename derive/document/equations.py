@@ -8,7 +8,7 @@ import weakref
 
 import sympy
 
-from derive.printing.latex import Eq, ProjectLatexPrinter, mark, strip_breaks
+from derive.printing.latex import Breakable, Eq, ProjectLatexPrinter, Text
 from derive.printing.notation import T, Namer, index_latex
 from derive.core.symbols import Cotangent, LossGradient, Var, adjoint_name, incoming_name, prev_name
 
@@ -41,17 +41,21 @@ class Ctx:
         return self._printers[time]
 
     def p(self, expr, time=T) -> str:
-        """LaTeX of a derived expression at step ``time``, with break marks."""
+        """One-line LaTeX of a derived expression at step ``time``."""
         return self.printer(time).doprint(expr)
 
+    def rhs(self, expr, time=T) -> Breakable:
+        """The same with its allowed line breaks: the right side of a display row."""
+        return self.printer(time).breakable(expr)
+
     def var(self, name, time=T) -> str:
-        return strip_breaks(self.p(self.cell.symbol(name), time))
+        return self.p(self.cell.symbol(name), time)
 
     def state(self, s, time=T) -> str:
-        return strip_breaks(self.p(Var(s, *self.cell.prev[s].shape), time))
+        return self.p(Var(s, *self.cell.prev[s].shape), time)
 
     def prev(self, s, time=T) -> str:
-        return strip_breaks(self.p(self.cell.prev[s], time))
+        return self.p(self.cell.prev[s], time)
 
     def prev_adjoint(self, s) -> Cotangent:
         """delta^{(t)} s_{t-1}: what the step passes back to state ``s``."""
@@ -64,18 +68,18 @@ class Ctx:
         return "eq:%s:%s" % (self.cell.name, name)
 
 
-def sum_over(index, body_expr_tex, upper="T"):
-    return r"\sum_{%s=1}^{%s} %s" % (index, upper, body_expr_tex)
+def sum_over(index, body: Text, upper="T") -> Breakable:
+    return r"\sum_{%s=1}^{%s} " % (index, upper) + Breakable.of(body)
 
 
-def _wrap_if_sum(expr, tex):
-    return r"\bigl(%s\bigr)" % tex if isinstance(expr, sympy.MatAdd) else tex
+def _wrap_if_sum(expr, tex: Breakable) -> Breakable:
+    return r"\bigl(" + tex + r"\bigr)" if isinstance(expr, sympy.MatAdd) else tex
 
 
 def forward_eqs(cell, notation=None) -> list:
     """``z_t = ...`` for every equation of the step and of the readout."""
     ctx = Ctx.of(cell, notation)
-    return [Eq(strip_breaks(ctx.p(eq.lhs)), ctx.p(eq.rhs), ctx.label(eq.lhs.name))
+    return [Eq(ctx.p(eq.lhs), ctx.rhs(eq.rhs), ctx.label(eq.lhs.name))
             for eq in cell.equations + cell.readout]
 
 
@@ -83,7 +87,7 @@ def jacobian_eqs(ctx) -> list:
     out = []
     for (s, r), block in ctx.cell.step_jacobian().items():
         lhs = r"\frac{\partial %s}{\partial %s}" % (ctx.state(s), ctx.prev(r))
-        out.append(Eq(lhs, ctx.p(block), ctx.label("J_%s_%s" % (s, r))))
+        out.append(Eq(lhs, ctx.rhs(block), ctx.label("J_%s_%s" % (s, r))))
     return out
 
 
@@ -98,7 +102,7 @@ def backward_step_eqs(ctx) -> list:
     for sym, expr in ctx.cell.backward().outputs():
         if is_param_gradient(ctx.cell, sym):
             continue
-        rows.append(Eq(strip_breaks(ctx.p(sym)), ctx.p(expr), ctx.label(sym.name)))
+        rows.append(Eq(ctx.p(sym), ctx.rhs(expr), ctx.label(sym.name)))
     return rows
 
 
@@ -116,10 +120,10 @@ def chain_eqs(ctx, time=T, label_prefix="") -> list:
     """Delta s_t = nabla_{s_t} L_t + delta^{(t+1)} s_t: what reaches each state from outside."""
     rows = []
     for s in ctx.cell.states:
-        lhs = strip_breaks(ctx.p(ctx.cell.backward().incoming[s], time))
+        lhs = ctx.p(ctx.cell.backward().incoming[s], time)
         grad = loss_gradient(ctx.cell, s)
-        nxt = strip_breaks(ctx.p(ctx.prev_adjoint(s), time + 1))
-        rhs = (ctx.p(grad, time) + mark(0) + " + " + nxt) if grad is not None else nxt
+        nxt = ctx.p(ctx.prev_adjoint(s), time + 1)
+        rhs = ctx.rhs(grad, time).then(0, " + " + nxt) if grad is not None else nxt
         rows.append(Eq(lhs, rhs, ctx.label(label_prefix + incoming_name(s))))
     return rows
 
@@ -132,6 +136,6 @@ def param_grad_eqs(ctx, index=T) -> list:
     rows = []
     for name, expr in items:
         lhs = r"\frac{\partial L}{\partial %s}" % ctx.param(name)
-        body = _wrap_if_sum(expr, ctx.p(expr, index))
+        body = _wrap_if_sum(expr, ctx.rhs(expr, index))
         rows.append(Eq(lhs, sum_over(index_latex(index), body), ctx.label("grad_" + name)))
     return rows

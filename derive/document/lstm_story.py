@@ -10,7 +10,7 @@ from sympy import DiagMatrix, HadamardProduct, MatAdd
 from derive.document.equations import Ctx, forward_eqs
 from derive.document.model import (FIGURE, Bibliography, Cite, Display, Figure, Heading, Math,
                                    Ref, prose)
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 
 LSTM = "lstm_peephole"
 LSTM_PLAIN = "lstm"
@@ -113,10 +113,6 @@ REFERENCES = (
 GATES_FIXED = {"en": "gates fixed", "zh": "各门固定"}
 
 
-def _m(tex):
-    return Math(strip_breaks(tex))
-
-
 def _builtin(name):
     from derive.spec.registry import cell
     return cell(name)
@@ -162,7 +158,7 @@ def lstm_blocks(notation, lang="en", figure=True) -> list:
     plain = _builtin(LSTM_PLAIN)
     pctx = Ctx.of(plain, notation)
     h, cs = ctx.state("h"), ctx.state("c")
-    fj = strip_breaks(ctx.p(DiagMatrix(f), j))
+    fj = ctx.p(DiagMatrix(f), j)
     bf = [a for a in c.definition("fbar").args if getattr(a, "shape", (0, 0))[1] == 1
           and a.__class__.__name__ == "Param"][0]
     def sig(x):
@@ -177,30 +173,30 @@ def lstm_blocks(notation, lang="en", figure=True) -> list:
         prose(P["lstm.2"]),
         Display([Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{%s}}"
                     % (cs, ctx.prev("c"), GATES_FIXED[lang]),
-                    ctx.p(DiagMatrix(f)), ctx.label("direct"))]),
+                    ctx.rhs(DiagMatrix(f)), ctx.label("direct"))]),
         prose(P["lstm.3"], {"k": Math("k"), "quarter": Math(pr.p(sympy.Rational(1, 4))),
                             "fone": Math(r"%s \approx 1" % ctx.var("f")),
                             "hs": Cite("hochreiter1997", "Hochreiter and Schmidhuber"),
                             "gers": Cite("gers2000", "Gers et al.")}),
         Display([Eq(r"\prod_{j=k+1}^{t} %s" % fj,
                     r"\operatorname{diag}\bigl(%s \odot \cdots \odot %s\bigr)"
-                    % (ctx.var("f"), strip_breaks(ctx.p(f, k + 1))), ctx.label("direct_prod"))]),
-        prose(P["lstm.4"], {"ccplain": _m(pctx.p(plain.step_jacobian()[("c", "c")]))}),
+                    % (ctx.var("f"), ctx.p(f, k + 1)), ctx.label("direct_prod"))]),
+        prose(P["lstm.4"], {"ccplain": Math(pctx.p(plain.step_jacobian()[("c", "c")]))}),
         Display([Eq(r"J^{cc}_t = \frac{\partial %s}{\partial %s}" % (cs, ctx.prev("c")),
-                    ctx.p(cc), ctx.label("J_c_c"))]),
-        prose(P["lstm.5"], {"hprev": _m(ctx.p(c.prev["h"])),
+                    ctx.rhs(cc), ctx.label("J_c_c"))]),
+        prose(P["lstm.5"], {"hprev": Math(ctx.p(c.prev["h"])),
                             "state": Math(r"(%s, %s)" % (h, cs)),
                             "D": Math(r"D_t = \partial %s / \partial %s" % (h, cs))}),
         Display([Eq(r"\frac{\partial (%s, %s)}{\partial (%s, %s)}" % (h, cs, ctx.prev("h"), ctx.prev("c")),
                     r"\begin{pmatrix} D_t J^{ch}_t + R_t & D_t J^{cc}_t \\ J^{ch}_t & J^{cc}_t"
                     r" \end{pmatrix}", ctx.label("block"))]),
         prose(P["lstm.6"]),
-        Display([Eq("D_t", ctx.p(D), ctx.label("D")),
-                 Eq(r"J^{ch}_t = \frac{\partial %s}{\partial %s}" % (cs, ctx.prev("h")), ctx.p(ch),
+        Display([Eq("D_t", ctx.rhs(D), ctx.label("D")),
+                 Eq(r"J^{ch}_t = \frac{\partial %s}{\partial %s}" % (cs, ctx.prev("h")), ctx.rhs(ch),
                     ctx.label("J_c_h")),
-                 Eq("R_t", ctx.p(R), ctx.label("R")),
+                 Eq("R_t", ctx.rhs(R), ctx.label("R")),
                  Eq(r"\frac{\partial %s}{\partial %s}" % (h, ctx.prev("c")),
-                    ctx.p(c.step_jacobian()[("h", "c")]), ctx.label("J_h_c"))],
+                    ctx.rhs(c.step_jacobian()[("h", "c")]), ctx.label("J_h_c"))],
                 "LSTM block Jacobian"),
         prose(P["lstm.7"], {"bf": Math(ctx.param(bf.name)),
                             "fhalf": Math(r"%s \approx %s" % (ctx.var("f"), pr.p(sig(0)))),
@@ -226,14 +222,14 @@ def gru_blocks(notation, lang="en") -> list:
     for cell, ctx in ((cho, cctx), (pt, pctx)):
         rows.append(Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\mathrm{%s}}"
                        % (ctx.state("h"), ctx.prev("h"), cell.name.replace("_", r"\_")),
-                       ctx.p(cell.step_jacobian()[("h", "h")]), ctx.label("J_h_h_main")))
+                       ctx.rhs(cell.step_jacobian()[("h", "h")]), ctx.label("J_h_h_main")))
     return [
         Heading(1, P["gru.h"], "sec:gru"),
         prose(P["gru.1"], {"cho": Cite("cho2014", "of Cho et al."), "z": Math(z)}),
         Display(forward_eqs(cho, notation), "GRU, Cho et al."),
         prose(P["gru.2"]),
         Display(forward_eqs(pt, notation), "GRU, PyTorch"),
-        prose(P["gru.3"], {"dz": _m(cctx.p(DiagMatrix(cho.symbol("z")))), "z": Math(z)}),
+        prose(P["gru.3"], {"dz": Math(cctx.p(DiagMatrix(cho.symbol("z")))), "z": Math(z)}),
         Display(rows, "GRU step Jacobians"),
     ]
 
@@ -249,10 +245,10 @@ def summary_blocks(notation, lang="en") -> list:
     W = ectx.param(e.elman_form().matrix.name)
     return [
         Heading(1, P["sum.h"], "sec:summary"),
-        prose(P["sum.1"], {"J": _m(ectx.p(e.step_jacobian()[("h", "h")])),
+        prose(P["sum.1"], {"J": Math(ectx.p(e.step_jacobian()[("h", "h")])),
                            "quarter": Math(pr.p(sympy.Rational(1, 4))),
                            "norm": Math(r"\lVert %s \rVert_2" % W)}),
-        prose(P["sum.2"], {"df": _m(ctx.p(DiagMatrix(c.symbol("f"))))}),
+        prose(P["sum.2"], {"df": Math(ctx.p(DiagMatrix(c.symbol("f"))))}),
     ]
 
 

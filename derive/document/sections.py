@@ -10,7 +10,7 @@ from derive.document.seed_sections import seed_blocks
 from derive.document import lstm_story, teaching
 from derive.document.model import Table
 import sympy
-from derive.printing.latex import align_env, strip_breaks
+from derive.printing.latex import align_env
 from derive.printing.notation import notation_map
 
 TITLE = "Recurrent cells: equations, Jacobians, backpropagation through time and bounds"
@@ -39,10 +39,10 @@ def cell_blocks(cell, notation=None) -> list:
                     Math("v"), " and ", Math(r"\odot"), " the elementwise product."))
     out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
     out.append(Heading(2, "Backward step (BPTT)"))
-    inc = ", ".join(strip_breaks(ctx.p(cell.backward().incoming[s])) for s in cell.states)
+    inc = ", ".join(ctx.p(cell.backward().incoming[s]) for s in cell.states)
     out.append(para("The gradient of the loss reaching the new state from outside the step is ",
                     Math(inc), "; the step computes the deltas in this order and passes ",
-                    Math(", ".join(strip_breaks(ctx.p(ctx.prev_adjoint(s)))
+                    Math(", ".join(ctx.p(ctx.prev_adjoint(s))
                                    for s in cell.states)),
                     " back to the previous state."))
     out.append(Display(backward_step_eqs(ctx), "backward step"))

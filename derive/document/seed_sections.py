@@ -12,7 +12,7 @@ from derive.document.bounds import pascanu_eqs, recursion_eqs
 from derive.document.equations import Ctx, is_param_gradient
 from derive.document.model import Display, Heading, Math, Quote, Ref, para, prose
 from derive.document.seed_text import SEED_TEXT
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 from derive.spec.registry import cell as builtin
 from derive.spec.registry import cells as builtin_names
 from derive.seed.claims import SEED_CLAIMS
@@ -29,13 +29,12 @@ def seed_slots(notation) -> dict:
     norm = r"\lVert %s \rVert_2" % W
     g_sig, g_tanh = (FUNCTIONS[n].gamma() for n in ("sigmoid", "tanh"))
     h, hp, a = ctx.state("h"), ctx.prev("h"), ctx.var("a")
-    sp = strip_breaks(ctx.p(e.jacobian("h", "a")))
+    sp = ctx.p(e.jacobian("h", "a"))
     k = sympy.Symbol("k", integer=True)
-    m = lambda tex: Math(strip_breaks(tex))  # noqa: E731
     return {
         "h": Math(h), "hprev": Math(hp), "a": Math(a), "Whh": Math(W), "norm": Math(norm),
         "Wh": Math("W^{h}"), "x": Math(ctx.var("x")),
-        "y": m(r"%s = %s" % (ctx.var("y"), ctx.p(e.definition("y")))),
+        "y": Math(r"%s = %s" % (ctx.var("y"), ctx.p(e.definition("y")))),
         "yseed": Math(r"%s = %s + %s" % (ctx.var("y"), ctx.param("W_hy"), ctx.param("b_y"))),
         "HxH": Math(r"H \times H"), "row": Math(r"1 \times H"), "sigma": Math(r"\sigma"),
         "sp": Math(r"\sigma'"), "spdef": Math(r"\sigma' = \sigma\,(1 - \sigma)"),
@@ -43,17 +42,17 @@ def seed_slots(notation) -> dict:
         "gtanh": Math(r"\gamma_{\tanh} = %s" % pr.p(g_tanh)),
         "thr": Math(r"%s < %s" % (norm, pr.p(1 / g_sig))),
         "thrtanh": Math(r"%s < %s" % (norm, pr.p(1 / g_tanh))),
-        "quarter": Math(pr.p(g_sig)), "J": m(ctx.p(e.step_jacobian()[("h", "h")])),
-        "diagsp": m(sp), "Lt": Math("L_t"), "L": Math(r"L = \sum_{t} L_t"),
+        "quarter": Math(pr.p(g_sig)), "J": Math(ctx.p(e.step_jacobian()[("h", "h")])),
+        "diagsp": Math(sp), "Lt": Math("L_t"), "L": Math(r"L = \sum_{t} L_t"),
         "dL": Math(r"\partial L / \partial %s = \sum_{t} \partial L_t / \partial %s" % (W, W)),
         "dplus": Math(r"\partial^{+} %s / \partial %s" % (ctx.state("h", k), W)),
         "order": Math(r"J_t J_{t-1} \cdots J_{k+1}"), "keqt": Math("k = t"), "k": Math("k"),
         "kzero": Math("k = 0"), "h0": Math(ctx.state("h", sympy.Integer(0))),
         "range": Math(r"1 \le k \le t \le T"), "seedrange": Math(r"0 \le k \le t \le T"),
-        "srange": m(r"%s = %s" % (r"\sigma'(\mathbb{R})",
-                                  pr.p(sympy.Interval.Lopen(0, g_sig)))),
+        "srange": Math(r"%s = %s" % (r"\sigma'(\mathbb{R})",
+                                     pr.p(sympy.Interval.Lopen(0, g_sig)))),
         "f": Math(lctx.var("f")), "c": Math(lctx.state("c")), "cprev": Math(lctx.prev("c")),
-        "hprevl": Math(lctx.prev("h")), "diagf": m(lctx.p(sympy.DiagMatrix(lp.symbol("f")))),
+        "hprevl": Math(lctx.prev("h")), "diagf": Math(lctx.p(sympy.DiagMatrix(lp.symbol("f")))),
         "typo": Math("h_{t_1}"), "unit": Math("(0, 1)"),
         "peep": Math(", ".join(lctx.param(n) for n in ("W_ci", "W_cf", "W_co"))),
     }
@@ -119,7 +118,7 @@ def _corrected_rows(claim, notation):
             lhs = (_derived_lhs(ctx, e) or _derived_lhs_anywhere(e, notation)
                    or claim.corrected_lhs_latex)
         label = "eq:%s:%d" % (claim.id.replace(".", "_"), n)
-        rows.append(Eq(lhs, ctx.p(e), label) if lhs else Eq("", ctx.p(e), label, rel=""))
+        rows.append(Eq(lhs, ctx.rhs(e), label) if lhs else Eq("", ctx.rhs(e), label, rel=""))
     return rows
 
 
@@ -135,10 +134,10 @@ def _derived_lhs(ctx, expr):
             return r"\frac{\partial %s}{\partial %s}" % (ctx.state(s), ctx.prev(r))
     for eq in cell.equations + cell.readout:
         if expr == eq.rhs:
-            return strip_breaks(ctx.p(eq.lhs))
+            return ctx.p(eq.lhs)
     for sym, e in cell.backward().outputs():
         if expr == e and not is_param_gradient(cell, sym):
-            return strip_breaks(ctx.p(sym))
+            return ctx.p(sym)
     return None
 
 

@@ -11,7 +11,7 @@ from derive.core.primitives import FUNCTIONS, gamma_identity
 from derive.document.bounds import bound_eqs, bptt_sum_eqs, pascanu_eqs, recursion_eqs
 from derive.document.equations import Ctx, forward_eqs
 from derive.document.model import Cite, Display, Heading, Math, Ref, prose
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 
 #: The cell the main text derives the Elman RNN with (the seed note's eq. 1).
 ELMAN = "rnn_sigmoid"
@@ -128,10 +128,6 @@ def conventions_blocks(notation, lang="en") -> list:
                                 "nm": "%s (%s)" % (nm.name, nm.description)})]
 
 
-def _m(tex):
-    return Math(strip_breaks(tex))
-
-
 def elman_blocks(notation, lang="en") -> list:
     """The Elman RNN, its step Jacobian derived in two factors, and where the transpose goes."""
     from derive.spec.registry import cell as builtin
@@ -143,25 +139,25 @@ def elman_blocks(notation, lang="en") -> list:
     h = form.state
     J = c.step_jacobian()[(h, h)]
     bw = c.backward()
-    back = [Eq(strip_breaks(ctx.p(s)), ctx.p(e), ctx.label("walk_" + s.name))
+    back = [Eq(ctx.p(s), ctx.rhs(e), ctx.label("walk_" + s.name))
             for s, e in bw.assignments + list(
                 (ctx.prev_adjoint(st), bw.prev_states[st]) for st in c.states)]
     d = lambda of, wrt: r"\frac{\partial %s}{\partial %s}" % (of, wrt)  # noqa: E731
     return [
         Heading(1, P["elman.h"], "sec:elman"),
-        prose(P["elman.1"], {"elman": Cite("elman1990", "of Elman"), "a": _m(ctx.var(a)),
+        prose(P["elman.1"], {"elman": Cite("elman1990", "of Elman"), "a": Math(ctx.var(a)),
                              "sigma": Math(r"\sigma")}),
         Display(forward_eqs(c, notation), "Elman RNN, forward step"),
         Heading(2, P["jac.h"], "sec:step_jacobian"),
         prose(P["jac.1"]),
-        Display([Eq(d(ctx.var(a), ctx.prev(h)), ctx.p(c.jacobian(a, h)), ctx.label("da_dh"))]),
-        prose(P["jac.2"], {"i": Math("i"), "h": _m(ctx.state(h)), "a": _m(ctx.var(a))}),
-        Display([Eq(d(ctx.state(h), ctx.var(a)), ctx.p(c.jacobian(h, a)), ctx.label("dh_da"))]),
+        Display([Eq(d(ctx.var(a), ctx.prev(h)), ctx.rhs(c.jacobian(a, h)), ctx.label("da_dh"))]),
+        prose(P["jac.2"], {"i": Math("i"), "h": Math(ctx.state(h)), "a": Math(ctx.var(a))}),
+        Display([Eq(d(ctx.state(h), ctx.var(a)), ctx.rhs(c.jacobian(h, a)), ctx.label("dh_da"))]),
         prose(P["jac.3"], {"t": Math("t"), "tm1": Math("t-1")}),
         Display([Eq(d(ctx.state(h), ctx.prev(h)),
-                    r"%s %s" % (strip_breaks(ctx.p(c.jacobian(h, a))),
-                                strip_breaks(ctx.p(c.jacobian(a, h)))), None),
-                 Eq("", ctx.p(J), ctx.label("J_h_h"), rel="=")]),
+                    r"%s %s" % (ctx.p(c.jacobian(h, a)),
+                                ctx.p(c.jacobian(a, h))), None),
+                 Eq("", ctx.rhs(J), ctx.label("J_h_h"), rel="=")]),
         prose(P["jac.4"]),
         Display(back, "Elman RNN, backward step"),
         prose(P["jac.5"]),

@@ -10,7 +10,7 @@ import sympy
 from derive.codegen.runtime import kernels
 from derive.document.equations import Ctx
 from derive.document.model import Display, Heading, Math, Ref, prose
-from derive.printing.latex import Eq, strip_breaks
+from derive.printing.latex import Eq
 
 #: The example's data (shapes: W_xh (H, D), W_hh (H, H), b_h (H,); xs (T, 1, D)).
 PARAMS = {"W_xh": [[0.5], [-1.0]], "W_hh": [[0.5, -0.25], [0.25, 0.5]], "b_h": [0.0, 0.1]}
@@ -102,8 +102,8 @@ def worked_example_blocks(notation=None, lang="en") -> list:
     n = numbers(ELMAN)
     one, two = sympy.Integer(1), sympy.Integer(2)
     h = lambda t: ctx.state("h", sympy.sympify(t))  # noqa: E731
-    delta = lambda t: strip_breaks(ctx.p(c.backward().incoming["h"], sympy.sympify(t)))  # noqa: E731
-    back = lambda t: strip_breaks(ctx.p(ctx.prev_adjoint("h"), sympy.Integer(t)))  # noqa: E731
+    delta = lambda t: ctx.p(c.backward().incoming["h"], sympy.sympify(t))  # noqa: E731
+    back = lambda t: ctx.p(ctx.prev_adjoint("h"), sympy.Integer(t))  # noqa: E731
     W = {name: ctx.param(name) for name in PARAMS}
     data = [Eq(W[name], pr.p(_mat(v) if name != "b_h" else _col(v)), None) for name, v in PARAMS.items()]
     data += [Eq(r"%s,\ %s" % (ctx.var("x", one), ctx.var("x", two)),
@@ -134,7 +134,7 @@ def worked_example_blocks(notation=None, lang="en") -> list:
                        "h1": Math(h(1)), "L1": Math("L_1"), "h0": Math(h(0))}),
         Display(bw, "worked example, backward"),
         prose(P["4"], {"h0z": Math(r"%s = 0" % h(0)), "h1": Math(h(1)),
-                       "outer": Math(strip_breaks(ctx.p(c.backward().params["W_hh"], two)))}),
+                       "outer": Math(ctx.p(c.backward().params["W_hh"], two))}),
         Display(grads, "worked example, parameter gradients"),
         prose(P["5"]),
     ]

@@ -15,7 +15,7 @@ import derive
 from derive.export import latex as E
 from derive.document.equations import Ctx, jacobian_eqs
 from derive.core.primitives import gamma_identity
-from derive.printing.latex import LINE_WIDTH, expr_latex, layout_rhs, mark, strip_breaks
+from derive.printing.latex import LINE_WIDTH, Breakable, expr_latex, layout_rhs
 from derive.printing.notation import MAPS, NotationError, default_body, notation_map
 from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState, Var
 
@@ -162,23 +162,25 @@ def test_line_breaking_only_inserts_breaks():
         eqs = jacobian_eqs(ctx)
         from derive.printing.latex import align_env
         broken = _one_line(align_env(eqs))
-        flat = [re.sub(r"\s+", "", "%s=%s" % (e.lhs, strip_breaks(e.rhs))) for e in eqs]
+        flat = [re.sub(r"\s+", "", "%s=%s" % (e.lhs, Breakable.of(e.rhs).flat())) for e in eqs]
         assert broken == flat
 
 
 def test_long_blocks_are_broken_into_several_lines():
     c = derive.cell("lstm_peephole")
-    rhs = Ctx.of(c, None).p(c.jacobian("h", "h"))
+    rhs = Ctx.of(c, None).rhs(c.jacobian("h", "h"))
     lines = layout_rhs(rhs, LINE_WIDTH - 40)
     assert len(lines) >= 3
-    assert "".join(t for _, t in lines).replace(" ", "") == strip_breaks(rhs).replace(" ", "")
+    assert "".join(t for _, t in lines).replace(" ", "") == rhs.flat().replace(" ", "")
     # no break inside a brace group: every line has balanced braces
     for _, t in lines:
         assert t.count("{") == t.count("}"), t
 
 
-def test_break_marks_inside_braces_are_ignored():
-    rhs = r"\frac{a" + mark(0) + " + b}{c}" + mark(0) + " + d"
+def test_text_inside_braces_is_one_piece():
+    """Scaffolding around a breakable sum keeps the braces' content in one piece: the only
+    break is the one after the group."""
+    rhs = (r"\frac{a + b}{c}" + Breakable.of("").then(0, " + d"))
     lines = layout_rhs(rhs, 1.0)
     assert [t.strip() for _, t in lines] == [r"\frac{a + b}{c}", "+ d"]
 
