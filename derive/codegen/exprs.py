@@ -47,20 +47,39 @@ def symbols_in(e):
     return out
 
 
-def rebuild(e, f):
-    """e with f applied to every matrix-valued child, keeping term order."""
+def _parts(e):
+    """(the matrix-valued children of e, the function building e from new children)."""
     if isinstance(e, MatAdd):
-        return add([f(a) for a in e.args], e.shape)
+        return e.args, lambda new: add(new, e.shape)
     if isinstance(e, HadamardProduct):
-        return hadamard([f(a) for a in e.args])
+        return e.args, hadamard
     if isinstance(e, MatMul):
         c, mats = e.as_coeff_matrices()
-        return scale(c, matmul(*[f(m) for m in mats]))
+        return mats, lambda new: scale(c, matmul(*new))
     if isinstance(e, Elementwise):
-        return type(e)(f(e.arg))
+        return (e.arg,), lambda new: type(e)(new[0])
     if isinstance(e, Transpose):
-        return Transpose(f(e.arg))
-    return e
+        return (e.arg,), lambda new: Transpose(new[0])
+    return (), None
+
+
+def rebuild(e, f):
+    """e with f applied to every matrix-valued child, keeping term order."""
+    children, build = _parts(e)
+    return e if build is None else build([f(a) for a in children])
+
+
+def fold_children(state, e, f):
+    """(state, e rebuilt) threading ``f(state, child) -> (state, new child)`` through the
+    matrix-valued children of e in order (a fold: nothing is changed in place)."""
+    children, build = _parts(e)
+    if build is None:
+        return state, e
+    new = ()
+    for a in children:
+        state, b = f(state, a)
+        new += (b,)
+    return state, build(list(new))
 
 
 def scalar_to_vector(expr, y_scalar, y_vec):
@@ -122,11 +141,11 @@ def replace(e, old, new):
     return rebuild(e, lambda a: replace(a, old, new))
 
 
-def free_inputs(assigns):
+def free_inputs(assigns) -> tuple:
     """The arguments of a math function running ``assigns``: every symbol they read and do
     not define, in :func:`ordered` order."""
     defined = {d for d, _ in assigns}
-    return ordered({s for _, e in assigns for s in symbols_in(e)} - defined)
+    return tuple(ordered({s for _, e in assigns for s in symbols_in(e)} - defined))
 
 
 def ordered(syms):

@@ -1,17 +1,63 @@
 """The kernel plan's data: slots, groups, stages, backward outputs, the whole plan.
 
 The planner (:mod:`derive.codegen.plan`) builds these; the emitter
-(:mod:`derive.codegen.module`) only reads them. Every record is frozen: a planner pass returns
-new records (``dataclasses.replace``), and records refer to each other by index (a group) or
+(:mod:`derive.codegen.module`) only reads them. Every record is frozen and holds no list,
+dict or set: a planner pass returns new records (``dataclasses.replace``), sequences are
+tuples, mappings are :class:`FrozenMap`; records refer to each other by index (a group) or
 symbol (a slot); a backward output is one typed record per kind, not a string-tagged tuple.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sympy import MatrixSymbol
 
 from derive.codegen.exprs import matrix_factors
+
+
+@dataclass(frozen=True)
+class FrozenMap(Mapping):
+    """An immutable mapping: ``pairs`` ((key, value), ...) with distinct keys, in order.
+    Equal when the pairs are equal in order; hashable when the values are. ``set`` and
+    ``with_default`` return a new map (the key replaced in place or appended)."""
+    pairs: tuple = ()
+
+    def __post_init__(self):
+        index = dict(self.pairs)
+        if len(index) != len(self.pairs):
+            raise ValueError("FrozenMap: a key occurs twice")
+        object.__setattr__(self, "_index", index)     # lookup only, never handed out
+
+    @classmethod
+    def of(cls, mapping) -> "FrozenMap":
+        """The frozen copy of a mapping (its insertion order kept)."""
+        return cls(tuple(mapping.items()))
+
+    def __getitem__(self, key):
+        return self._index[key]
+
+    def __iter__(self):
+        return (k for k, _ in self.pairs)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __contains__(self, key):
+        return key in self._index
+
+    def get(self, key, default=None):
+        return self._index.get(key, default)
+
+    def set(self, key, value) -> "FrozenMap":
+        """This map with ``key`` bound to ``value``."""
+        if key not in self._index:
+            return FrozenMap(self.pairs + ((key, value),))
+        return FrozenMap(tuple((k, value if k == key else v) for k, v in self.pairs))
+
+    def with_default(self, key, value) -> "FrozenMap":
+        """This map with ``key`` bound to ``value`` unless it is bound already."""
+        return self if key in self._index else FrozenMap(self.pairs + ((key, value),))
 
 @dataclass(frozen=True)
 class Slot:
@@ -30,8 +76,8 @@ class Slot:
     activation: "Activation | None" = None        # set when the slot is activated in place
 
     @property
-    def weight_params(self):
-        return [m.name for m in matrix_factors(self.weight)]
+    def weight_params(self) -> tuple:
+        return tuple(m.name for m in matrix_factors(self.weight))
 
 
 @dataclass(frozen=True)
@@ -67,9 +113,9 @@ class Group:
         return any(s.activation is not None for s in self.slots)
 
     @property
-    def widths(self) -> list:
+    def widths(self) -> tuple:
         """Row count (H or D) of each slot's product, in layout order."""
-        return [s.sym.shape[0] for s in self.slots]
+        return tuple(s.sym.shape[0] for s in self.slots)
 
 
 @dataclass(frozen=True)
@@ -155,8 +201,9 @@ class JacobianProgram:
     inputs: tuple
     assigns: tuple
     outputs: tuple
-    terms: dict
-    via: dict
+    terms: FrozenMap            # (state, prev) -> ((lead, (chain, ...)), ...)
+    via: FrozenMap              # (state, prev) -> (u, q)
+    reads: frozenset = frozenset()  # forward values it reads
 
 
 @dataclass(frozen=True)
@@ -166,11 +213,12 @@ class Backward:
     groups: tuple
     stages: tuple
     buffers: tuple              # G buffers: the slot symbols of each, in layout order
-    prev_out: dict              # state -> True, or None when dL/ds_{t-1} is zero
-    vec_grads: dict             # param -> FromBuffer | PerStep
-    mat_fallback: dict          # param -> [term numbers] summed over steps as v u^T
+    prev_out: FrozenMap         # state -> True, or None when dL/ds_{t-1} is zero
+    vec_grads: FrozenMap        # param -> FromBuffer | PerStep
+    mat_fallback: FrozenMap     # param -> (term numbers, ...) summed over steps as v u^T
     dx_groups: tuple            # indices of the input groups whose G_b @ W_stack is in dL/dxs
     dx_step: bool               # other terms of delta x_t, computed per step (InputDelta)
+    reads: frozenset = frozenset()  # forward values it reads
 
 
 @dataclass(frozen=True)
@@ -181,17 +229,17 @@ class Plan:
     pre: Stage                  # before the loop, over whole sequences
     fwd: tuple                  # forward stages
     stored: tuple               # forward Vars kept for backward / jacobian (not states)
-    state_vars: dict            # state name -> Var
+    state_vars: FrozenMap       # state name -> Var
     bwd: tuple                  # backward stages
     buffers: tuple              # G buffers: the slot symbols of each, in layout order
-    prev_out: dict              # state -> True, or None when dL/ds_{t-1} is zero
-    vec_grads: dict             # param -> FromBuffer | PerStep
-    mat_fallback: dict          # param -> [term numbers] summed over steps as v u^T
+    prev_out: FrozenMap         # state -> True, or None when dL/ds_{t-1} is zero
+    vec_grads: FrozenMap        # param -> FromBuffer | PerStep
+    mat_fallback: FrozenMap     # param -> (term numbers, ...) summed over steps as v u^T
     jac: JacobianProgram
     dx_groups: tuple            # indices of the input groups whose G_b @ W_stack is in dL/dxs
     dx_step: bool               # other terms of delta x_t, computed per step (InputDelta)
-    names: dict = field(default_factory=dict)
-    locations: dict = field(default_factory=dict)   # symbol -> Location (place_values)
+    names: FrozenMap = FrozenMap()
+    locations: FrozenMap = FrozenMap()   # symbol -> Location (place_values)
 
     @property
     def jac_terms(self):

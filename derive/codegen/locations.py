@@ -4,19 +4,36 @@
 input, previous and new states, product slots, activations computed in place, values
 before the loop, per-step locals, backward deltas, adjoints and group products) to a
 :class:`Location`: the code that reads it inside the forward loop at step ``t``, from the
-cache at step ``t`` (backward, Jacobian), and as a whole sequence. ``shape`` says what one
-batch row of the value is; every value today is a vector of ``rows`` entries (``"vector"``:
-``(B, rows)`` per step), and the field leaves room for scalar ``(B, 1)`` and matrix-valued
-``(B, H, H)`` quantities.
+cache at step ``t`` (backward, Jacobian), and as a whole sequence. ``shape`` is the value's
+shape kind (:data:`SHAPES`, :func:`shape_kind`): every batched value today is a vector of
+``rows`` entries (``(B, rows)`` per step) and a matrix parameter is a ``"matrix"``; the
+``"scalar"`` ``(B, 1)`` and ``"matrix"`` ``(B, H, H)`` kinds of batched values are declared
+for the quantities to come.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 
 from derive.codegen.exprs import symbols_in
+from derive.codegen.ir import FrozenMap
 from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState
+
+
+SHAPES = FrozenMap((            # shape kind -> one step's array of a batched value
+    ("scalar", "(B, 1)"),
+    ("vector", "(B, rows)"),
+    ("matrix", "(B, rows, cols)"),      # as (B, H, H)
+))
+
+
+def shape_kind(sym) -> str:
+    """The shape kind of a symbol: ``"scalar"`` (1 x 1), ``"vector"`` (n x 1) or
+    ``"matrix"`` (n x m, m != 1)."""
+    if sym.shape[1] != 1:
+        return "matrix"
+    return "scalar" if sym.shape[0] == 1 else "vector"
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,12 @@ class Location:
     cached: str | None = None       # code from the cache at step t (backward, jacobian)
     sequence: str | None = None     # code of the whole (T, B, rows) array
     kept: str | None = None         # what forward stores in the cache for a stored value
-    shape: str = "vector"
+    shape: str = "vector"           # a key of SHAPES
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:
+            raise ValueError(f"Location: unknown shape kind {self.shape!r} "
+                             f"(one of {', '.join(SHAPES)})")
 
 
 def size_code(n) -> str:
@@ -93,7 +115,7 @@ def _symbols_of(plan):
     return list(seen)
 
 
-def place_values(plan) -> dict:
+def place_values(plan) -> FrozenMap:
     """symbol -> :class:`Location` for every symbol of the plan (see the module docstring)."""
     index = {s: k for k, s in enumerate(plan.cell.states)}
     var_state = {v: s for s, v in plan.state_vars.items()}
@@ -150,4 +172,5 @@ def place_values(plan) -> dict:
         return Location("local", rows, f"_v_{sym.name}", f"_V_{sym.name}[t]", f"_V_{sym.name}",
                         kept)
 
-    return {sym: locate(sym) for sym in _symbols_of(plan)}
+    return FrozenMap(tuple((sym, replace(locate(sym), shape=shape_kind(sym)))
+                           for sym in _symbols_of(plan)))

@@ -23,6 +23,7 @@ from derive.codegen import api_template, api_torch
 from derive.codegen import np_primitives as numpy_primitives
 from derive.codegen import support as kernel_support
 from derive.codegen.driver import Driver, Lines as _Lines
+from derive.codegen.ir import FrozenMap
 from derive.codegen.mathfn import PRIMITIVE_NAMES
 from derive.codegen.plan import Plan, build_plan
 from derive.codegen.copied import module_body
@@ -43,11 +44,12 @@ def api_source(cell) -> str:
     return api
 
 
-@dataclass
+@dataclass(frozen=True)
 class Kernel:
+    """A cell's generated kernels: the plan, the math functions in order, the source parts."""
     cell: object
     plan: Plan
-    math: dict            # name -> MathFunction
+    math: FrozenMap       # name -> MathFunction
     constants: str        # CELL, STATE, OUTPUT, PARAMS, TORCH, _KEPT
     driver: str           # _forward, _backward, _jacobian
     api: str              # the public API (api_template.py, api_torch.py, verbatim)
@@ -90,7 +92,8 @@ def _generate(cell) -> Kernel:
     d.forward(L)
     d.backward(L)
     d.jacobian(L)
-    return Kernel(cell, plan, dict(sorted(d.math.items(), key=lambda kv: _math_order(kv[0]))),
+    return Kernel(cell, plan, FrozenMap(tuple(sorted(d.math.items(),
+                                                     key=lambda kv: _math_order(kv[0])))),
                   "\n".join(consts.lines), "\n".join(L.lines), api_source(cell))
 
 

@@ -27,20 +27,25 @@ The planner is :data:`PASSES`, named passes applied in order to ``start(cell)``,
 pure function :class:`Draft` -> :class:`Draft` over frozen records (``dataclasses.replace``):
 ``name_subexpressions``, ``group_products``, ``pair_hoisted``, ``layout_gate_major``,
 ``attach_backward``, ``keep_values``, ``activate_in_place``, ``stage_forward``,
-``place_values`` (the last builds the :class:`~derive.codegen.ir.Plan`).
+``place_values`` (the last builds the :class:`~derive.codegen.ir.Plan`). No pass keeps state
+between calls: a draft's mappings are :class:`~derive.codegen.ir.FrozenMap`, naming and
+grouping are folds over the equations returning frozen :class:`Naming` / :class:`Products`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import reduce
 
 from sympy import MatAdd, MatMul, MatrixSymbol, OneMatrix, ZeroMatrix
 
-from derive.codegen.exprs import (KernelPlanError, add, canon, expand_all, free_inputs,
-                                  is_vector, matmul, rebuild, replace as replace_in, safe_name,
-                                  scale, sums, symbols_in, time_invariant)
-from derive.codegen.ir import Activation, Backward, Group, JacobianProgram, Plan, Slot, Stage
+from derive.codegen.exprs import (KernelPlanError, add, canon, expand_all, fold_children,
+                                  free_inputs, is_vector, matmul, rebuild,
+                                  replace as replace_in, safe_name, scale, sums, symbols_in,
+                                  time_invariant)
+from derive.codegen.ir import (Activation, Backward, FrozenMap, Group, JacobianProgram, Plan,
+                               Slot, Stage)
 from derive.codegen.locations import place_values as locate
-from derive.codegen.plan_backward import Rewriter, attach_adjoints, backward_program
+from derive.codegen.plan_backward import attach_adjoints, backward_program
 from derive.codegen.plan_jacobian import jacobian_program
 from derive.core.primitives import Elementwise
 from derive.core.symbols import H, Input, Param, PrevState, Var
@@ -50,53 +55,56 @@ __all__ = ["PASSES", "Draft", "KernelPlanError", "Plan", "Var", "build_plan", "r
            "start", "symbols_in"]
 
 
-class _Namer:
-    """Names subexpressions of the forward step so each value the backward pass needs is a
-    symbol: every elementwise call, every non-symbol argument of one, every non-symbol
-    operand of a matrix product."""
+@dataclass(frozen=True)
+class Naming:
+    """The forward step named so far, a fold over its equations: the equations ((Var, rhs),
+    ...) in evaluation order, ``table`` canon(expr) -> the Var naming it, and ``count``
+    subexpressions named ``_e0, _e1, ...``."""
+    eqs: tuple = ()
+    table: FrozenMap = FrozenMap()
+    count: int = 0
 
-    def __init__(self):
-        self.eqs = []           # [(Var, rhs)]
-        self.table = {}         # canon(rhs) -> Var
-        self.count = 0
 
-    def named(self, e):
-        k = canon(e)
-        if k in self.table:
-            return self.table[k]
-        v = Var(f"_e{self.count}", *e.shape)
-        self.count += 1
-        self.eqs.append((v, e))
-        self.table[k] = v
-        return v
+def _named(n: Naming, e):
+    """(naming, the Var naming ``e``): the one in the table, else a new ``_e<k>`` equation."""
+    k = canon(e)
+    v = n.table.get(k)
+    if v is not None:
+        return n, v
+    v = Var(f"_e{n.count}", *e.shape)
+    return Naming(n.eqs + ((v, e),), n.table.set(k, v), n.count + 1), v
 
-    def walk(self, e, top=False):
-        if isinstance(e, (MatrixSymbol, OneMatrix, ZeroMatrix)):
-            return e
-        if isinstance(e, Elementwise):
-            arg = self.walk(e.arg)
-            if not isinstance(arg, MatrixSymbol):
-                arg = self.named(arg)
-            node = type(e)(arg)
-            return node if top else self.named(node)
-        if isinstance(e, MatMul):
-            c, mats = e.as_coeff_matrices()
-            *ms, v = mats
-            if not is_vector(v):
-                raise KernelPlanError(f"unsupported product {e}")
-            if not ms:
-                return scale(c, self.walk(v))
-            v = self.walk(v)
-            if not isinstance(v, MatrixSymbol):
-                v = self.named(v)
-            return scale(c, matmul(*ms, v))
-        return rebuild(e, self.walk)
 
-    def add_equation(self, lhs, rhs):
-        new = self.walk(rhs, top=True)
-        self.eqs.append((lhs, new))
-        self.table.setdefault(canon(new), lhs)
-        self.table.setdefault(canon(rhs), lhs)
+def _walk(n: Naming, e, top=False):
+    """(naming, e) with every elementwise call (but a ``top`` one), every non-symbol
+    argument of one and every non-symbol operand of a matrix product replaced by its name."""
+    if isinstance(e, (MatrixSymbol, OneMatrix, ZeroMatrix)):
+        return n, e
+    if isinstance(e, Elementwise):
+        n, arg = _walk(n, e.arg)
+        if not isinstance(arg, MatrixSymbol):
+            n, arg = _named(n, arg)
+        node = type(e)(arg)
+        return (n, node) if top else _named(n, node)
+    if isinstance(e, MatMul):
+        c, mats = e.as_coeff_matrices()
+        *ms, v = mats
+        if not is_vector(v):
+            raise KernelPlanError(f"unsupported product {e}")
+        n, v = _walk(n, v)
+        if not ms:
+            return n, scale(c, v)
+        if not isinstance(v, MatrixSymbol):
+            n, v = _named(n, v)
+        return n, scale(c, matmul(*ms, v))
+    return fold_children(n, e, _walk)
+
+
+def _with_equation(n: Naming, eq) -> Naming:
+    """The naming with the cell's equation ``eq`` appended, its right side named."""
+    n, new = _walk(n, eq.rhs, top=True)
+    return replace(n, eqs=n.eqs + ((eq.lhs, new),),
+                   table=n.table.with_default(canon(new), eq.lhs).with_default(canon(eq.rhs), eq.lhs))
 
 
 def _weight_and_operand(e):
@@ -112,15 +120,15 @@ class Draft:
     """The plan while the passes build it: each pass reads some fields and returns a new
     draft with more set (``dataclasses.replace``); the last one builds the :class:`Plan`."""
     cell: object
-    names: dict
+    names: FrozenMap
     output_state: str
-    state_vars: dict = field(default_factory=dict)  # state name -> Var
+    state_vars: FrozenMap = FrozenMap()     # state name -> Var
     eqs: tuple = ()             # ((Var, rhs), ...) the forward step, in evaluation order
-    table: dict = field(default_factory=dict)       # canon(expr) -> the Var naming it
-    defs: dict = field(default_factory=dict)        # Var -> its definition (the named eqs)
+    table: FrozenMap = FrozenMap()          # canon(expr) -> the Var naming it
+    defs: FrozenMap = FrozenMap()           # Var -> its definition (the named eqs)
     groups: tuple = ()          # Group records, groups[k].index == k
-    level: dict = field(default_factory=dict)       # Var -> -1 (before the loop) or stage
-    activations: dict = field(default_factory=dict)  # slot sym -> Activation (candidates)
+    level: FrozenMap = FrozenMap()          # Var -> -1 (before the loop) or stage
+    activations: FrozenMap = FrozenMap()    # slot sym -> Activation (candidates)
     backward: Backward | None = None
     jac: JacobianProgram | None = None
     refs: frozenset = frozenset()   # forward values the backward step and Jacobian read
@@ -139,50 +147,64 @@ def start(cell) -> Draft:
     if not any(H in p.shape for p in cell.params.values()):
         raise KernelPlanError(f"cell {cell.name!r}: the kernels take H and the dtype from the "
                               f"parameters, and no parameter has a dimension H")
-    return Draft(cell, {sym.name: safe_name(sym.name) for sym in cell.variables.values()},
+    return Draft(cell, FrozenMap.of({sym.name: safe_name(sym.name)
+                                     for sym in cell.variables.values()}),
                  "h" if "h" in cell.states else cell.states[0])
 
 
 def name_subexpressions(d: Draft) -> Draft:
     """Sets ``eqs``, ``table``, ``defs``, ``state_vars``: every value the backward pass
-    needs is a symbol of the forward step (see :class:`_Namer`)."""
-    namer = _Namer()
-    for eq in d.cell.equations:
-        namer.add_equation(eq.lhs, eq.rhs)
-    return replace(d, eqs=tuple(namer.eqs), table=dict(namer.table), defs=dict(namer.eqs),
-                   state_vars={eq.lhs.name: eq.lhs for eq in d.cell.equations
-                               if eq.lhs.name in d.cell.states})
+    needs is a symbol of the forward step (the :class:`Naming` fold over the equations)."""
+    n = reduce(_with_equation, d.cell.equations, Naming())
+    return replace(d, eqs=n.eqs, table=n.table, defs=FrozenMap.of(dict(n.eqs)),
+                   state_vars=FrozenMap.of({eq.lhs.name: eq.lhs for eq in d.cell.equations
+                                            if eq.lhs.name in d.cell.states}))
+
+
+@dataclass(frozen=True)
+class Products:
+    """The step's matrix products found so far, a fold over its equations: ``groups``
+    canon(u) -> (index, u, u expanded, slot keys), ``slots`` (weight, canon(u)) -> Slot,
+    ``uses`` slot key -> how often the product occurs."""
+    groups: FrozenMap = FrozenMap()
+    slots: FrozenMap = FrozenMap()
+    uses: FrozenMap = FrozenMap()
+
+
+def _slotted(d: Draft, p: Products, e):
+    """(products, e) with every product ``c W u`` in e replaced by ``c`` times its slot."""
+    if not (isinstance(e, MatMul) and is_vector(e) and any(
+            isinstance(m, Param) and m.shape[1] != 1 for m in e.args if hasattr(m, "shape"))):
+        return fold_children(p, e, lambda p, a: _slotted(d, p, a))
+    c, w, u = _weight_and_operand(e)
+    if all(isinstance(x, Param) for x in symbols_in(expand_all(u, d.defs))):
+        raise KernelPlanError(
+            f"cell {d.cell.name!r}: the product {text(e)} has an operand made of "
+            f"parameters only ({text(u)}); the kernels need every matrix product to "
+            f"involve the input or a state (fold the constant into a parameter)")
+    gk = canon(u)
+    if gk not in p.groups:
+        p = replace(p, groups=p.groups.set(gk, (len(p.groups), u, expand_all(u, d.defs), ())))
+    index, _, uexpr, keys = p.groups[gk]
+    key = (w, gk)
+    if key not in p.slots:
+        p = replace(p, groups=p.groups.set(gk, (index, u, uexpr, keys + (key,))),
+                    slots=p.slots.set(key, Slot(w, u, uexpr, index,
+                                                Var(f"_s{len(p.slots)}", w.shape[0], 1))))
+    p = replace(p, uses=p.uses.set(key, p.uses.get(key, 0) + 1))
+    return p, scale(c, p.slots[key].sym)
 
 
 def group_products(d: Draft) -> Draft:
     """Sets ``groups`` and ``level``: every product ``c W u`` of the step becomes ``c`` times
     a slot symbol, slots with the same operand ``u`` form one group."""
-    groups, slots, uses = {}, {}, {}    # canon(u) -> (index, u, expr, keys); key -> Slot
-
-    def to_slots(e):
-        if isinstance(e, MatMul) and is_vector(e) and any(
-                isinstance(m, Param) and m.shape[1] != 1 for m in e.args if hasattr(m, "shape")):
-            c, w, u = _weight_and_operand(e)
-            if all(isinstance(x, Param) for x in symbols_in(expand_all(u, d.defs))):
-                raise KernelPlanError(
-                    f"cell {d.cell.name!r}: the product {text(e)} has an operand made of "
-                    f"parameters only ({text(u)}); the kernels need every matrix product to "
-                    f"involve the input or a state (fold the constant into a parameter)")
-            gk = canon(u)
-            if gk not in groups:
-                groups[gk] = (len(groups), u, expand_all(u, d.defs), [])
-            index, _, uexpr, keys = groups[gk]
-            if (w, gk) not in slots:
-                slots[(w, gk)] = Slot(w, u, uexpr, index, Var(f"_s{len(slots)}", w.shape[0], 1))
-                keys.append((w, gk))
-            uses[(w, gk)] = uses.get((w, gk), 0) + 1
-            return scale(c, slots[(w, gk)].sym)
-        return rebuild(e, to_slots)
-
-    eqs = tuple((v, to_slots(rhs)) for v, rhs in d.eqs)
+    p, eqs = Products(), ()
+    for v, rhs in d.eqs:
+        p, new = _slotted(d, p, rhs)
+        eqs += ((v, new),)
     return _levelled(replace(d, eqs=eqs, groups=tuple(
-        Group(index, u, uexpr, tuple(replace(slots[k], uses=uses[k]) for k in keys))
-        for index, u, uexpr, keys in groups.values())))
+        Group(index, u, uexpr, tuple(replace(p.slots[k], uses=p.uses[k]) for k in keys))
+        for index, u, uexpr, keys in p.groups.values())))
 
 
 def _levelled(d: Draft) -> Draft:
@@ -216,7 +238,7 @@ def _levelled(d: Draft) -> Draft:
         level[v] = max([floor] + [dep_level(s) for s in symbols_in(rhs)])
     groups = tuple(replace(g, stage=group_stage(g), hoisted=group_stage(g) == -1)
                    for g in d.groups)
-    return replace(d, level=level, groups=groups)
+    return replace(d, level=FrozenMap.of(level), groups=groups)
 
 
 def pair_hoisted(d: Draft) -> Draft:
@@ -269,7 +291,8 @@ def layout_gate_major(d: Draft) -> Draft:
     layout: paired slots first (in the order they were paired), then the rest; within
     each, slots that can be activated in place grouped by their activation function; a
     hoisted group lays out the rows paired with each per-step group contiguously."""
-    acts = _activation_candidates(d.eqs, d.groups, d.slot_of, d.level, d.state_vars)
+    acts = FrozenMap.of(_activation_candidates(d.eqs, d.groups, d.slot_of, d.level,
+                                                d.state_vars))
     slot_of = d.slot_of
     groups = list(d.groups)
     for k, g in enumerate(groups):
@@ -296,11 +319,9 @@ def attach_backward(d: Draft) -> Draft:
     """Sets ``backward``, ``jac`` and ``refs``: each slot's adjoint, the staged backward
     program, the Jacobian program, and the forward values they read."""
     bw = d.cell.backward()
-    rewriter, jac_rewriter = Rewriter(d.table), Rewriter(d.table)
-    back = backward_program(d.cell, bw, attach_adjoints(d.cell, bw, d.groups), rewriter)
-    jac = jacobian_program(d.cell, jac_rewriter)
-    return replace(d, groups=back.groups, backward=back, jac=jac,
-                   refs=frozenset(rewriter.refs | jac_rewriter.refs))
+    back = backward_program(d.cell, bw, attach_adjoints(d.cell, bw, d.groups), d.table)
+    jac = jacobian_program(d.cell, d.table)
+    return replace(d, groups=back.groups, backward=back, jac=jac, refs=back.reads | jac.reads)
 
 
 def keep_values(d: Draft) -> Draft:

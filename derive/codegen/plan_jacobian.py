@@ -5,15 +5,17 @@ from __future__ import annotations
 import sympy
 
 from derive.codegen.exprs import free_inputs
-from derive.codegen.ir import JacobianProgram
+from derive.codegen.ir import FrozenMap, JacobianProgram
+from derive.codegen.plan_backward import rewrite
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
 from derive.core.symbols import Var
 
 
-def jacobian_program(cell, rewriter) -> JacobianProgram:
+def jacobian_program(cell, table) -> JacobianProgram:
     """Leads and chain diagonals of every block d s_t / d s'_{t-1} of ``cell``, as vectors in
-    the forward step's named values (``rewriter`` names them), in a frozen program.
+    the forward step's named values (``table``: canon(expr) -> the Var naming it), in a
+    frozen program.
 
     A block with dense terms (``diag(v) W``) is built from another state's block when that
     is cheaper, by the chain rule through the other state u of the same step:
@@ -22,28 +24,42 @@ def jacobian_program(cell, rewriter) -> JacobianProgram:
     LSTM's ``dh/dh_prev = diag(o tanh'(c)) dc/dh_prev + diag(tanh(c) sigma'(obar)) W_ho``:
     two dense products instead of four). Only blocks computed directly serve as sources."""
     chosen, via = _choose_blocks(cell)
-    assigns = []                            # [(symbol, expr)], the program's vectors
+    polys = [vp for lm in chosen.values() for t in lm.terms
+             for vp in (t.lead, *(c for c in t.chain if isinstance(c, VecPoly)))]
+    assigns, reads, value = _vectors(polys + [q for _, q in via.values()], table)
 
-    def vector(vp: VecPoly):
-        """A symbol holding the vector, or a rational constant when it is constant."""
+    def vec(c):
+        return value[c] if isinstance(c, VecPoly) else c
+
+    terms = FrozenMap(tuple((key, tuple((vec(t.lead), tuple(vec(c) for c in t.chain))
+                                        for t in lm.terms)) for key, lm in chosen.items()))
+    via = FrozenMap(tuple((k, (u, vec(q))) for k, (u, q) in via.items()))
+    return JacobianProgram(free_inputs(assigns), assigns, tuple(s for s, _ in assigns),
+                           terms, via, reads)
+
+
+def _vectors(polys, table):
+    """(assigns, reads, {VecPoly: value}): a fold over ``polys`` in order giving each a
+    value, a rational when it is constant, else a symbol ``_L<k>`` assigned the vector in
+    the forward step's named values (equal vectors share one)."""
+    assigns, reads, value = (), frozenset(), FrozenMap()
+    for vp in polys:
+        if vp in value:
+            continue
         if vp.is_zero():
-            return sympy.Integer(0)
+            value = value.set(vp, sympy.Integer(0))
+            continue
         if len(vp.terms) == 1 and vp.terms[0][0] == ():
             c = vp.terms[0][1]
-            return sympy.Rational(c.numerator, c.denominator)
-        e = rewriter(vp.to_expr())
-        for sym, old in assigns:
-            if old == e:
-                return sym
-        sym = Var(f"_L{len(assigns)}", *e.shape)
-        assigns.append((sym, e))
-        return sym
-
-    terms = {key: [(vector(t.lead), [vector(c) if isinstance(c, VecPoly) else c for c in t.chain])
-                   for t in lm.terms] for key, lm in chosen.items()}
-    via = {k: (u, vector(q)) for k, (u, q) in via.items()}
-    return JacobianProgram(tuple(free_inputs(assigns)), tuple(assigns), tuple(s for s, _ in assigns),
-                           terms, via)
+            value = value.set(vp, sympy.Rational(c.numerator, c.denominator))
+            continue
+        e, more = rewrite(table, vp.to_expr())
+        sym = next((sym for sym, old in assigns if old == e), None)
+        if sym is None:
+            sym = Var(f"_L{len(assigns)}", *e.shape)
+            assigns += ((sym, e),)
+        value, reads = value.set(vp, sym), reads | more
+    return assigns, reads, value
 
 
 def _dense(lm) -> int:
