@@ -13,7 +13,8 @@ import numpy
 import sympy
 from sympy import MatAdd
 
-from derive.analysis.gradient_flow import (GradientFlow, accumulate, as_cell, check_ks, gradient_flow,
+from derive.analysis.gradient_flow import (GradientFlow, accumulate, as_cell, bound_params, check_ks,
+                                  gradient_flow,
                                   hidden_activation,
                                   hidden_size, pascanu_bound, recurrent_matrices,
                                   require_recurrence, states_along)
@@ -34,11 +35,13 @@ class Regime:
     forget_bias: float = 0.0
 
 
-#: ||W||_2 below, at and above Pascanu's threshold 1 / gamma; and, for cells with a forget
-#: gate, at the threshold with the forget-gate bias raised by 3 (f near 0.95), the setting in
-#: which the LSTM's cell path carries the gradient (Gers et al. 2000; Jozefowicz et al. 2015).
+#: ||W||_2 below, at and above Pascanu's threshold 1 / gamma (the forget-gate bias as drawn,
+#: near 0: f near 1/2); and, for cells with a forget gate, at the threshold with the
+#: forget-gate bias raised by 1 (f near 0.73, Jozefowicz et al. 2015) and by 3 (f near 0.95,
+#: Gers et al. 2000), the settings in which the LSTM's cell path carries the gradient.
 REGIMES = (Regime("below", sympy.Rational(1, 2)), Regime("at", sympy.Integer(1)),
-           Regime("above", sympy.Integer(2)), Regime("at_forget_bias_3", sympy.Integer(1), 3.0))
+           Regime("above", sympy.Integer(2)), Regime("at_forget_bias_1", sympy.Integer(1), 1.0),
+           Regime("at_forget_bias_3", sympy.Integer(1), 3.0))
 
 
 def forget_bias(cell) -> str | None:
@@ -143,12 +146,13 @@ def _stacked_flows(kern, param_sets, xs, *, ks=None, name="cell") -> list:
     # row/column indices of copy n inside the stacked state (state-major, then copy, unit)
     idx = numpy.array([[i * N * H + n * H + u for i in range(len(states)) for u in range(H)]
                        for n in range(N)])
-    prev = states_along(kern, big, xs)
+    step, step_jacobian = bound_params(kern, big)
+    prev = states_along(kern, big, xs, step=step)
     decoupled = True
 
     def jacobian(j):
         nonlocal decoupled
-        J = numpy.asarray(kern.step_jacobian(big, xs[j - 1], prev[j - 1]), dtype=numpy.float64)
+        J = numpy.asarray(step_jacobian(xs[j - 1], prev[j - 1]), dtype=numpy.float64)
         blocks = J[:, idx[:, :, None], idx[:, None, :]]           # (B, N, S, S)
         if not math.isclose(numpy.abs(blocks).sum(), numpy.abs(J).sum(), rel_tol=1e-12,
                             abs_tol=1e-300):
@@ -194,6 +198,16 @@ def _quantiles(samples: numpy.ndarray) -> numpy.ndarray:
     with numpy.errstate(invalid="ignore"):
         q = numpy.quantile(samples, QUANTILES, axis=1)
     return numpy.where(numpy.isnan(q) & ~numpy.isnan(samples).any(axis=1), -numpy.inf, q)
+
+
+def prepare_experiment(cell) -> None:
+    """Derive and cache what :func:`experiment` needs from the cell's equations (its kernels,
+    gamma, the bound, the recurrent matrices and the forget-gate bias), without running it."""
+    cell = as_cell(cell)
+    kernels(cell)
+    regime_gamma(cell)
+    recurrent_matrices(cell)
+    forget_bias(cell)
 
 
 def experiment(cell, *, T=40, points=14, hidden_size=6, input_size=3, draws=4, batch=4,

@@ -79,7 +79,18 @@ def require_recurrence(cell) -> None:
 
 def recurrent_matrices(cell) -> tuple[str, ...]:
     """Names of the H x H matrix parameters in the derived step Jacobian (``W_hh``; for the
-    LSTM ``W_hi, W_hf, W_hc, W_ho``; full peephole matrices too), in declaration order."""
+    LSTM ``W_hi, W_hf, W_hc, W_ho``; full peephole matrices too), in declaration order;
+    found once per Cell object."""
+    hit = _RECURRENT.get(id(cell))
+    if hit is None or hit[0] is not cell:
+        hit = _RECURRENT[id(cell)] = (cell, _recurrent_matrices(cell))
+    return hit[1]
+
+
+_RECURRENT: dict = {}
+
+
+def _recurrent_matrices(cell) -> tuple[str, ...]:
     H = DIMS["H"]
     used = set()
     for block in _step_blocks(cell).values():
@@ -212,15 +223,46 @@ def hidden_size(kern, params) -> int:
     raise GradientFlowError("cannot tell the hidden size H: no parameter with an 'H' dimension")
 
 
-def states_along(kern, params, xs, state0=None) -> list:
+_CHECKS = ("_check_params", "_check_array", "_check_state", "_forward", "_jacobian")
+
+
+def bound_params(kern, params):
+    """``(step, step_jacobian)`` of ``kern`` with ``params`` fixed, each called as ``f(x, state)``.
+
+    Same values and the same errors as ``kern.step(params, x, state)`` and
+    ``kern.step_jacobian(params, x, state)``. For a module built by :mod:`derive.codegen` (it
+    holds the copied input checks and the driver) the parameters are validated once, here,
+    instead of at every call; ``x`` and the state are still checked at every call, as the
+    public functions do. Any other kernels object is called through its public functions."""
+    if not all(callable(getattr(kern, n, None)) for n in _CHECKS):
+        return (lambda x, s: kern.step(params, x, s)), (lambda x, s: kern.step_jacobian(params, x, s))
+    p, dims, dt = kern._check_params(params, kern.PARAMS)
+    H, D = dims["H"], dims.get("D")
+
+    def inputs(x, state):
+        x = kern._check_array("x", x, (("B", None), ("D", D)), dt)
+        return x, kern._check_state("state", state, kern.STATE, x.shape[0], H, dt)
+
+    def step(x, state):
+        x, s0 = inputs(x, state)
+        return tuple(s[1].copy() for s in kern._forward(p, x[None], s0)["S"])
+
+    def step_jacobian(x, state):
+        x, s0 = inputs(x, state)
+        return kern._jacobian(p, x, s0)
+    return step, step_jacobian
+
+
+def states_along(kern, params, xs, state0=None, step=None) -> list:
     """``[s_0, s_1, ..., s_{T-1}]`` by repeated ``step`` (zero ``s_0`` by default), each in the
-    kernels' own state format."""
+    kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s."""
     if state0 is None:
         H = hidden_size(kern, params)
         state0 = tuple(numpy.zeros((xs.shape[1], H), dtype=xs.dtype) for _ in kern.STATE)
+    step = step or bound_params(kern, params)[0]
     out = [state0]
     for t in range(xs.shape[0] - 1):
-        out.append(kern.step(params, xs[t], out[-1]))
+        out.append(step(xs[t], out[-1]))
     return out
 
 
@@ -254,12 +296,13 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
             _check_finite(f"initial state {sname!r}", numpy.asarray(arr), name)
     T = xs.shape[0]
     ks = check_ks(ks, T, name)
-    prev = states_along(kern, params, xs, state0)
+    step, step_jacobian = bound_params(kern, params)
+    prev = states_along(kern, params, xs, state0, step)
     H = hidden_size(kern, params)
 
     def jacobian(j):
         """J_j at x_j, s_{j-1} (1-based step index)."""
-        return kern.step_jacobian(params, xs[j - 1], prev[j - 1])
+        return step_jacobian(xs[j - 1], prev[j - 1])
     return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks)
 
 
@@ -293,6 +336,7 @@ def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None) -> Gra
     Q = None                                 # P_k = 10**L * Q with Q of order 1
     L = numpy.zeros(B)
     Qd = dict.fromkeys(direct_out)           # direct paths, same representation
+    pending = []                             # (row, L, diagonal blocks): their norms, batched below
     Ld = {s: numpy.zeros(B) for s in direct_out}
     for k in range(1, int(ks[-1]) + 1):
         J = numpy.asarray(jacobian(T - k + 1), dtype=numpy.float64)
@@ -305,9 +349,7 @@ def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None) -> Gra
             full = _norm2(M)
             if multi:
                 log10["state"][i] = L + _log10(full)
-                diag = numpy.concatenate([M[:, sl, sl] for sl in slices.values()])
-                for s, n in zip(states, _norm2(diag).reshape(len(states), B)):
-                    log10[s][i] = L + _log10(n)
+                pending.append((i, L, [M[:, sl, sl] for sl in slices.values()]))
             else:
                 log10[states[0]][i] = L + _log10(full)
         else:
@@ -322,6 +364,11 @@ def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None) -> Gra
                 direct_out[s][i] = Ld[s] + _log10(nd)
             Ld[s] = Ld[s] + _log10(nd)
             Qd[s] = _renormalize(Md, nd)
+    if pending:                              # one SVD call for every block norm of every row
+        norms = _norm2(numpy.concatenate([b for _, _, blocks in pending for b in blocks]))
+        for (i, Li, _), n in zip(pending, norms.reshape(len(pending), len(states), B)):
+            for s, ns in zip(states, n):
+                log10[s][i] = Li + _log10(ns)
     return GradientFlow(name, states, log10, direct_out, ks)
 
 

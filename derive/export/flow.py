@@ -20,7 +20,7 @@ import sys
 import numpy
 
 from derive.export.output import OutputError
-from derive.analysis.experiment import experiment
+from derive.analysis.experiment import experiment, prepare_experiment
 from derive.analysis.gradient_flow import GradientFlowError, require_recurrence
 
 CSV_PATH = "figures/gradient_flow.csv"
@@ -55,7 +55,7 @@ CSV_COLUMNS = ("cell", "activation", "gamma", "regime", "norm_multiplier", "recu
 #: Cells drawn in the figure when present (the CSV has all): the RNN family, then the LSTMs.
 FIGURE_CELLS = ("rnn_sigmoid", "rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_peephole")
 REGIME_COLORS = {"below": "#0072B2", "at": "#222222", "above": "#D55E00",
-                 "at_forget_bias_3": "#009E73"}
+                 "at_forget_bias_1": "#CC79A7", "at_forget_bias_3": "#009E73"}
 
 
 def _fmt(v: float) -> str:
@@ -93,7 +93,7 @@ PANEL_TITLES = {"rnn_sigmoid": "Elman RNN, sigmoid", "rnn_tanh": "Elman RNN, tan
                 "lstm": "LSTM, cell state", "lstm_peephole": "peephole LSTM, cell state"}
 #: Short direct labels drawn at the end of each median line.
 REGIME_SHORT = {"below": "below", "at": "at threshold", "above": "above",
-                "at_forget_bias_3": "forget bias +3"}
+                "at_forget_bias_1": "forget bias +1", "at_forget_bias_3": "forget bias +3"}
 #: The floor of the shared vertical axis; smaller values and exact zeros sit on it.
 FLOOR = 1e-30
 
@@ -252,6 +252,18 @@ def _has_recurrence(cell) -> bool:
 
 #: Worth running in a separate process beside the symbolic exporters (see derive.export.registry).
 PARALLEL = True
+
+
+def prepare(cells, options) -> None:
+    """Before the fork: everything the experiment needs that the symbolic exporters derive
+    as well (step Jacobians, gamma, the generated kernels), derived once and inherited by
+    the child. Only warms caches; :func:`export` repeats every check and reports every error."""
+    for c in cells:
+        try:
+            if _has_recurrence(c):
+                prepare_experiment(c)
+        except Exception:                   # noqa: BLE001 - export reports it, as before
+            pass
 
 
 def export(cells, options) -> dict:

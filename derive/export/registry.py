@@ -9,6 +9,11 @@ for a parent that died before the call), elsewhere a thread polling ``getppid``;
 SIGINT (Ctrl-C reaches the whole process group: this process reports it once and kills the
 child), and this process kills it on any error or interrupt before its files arrive.
 
+Such an exporter may also define ``prepare(cells, options)``, run here before the fork: it
+computes what both processes need (derived results, generated kernels: cached per cell, so the
+exporters after the fork reuse them and the child inherits them) once instead of twice, and
+takes nothing from the child's files (it must not raise; ``export`` still checks everything).
+
 Progress (``options.progress``, a :class:`derive.progress.Progress`) is reported per exporter
 and per cell; the child reports through the same stderr. Test-only hook:
 ``RNN_CALCULUS_TEST_SIGINT=derive`` sends SIGINT to the process group when the second
@@ -55,6 +60,8 @@ def render_all(cells, options) -> dict:
         for m in modules:
             if getattr(m, "PARALLEL", False) and hasattr(os, "fork") and len(modules) > 1:
                 child = progress.for_child() if hasattr(progress, "for_child") else silent
+                if hasattr(m, "prepare"):
+                    m.prepare(cells_reporting(cells, f"preparing {_label(m)}", progress), options)
                 forked[m.__name__] = _fork(m, cells, options, child)
         files: dict = {}
         for i, mod in enumerate(modules):

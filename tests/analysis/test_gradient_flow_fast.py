@@ -1,0 +1,106 @@
+"""The fast paths of the gradient-flow experiment give the public API's numbers and errors.
+
+* :func:`derive.analysis.gradient_flow.bound_params` (parameters validated once) returns
+  bit for bit what ``kern.step`` / ``kern.step_jacobian`` return, and the same ValueError
+  for a non-finite state or a wrong input shape;
+* a kernels object with only the public API (no copied checks) gets the public functions;
+* the batched block norms of :func:`accumulate` equal the per-distance SVDs of a brute force
+  product (an independent algorithm: ``numpy.linalg.svd`` of each block of each product);
+* ``prepare`` of the flow exporter only warms caches: the experiment after it is identical.
+"""
+import numpy
+import pytest
+
+import derive
+from derive.analysis import experiment as gx
+from derive.analysis import gradient_flow as gf
+from derive.export import flow as ef
+
+
+def _draw(kern, seed=0, B=3, H=4, D=2):
+    rng = numpy.random.default_rng(seed)
+    params = kern.init_params(D, H, rng=rng)
+    x = rng.standard_normal((B, D))
+    state = tuple(rng.standard_normal((B, H)) for _ in kern.STATE)
+    return params, x, state
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru", "lstm_peephole_full"])
+def test_bound_params_equal_the_public_functions_bit_for_bit(name):
+    kern = derive.kernels(name)
+    params, x, state = _draw(kern)
+    step, jac = gf.bound_params(kern, params)
+    for got, want in zip(step(x, state), kern.step(params, x, state)):
+        assert numpy.array_equal(got, want)
+    assert numpy.array_equal(jac(x, state), kern.step_jacobian(params, x, state))
+
+
+def test_bound_params_keep_the_public_errors():
+    kern = derive.kernels("lstm")
+    params, x, state = _draw(kern)
+    bad = (state[0], numpy.full_like(state[1], numpy.inf))
+    step, jac = gf.bound_params(kern, params)
+    for fast, public in ((step, kern.step), (jac, kern.step_jacobian)):
+        for args in ((x, bad), (x[:, :1], state)):
+            with pytest.raises(ValueError) as want:
+                public(params, *args)
+            with pytest.raises(ValueError) as got:
+                fast(*args)
+            assert str(got.value) == str(want.value)
+    with pytest.raises(ValueError, match="non-finite"):
+        gf.bound_params(kern, {**params, "W_hf": params["W_hf"] * numpy.nan})
+
+
+def test_a_public_only_kernels_object_is_called_through_its_api():
+    kern = derive.kernels("gru")
+    calls = []
+
+    class Public:
+        STATE, PARAMS = kern.STATE, kern.PARAMS
+
+        def step(self, p, x, s):
+            calls.append("step")
+            return kern.step(p, x, s)
+
+        def step_jacobian(self, p, x, s):
+            calls.append("jac")
+            return kern.step_jacobian(p, x, s)
+
+    params, x, state = _draw(kern)
+    step, jac = gf.bound_params(Public(), params)
+    step(x, state)
+    jac(x, state)
+    assert calls == ["step", "jac"]
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_cho"])
+def test_batched_block_norms_equal_per_distance_svds(name):
+    kern = derive.kernels(name)
+    rng = numpy.random.default_rng(7)
+    params = kern.init_params(2, 3, rng=rng)
+    xs = rng.standard_normal((9, 2, 2))
+    flow = gf.gradient_flow(kern, params, xs, ks=[1, 2, 5, 9])
+    states = [tuple(numpy.zeros((2, 3)) for _ in kern.STATE)]
+    for t in range(8):
+        states.append(kern.step(params, xs[t], states[-1]))
+    Js = [kern.step_jacobian(params, xs[j], states[j]) for j in range(9)]
+    for row, k in enumerate([1, 2, 5, 9]):
+        P = Js[8]
+        for j in range(8 - 1, 9 - k - 1, -1):
+            P = P @ Js[j]
+        for i, s in enumerate(kern.STATE):
+            block = P[:, 3 * i:3 * i + 3, 3 * i:3 * i + 3]
+            want = numpy.log10(numpy.linalg.svd(block, compute_uv=False)[:, 0])
+            numpy.testing.assert_allclose(flow.log10[s][row], want, rtol=1e-10, atol=1e-12)
+
+
+def test_prepare_only_warms_caches(monkeypatch):
+    """After ``prepare`` the experiment generates no kernels (they are cached per cell) and
+    its CSV equals the one of a run without ``prepare``."""
+    cells = [derive.cell("lstm"), derive.cell("rnn_relu")]
+    before = ef.csv_text([gx.experiment(c) for c in cells])
+    from derive.codegen import runtime
+    runtime._CACHE.clear()
+    ef.prepare(cells, None)
+    monkeypatch.setattr(runtime, "build_module", lambda cell: pytest.fail("kernels rebuilt"))
+    assert ef.csv_text([gx.experiment(c) for c in cells]) == before
