@@ -58,6 +58,11 @@ class Remapped(Layout):
             if hasattr(base, attr):
                 setattr(self, attr, getattr(base, attr))
 
+    def __getattr__(self, name):            # everything else as the base layout has it
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
     def to_user(self, params):
         return self.base.to_user({n: self.sign[n] * numpy.asarray(params[self.src[n]])
                                   for n in self.param_names})

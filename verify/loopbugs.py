@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy
 
-__all__ = ["step_gradients", "forward_states", "bptt", "BACKWARD_BUGS", "FORWARD_BUGS",
+__all__ = ["step_reference", "step_gradients", "forward_states", "bptt", "BACKWARD_BUGS", "FORWARD_BUGS",
            "forward_variant", "BUG_TEXT"]
 
 BUG_TEXT = {
@@ -47,15 +47,23 @@ BACKWARD_BUGS = ("no_recurrent_h", "no_carry_c", "assign_first", "assign_last", 
 FORWARD_BUGS = ("reversed_input", "reversed_output")
 
 
-def step_gradients(k, params, x, state, dstate):
-    """One derived BPTT step: ``(grads, dx, dstate_prev)`` for upstream ``dstate`` on the new
-    state (``k``: the kernels of ``derive.kernels``; x (B, D), states (B, H))."""
+def step_reference(k, params, x, state, dstate):
+    """One derived step and its BPTT step, from one forward and one backward with T = 1:
+    ``(new_state, grads, dx, dstate_prev)`` for upstream ``dstate`` on the new state
+    (``k``: the kernels of ``derive.kernels``; x (B, D), states (B, H)). The new state is
+    read from the forward's cache (``cache["S"][j][1]``, as the kernels' ``step`` reads it)."""
     hi = list(k.STATE).index("h")
     rest = tuple(numpy.zeros_like(d) if j == hi else d for j, d in enumerate(dstate))
     _, cache = k.forward(params, numpy.asarray(x)[None], tuple(state))
+    new = tuple(numpy.array(s[1], copy=True) for s in cache["S"])
     grads, dprev, dxs = k.backward(params, cache, numpy.asarray(dstate[hi])[None], rest,
                                    return_dxs=True)
-    return dict(grads), dxs[0], tuple(dprev)
+    return new, dict(grads), dxs[0], tuple(dprev)
+
+
+def step_gradients(k, params, x, state, dstate):
+    """One derived BPTT step: ``(grads, dx, dstate_prev)`` (:func:`step_reference`)."""
+    return step_reference(k, params, x, state, dstate)[1:]
 
 
 def forward_states(k, params, xs, state0):

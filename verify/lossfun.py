@@ -24,7 +24,7 @@ array has at most ``max_entries`` entries, otherwise along ``directions`` random
 directions ``v`` (``<g, v>`` against the central difference of ``t -> L(p + t v)``). A
 mismatch is ``|g - fd| > atol + rtol max |fd|``; a gradient equal to ``c * fd`` for one
 constant ``c`` (a sign flip, a factor 2, a missing 1/N) or to ``fd`` clipped at ``max |g|``
-is named as such. The result is a :class:`verify.SequenceResult` (``check="check_loss"``).
+is named as such (:mod:`verify.gradfit`, shared with check_cell and check_sequence). The result is a :class:`verify.SequenceResult` (``check="check_loss"``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import random
 
 import numpy
 
-from . import snapshots
+from . import gradfit, snapshots
 from .conformance import Mismatch
 from .oracles import central_difference
 from .sequence import SequenceResult
@@ -87,21 +87,6 @@ def _grads(out, names, grad_names):
         raise TypeError(f"fn returned {len(out) - 1} gradient(s) after the loss, expected "
                         f"{len(names)} ({', '.join(names)})")
     return dict(zip(names, out[1:1 + len(names)]))
-
-
-def _explain(g, fd, atol, rtol):
-    """A measured explanation of ``g != fd``: a constant factor or clipping, else ''."""
-    if not numpy.any(g):
-        return "all zeros"
-    denom = float(fd.ravel() @ fd.ravel())
-    if denom > 0:
-        c = float(g.ravel() @ fd.ravel()) / denom
-        if numpy.all(numpy.abs(g - c * fd) <= atol + rtol * numpy.max(numpy.abs(g))):
-            return "the sign is flipped" if abs(c + 1) < 1e-3 else f"off by a constant factor {c:.6g}"
-    m = float(numpy.max(numpy.abs(g)))
-    if numpy.all(numpy.abs(g - numpy.clip(fd, -m, m)) <= atol + rtol * m) and numpy.max(numpy.abs(fd)) > m * (1 + 1e-6):
-        return f"clipped to [-{m:.6g}, {m:.6g}] (the true gradient is larger)"
-    return ""
 
 
 def check_loss(fn, *, params, args=(), pass_params="first", grad_names=None, cases=3, seed=None,
@@ -168,14 +153,14 @@ def check_loss(fn, *, params, args=(), pass_params="first", grad_names=None, cas
             elif numpy.any(err > bound):
                 i = tuple(int(j) for j in numpy.unravel_index(int(numpy.argmax(err)), err.shape))
                 what = "at" if got is g else "along random direction"
-                why = _explain(got, fd, atol, rtol) if got is g else ""
-                if why:
-                    diag.append(f"d{k} is {why}" if why == "all zeros" else f"d{k}: {why}")
+                why = gradfit.explain(got, fd, atol, rtol) if got is g else ""
                 out_m.append(Mismatch("loss", f"d{k}", "value",
                                       f"max abs error {float(err[i]):.3e} {what} {i}: got "
                                       f"{float(got[i]):.8g}, central difference {float(fd[i]):.8g}"
-                                      + (f" ({why})" if why else ""), max_abs=float(err[i])))
+                                      + (f" ({why})" if why else ""), max_abs=float(err[i]),
+                                      fit=why or None))
         if out_m:
+            diag = gradfit.sentences(out_m)
             case = {"sizes": {k: "x".join(map(str, v.shape)) for k, v in values.items()},
                     "params": values, "case": n_case}
             return SequenceResult("check_loss", name, bind.mode, False, n_case + 1, seed, cases,

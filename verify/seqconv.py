@@ -156,14 +156,31 @@ class TorchConvention(Convention):
 class ObjectConvention(Convention):
     """Class-based layers (:class:`~verify.objects.ObjectLayout`): a fresh object per case,
     ``obj.forward(xs, *state0) -> hs`` (or ``(hs, final_state)``), ``obj.backward(dhs) ->
-    (dxs, *dstate0)`` (or ``dxs`` alone), the parameter gradients read from the object."""
+    (dxs, *dstate0)`` (or ``dxs`` alone), the parameter gradients read from the object.
+    Stateful layers (``ObjectLayout(state=...)``): the initial states are set as attributes,
+    ``obj.forward(xs) -> hs``, the final states read back from the same attributes, the
+    initial states' gradients from the ``dstate`` attributes when given."""
     name = "object"
     final_upstream = False
+
+    def __init__(self, layout, batch_first=False):
+        super().__init__(layout, batch_first)
+        if layout.state_attrs:
+            self.takes_state = tuple(s for s in self.states if s in layout.state_attrs)
 
     def forward_args(self, user_params, xs, state0):
         return {"params": user_params, "xs": xs, "state0": state0}
 
     def _forward(self, obj, xs, state0):
+        attrs = self.layout.state_attrs
+        if attrs:
+            for s, v in zip(self.states, self.user_s(state0)):
+                if s in attrs:
+                    setattr(obj, attrs[s], v)
+            hs = getattr(obj, self.layout.fwd)(xs)
+            final = (tuple(getattr(obj, attrs[s], None) for s in self.states)
+                     if all(s in attrs for s in self.states) else None)
+            return hs, self.ref_s(final)
         out = getattr(obj, self.layout.fwd)(xs, *self.user_s(state0))
         if isinstance(out, (tuple, list)) and len(out) == 2:
             return out[0], self.ref_s(_states(out[1], len(self.states)))
@@ -183,7 +200,11 @@ class ObjectConvention(Convention):
             obj = self.layout.make(fn, user_params)
             self._forward(obj, xs, state0)
         out = getattr(obj, self.layout.bwd)(dhs)
-        if isinstance(out, (tuple, list)):
+        if self.layout.dstate_attrs:
+            d0 = self.ref_s(tuple(getattr(obj, self.layout.dstate_attrs[s], None)
+                                  if s in self.layout.dstate_attrs else None for s in self.states))
+            dxs = out[0] if isinstance(out, (tuple, list)) else out
+        elif isinstance(out, (tuple, list)):
             dxs, d0 = out[0], (self.ref_s(_states(tuple(out[1:]), len(self.states)))
                                if len(out) > 1 else None)
         else:
@@ -200,6 +221,8 @@ def convention_for(layout, batch_first=None):
     if cls is None:
         raise ValueError(f"layout {layout.name!r} has no sequence convention; known: "
                          f"{', '.join(table)}")
+    if batch_first is None:                  # the layout's own default (ObjectLayout), else the convention's
+        batch_first = getattr(layout, "seq_batch_first", None)
     bf = (cls is CS231nConvention) if batch_first is None else bool(batch_first)
     bf = bf and getattr(layout, "batch_axis", True)     # no batch axis: (T, n) sequences
     return cls(layout, bf)

@@ -30,7 +30,7 @@ from hypothesis.errors import Flaky
 
 import derive
 
-from . import gatediag, loopbugs
+from . import casedraw, gatediag, gradfit, loopbugs
 from . import strategies as vst
 from .cellarg import resolve_cell
 from .conformance import DEFAULT_EXAMPLES, Mismatch, call_watched
@@ -167,13 +167,15 @@ def compare(phase, what, got, want, opts, out, timed=False):
     i = tuple(int(j) for j in numpy.unravel_index(int(numpy.argmax(err)), err.shape))
     scale = float(numpy.max(numpy.abs(want)))
     note = " (all zero)" if not numpy.any(arr) else ""
+    fit = gradfit.explain(arr, want, opts["atol"], opts["rtol"]) if scale and not note else ""
     msg = (f"max abs error {float(err[i]):.3e}{f' (relative {err[i] / scale:.3e})' if scale else ''}"
-           f" at {i}: got {float(arr[i]):.8g}, expected {float(want[i]):.8g}{note}")
+           f" at {i}: got {float(arr[i]):.8g}, expected {float(want[i]):.8g}{note}"
+           + (f" ({fit})" if fit else ""))
     if timed and arr.ndim >= 1 and arr.shape[0] > 1:
         bad = [t for t in range(arr.shape[0]) if numpy.any(err[t] > bound)]
         msg += f"; wrong at step(s) {_ranges(bad)} of T={arr.shape[0]}"
     out.append(Mismatch(phase, what, "value", msg, max_abs=float(err[i]),
-                        max_rel=float(err[i]) / scale if scale else float("inf"), index=i))
+                        max_rel=float(err[i]) / scale if scale else float("inf"), index=i, fit=fit or None))
 
 
 def _ranges(ts):
@@ -193,11 +195,10 @@ def _ranges(ts):
 
 def _reference(k, case):
     hs, cache = k.forward(case["params"], case["xs"], case["state0"])
-    states = loopbugs.forward_states(k, case["params"], case["xs"], case["state0"])
+    final = tuple(numpy.array(s[-1], copy=True) for s in cache["S"])    # s_T, as step gives it
     grads, d0, dxs = k.backward(case["params"], cache, case["dhs"], case["dfinal"],
                                 return_dxs=True)
-    return {"hs": hs, "final": states[-1], "grads": dict(grads), "dxs": dxs, "dstate0": tuple(d0),
-            "states": states}
+    return {"hs": hs, "final": final, "grads": dict(grads), "dxs": dxs, "dstate0": tuple(d0)}
 
 
 def run_case(k, layout, conv, forward, backward, case, opts):
@@ -296,6 +297,7 @@ def diagnose(k, conv, case, raw, mismatches, opts):
                 text = ("the upstream gradient on the final states is ignored"
                         if bug == "ignores_dfinal" else loopbugs.BUG_TEXT[bug])
                 out.append(f"your gradients equal the reference computed with this bug: {text}")
+    out += gradfit.sentences(mismatches)        # a sign flip, a constant factor (measured)
     named = any("initial-state gradient" in d for d in out)
     for w in zero:
         if not (named and w.endswith("0")):
@@ -313,12 +315,11 @@ def _cases(draw, c, conv, steps, batch, input_size, hidden, scales, dtype, final
     scale = draw(st.sampled_from(scales))
     T, B = draw(steps), draw(vst._strategy(batch))
     D, H = draw(vst._strategy(input_size)), draw(vst._strategy(hidden))
-    return _build(c, conv, draw(vst.params(c, H, D, dtype=dtype, scale=scale)),
-                  draw(vst.arrays((T, B, D), dtype=dtype, scale=scale)),
-                  draw(vst.arrays((len(c.states), B, H), dtype=dtype, scale=scale)),
-                  draw(vst.arrays((T, B, H), dtype=dtype, scale=scale)),
-                  draw(vst.arrays((len(c.states), B, H), dtype=dtype, scale=scale)),
-                  final_upstream, biases, scale)
+    shapes, k = vst.param_shapes(c), len(c.states)
+    arrays = casedraw.draw_arrays(draw, [[vst.resolve(s, H, D) for s in shapes.values()], [
+        (T, B, D)], [(k, B, H)], [(T, B, H)], [(k, B, H)]], dtype, scale)
+    return _build(c, conv, dict(zip(shapes, arrays)), *arrays[len(shapes):], final_upstream,
+                  biases, scale)
 
 
 def _build(c, conv, params, xs, s0, dhs, dfinal, final_upstream, biases, scale):
@@ -341,7 +342,7 @@ def _bias_names(c):
 def _example(c, conv, seed, dtype, final_upstream, biases):
     """The fixed non-degenerate case: T=4, B=2, D=3, H=3, entries in [-1, 1] from the seed."""
     rng = numpy.random.default_rng(seed)
-    T, B, D, H = 4, 2, 3, 3
+    T, B, D, H = 4, (2 if getattr(conv.layout, "batch_axis", True) else 1), 3, 3
     u = lambda *shape: rng.uniform(-1, 1, shape).astype(dtype)  # noqa: E731
     params = {n: u(*vst.resolve(s, H, D)) for n, s in vst.param_shapes(c).items()}
     return _build(c, conv, params, u(T, B, D), u(len(c.states), B, H), u(T, B, H),

@@ -3,8 +3,9 @@ measured gate-order / sign-flip diagnoses (:mod:`verify.gatediag`).
 
 The shrunk case is often degenerate (zero parameters, one unit): it shows *that* something is
 wrong, rarely *what*. :func:`explain` re-runs the user's functions on one case drawn from the
-seed (B = 2, D = 3, H = 3, entries uniform in [-1, 1]), returns its mismatches, and tries
-every gate permutation and single sign flip on it.
+seed (B = 2, or 1 for one-sample code, D = 3, H = 3, entries uniform in [-1, 1]), returns
+its mismatches, and tries every gate permutation and single sign flip on it; arrays that are
+a sign flip (or another measured fit, :mod:`verify.gradfit`) of the reference are named.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy
 
-from . import gatediag
+from . import gatediag, gradfit
 from .strategies import param_shapes, resolve
 
 __all__ = ["example_case", "explain"]
@@ -46,7 +47,7 @@ def explain(run, cell, layout, seed, dtype, backward=True):
     returns the mismatches of one case (empty when it matches). Besides the gate remappings:
     an upstream gradient the code ignores (its gradients equal the reference's for that
     upstream gradient set to 0) and outputs that are all zeros."""
-    case, dstate = example_case(cell, seed, dtype)
+    case, dstate = example_case(cell, seed, dtype, B=2 if getattr(layout, "batch_axis", True) else 1)
     mism = run(layout, case, dstate)
     if not any(m.kind == "value" for m in mism):
         return mism, []
@@ -58,4 +59,5 @@ def explain(run, cell, layout, seed, dtype, backward=True):
                 diag.append(f"your backward ignores the upstream gradient d{s}_next (its results "
                             f"equal the reference's for d{s}_next = 0)")
     diag += [f"{m.phase} {m.what} is all zeros" for m in mism if "(all zero)" in m.message]
+    diag += gradfit.sentences(mism)             # a sign flip, a constant factor (measured)
     return mism, diag
