@@ -19,6 +19,7 @@ import sys
 
 import numpy
 
+from derive.export import figure_process
 from derive.export.output import OutputError
 from derive.analysis.experiment import experiment, prepare_experiment
 from derive.analysis.gradient_flow import GradientFlowError, require_recurrence
@@ -233,13 +234,43 @@ def figures(experiments) -> dict:
     """{path: bytes} for the PNG and SVG ({} without experiments); without matplotlib
     :class:`MissingDependencyError`."""
     require_matplotlib()
+    if not experiments:
+        return {}
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingDependencyError(PLOT_HINT) from None
-    if not experiments:
-        return {}
     return _draw(experiments)
+
+
+#: The drawing process started for this run by :func:`start_helper` (at most one).
+_FIGURE: list = []
+
+
+def _import_matplotlib() -> None:
+    """What :func:`_draw` imports, imported ahead of time in the figure process."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.lines  # noqa: F401
+    import matplotlib.ticker  # noqa: F401
+
+
+def start_helper(options):
+    """In the parent, before :func:`prepare` and the fork (:mod:`derive.export.registry`):
+    start the figure process (:mod:`derive.export.figure_process`), which imports matplotlib
+    while the cells are derived, when the figure is wanted and matplotlib is installed; return
+    its handle (the registry detaches and reaps it), or None."""
+    _FIGURE.clear()
+    if not figure_wanted(options):
+        return None
+    try:
+        require_matplotlib()
+    except MissingDependencyError:
+        return None                           # export() reports it
+    proc = figure_process.start(_import_matplotlib, _draw)
+    if proc is not None:
+        _FIGURE.append(proc)
+    return proc
 
 
 def _has_recurrence(cell) -> bool:
@@ -266,22 +297,45 @@ def prepare(cells, options) -> None:
             pass
 
 
+def _run_experiment(c):
+    """The experiment of one cell, or None (with a note on stderr) when it cannot be run."""
+    try:
+        with numpy.errstate(over="ignore", invalid="ignore"):    # reported below instead
+            return experiment(c)
+    except (GradientFlowError, ValueError, FloatingPointError) as exc:
+        # e.g. a user-defined cell whose state overflows under random parameters: the
+        # experiment cannot say anything about it, the other exports still stand
+        print(f"note: gradient flow of cell {c.name!r} skipped: {exc}", file=sys.stderr)
+        return None
+
+
 def export(cells, options) -> dict:
+    """The CSV and (option ``figure``) the figure. With a figure process (this is the forked
+    child of a ``python -m derive`` run) the drawn cells' experiments run first and go to it,
+    so it draws while the other cells' experiments run; the files are the same either way
+    (the figure depends only on the drawn cells, :func:`figure_panels`)."""
     figure = figure_wanted(options)
     if figure:
         require_matplotlib()                 # before the experiment, not after it
+    proc = _FIGURE.pop() if _FIGURE else None
+    if not figure or (proc is not None and proc.request_fd is None):
+        proc = None
+    runs = {}                                # id(cell) -> Experiment or None
+    if proc is not None:
+        ordered = [cells[i] for i in range(len(cells))]      # indexing: no progress report
+        recurrent = [c for c in ordered if _has_recurrence(c)]
+        drawn = [c for c in recurrent if c.name in FIGURE_CELLS] or recurrent
+        for c in drawn:
+            runs[id(c)] = _run_experiment(c)
+        proc.send([runs[id(c)] for c in drawn if runs[id(c)] is not None])
     experiments = []
     for c in cells:
         if not _has_recurrence(c):
             continue
-        try:
-            with numpy.errstate(over="ignore", invalid="ignore"):    # reported below instead
-                experiments.append(experiment(c))
-        except (GradientFlowError, ValueError, FloatingPointError) as exc:
-            # e.g. a user-defined cell whose state overflows under random parameters: the
-            # experiment cannot say anything about it, the other exports still stand
-            print(f"note: gradient flow of cell {c.name!r} skipped: {exc}", file=sys.stderr)
+        ex = runs[id(c)] if id(c) in runs else _run_experiment(c)
+        if ex is not None:
+            experiments.append(ex)
     files = {CSV_PATH: csv_text(experiments)}
     if figure:
-        files.update(figures(experiments))
+        files.update(proc.receive() if proc is not None else figures(experiments))
     return files

@@ -9,7 +9,10 @@ for a parent that died before the call), elsewhere a thread polling ``getppid``;
 SIGINT (Ctrl-C reaches the whole process group: this process reports it once and kills the
 child), and this process kills it on any error or interrupt before its files arrive.
 
-Such an exporter may also define ``prepare(cells, options)``, run here before the fork: it
+Such an exporter may also define ``start_helper(options)``, run first: it may start a helper
+process (the gradient-flow exporter's figure process, which imports matplotlib meanwhile) and
+return its handle, whose ``detach()`` is called right after the fork and ``reap()`` at the end.
+And ``prepare(cells, options)``, run here before the fork: it
 computes what both processes need (derived results, generated kernels: cached per cell, so the
 exporters after the fork reuse them and the child inherits them) once instead of twice, and
 takes nothing from the child's files (it must not raise; ``export`` still checks everything).
@@ -21,15 +24,12 @@ exporter starts, ``=child`` when the forked exporter starts.
 """
 from __future__ import annotations
 
-import ctypes
 import importlib
 import os
 import pickle
 import signal
-import sys
-import threading
-import time
 
+from derive.export.figure_process import die_with_parent
 from derive.export.progress import cells_reporting, silent
 
 EXPORTERS = [
@@ -55,14 +55,19 @@ def render_all(cells, options) -> dict:
     """Every file of every exporter, built in memory; a path written twice is an error."""
     progress = getattr(options, "progress", None) or silent
     modules = [importlib.import_module(m) for m in EXPORTERS]
-    forked = {}
+    forked, helpers = {}, []
     try:
         for m in modules:
             if getattr(m, "PARALLEL", False) and hasattr(os, "fork") and len(modules) > 1:
                 child = progress.for_child() if hasattr(progress, "for_child") else silent
+                helper = m.start_helper(options) if hasattr(m, "start_helper") else None
+                if helper is not None:
+                    helpers.append(helper)
                 if hasattr(m, "prepare"):
                     m.prepare(cells_reporting(cells, f"preparing {_label(m)}", progress), options)
                 forked[m.__name__] = _fork(m, cells, options, child)
+                if helper is not None:
+                    helper.detach()
         files: dict = {}
         for i, mod in enumerate(modules):
             if i == 1:
@@ -80,28 +85,11 @@ def render_all(cells, options) -> dict:
     finally:
         for waiter in forked.values():
             waiter.kill()
+        for helper in helpers:
+            helper.reap()
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the child: be killed when ``parent`` exits."""
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if os.getppid() != parent:          # the parent died before prctl took effect
-        os._exit(1)
-    if not armed:
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.2)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True).start()
+_die_with_parent = die_with_parent
 
 
 class _Child:

@@ -176,8 +176,19 @@ T = sympy.Symbol("t", integer=True)
 
 
 def index_latex(time) -> str:
-    """A step index as LaTeX without spaces: ``t``, ``t-1``, ``k+1``."""
-    return str(time).replace(" ", "")
+    """A step index as LaTeX without spaces: ``t``, ``t-1``, ``k+1``. Printed once per index
+    (SymPy's str printer dominated LaTeX export: one document prints ~9,000 indices)."""
+    key = (type(time), time)                 # 1 and 1.0 are equal keys but print differently
+    try:
+        return _INDEX_LATEX[key]
+    except KeyError:
+        out = _INDEX_LATEX[key] = str(time).replace(" ", "")
+        return out
+    except TypeError:                        # unhashable
+        return str(time).replace(" ", "")
+
+
+_INDEX_LATEX: dict = {}
 
 
 class Namer:
@@ -208,6 +219,8 @@ class Namer:
         """``body`` at step ``time`` (a SymPy expression such as t, t-1, k+1)."""
         idx = index_latex(time)
         if self.map.time == "sup":
+            if "^" in body:                       # x^{\mathrm{re}} at t -> {x^{\mathrm{re}}}^{t}
+                body = "{%s}" % body
             return "%s^{%s}" % (body, idx)
         m = re.fullmatch(r"(.*)_\{([^{}]*)\}", body)
         if m:                                   # W_{xn} at t -> W_{xn,t}

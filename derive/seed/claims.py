@@ -215,17 +215,19 @@ def _zero_attained_by_sigmoid_prime():
 
 def _sigmoid_prime_range():
     """(0, gamma]: gamma = sup sigma' (attained at 0), infimum 0 approached at +-oo, never attained."""
+    from derive.core.elementwise import limit_at
     from derive.core.primitives import SigmoidPrime, Sigmoid
     x = _x()
-    inf = sympy.limit(SigmoidPrime.scalar(x), x, sympy.oo)
+    inf = limit_at(SigmoidPrime.scalar(x), x, sympy.oo)      # exact; Gruntz only if needed
     return sympy.Interval(inf, Sigmoid.gamma(), left_open=not _zero_attained_by_sigmoid_prime())
 
 
 def _gate_range_is_open_unit_interval():
+    from derive.core.elementwise import limit_at
     from derive.core.primitives import Sigmoid
     x = _x()
     s = Sigmoid.scalar(x)
-    lo, hi = sympy.limit(s, x, -sympy.oo), sympy.limit(s, x, sympy.oo)
+    lo, hi = limit_at(s, x, -sympy.oo), limit_at(s, x, sympy.oo)
     never = all(sympy.solveset(sympy.Eq(s, v), x, sympy.S.Reals) == sympy.S.EmptySet for v in (lo, hi))
     return (lo, hi) == (0, 1) and never
 
