@@ -44,6 +44,10 @@ def _bare(rows) -> list:
     return [Eq(e.lhs, e.rhs, None, e.rel) for e in rows]
 
 
+#: The subscript of the cell-path product, per language.
+CELL_PATH = {"en": "cell path", "zh": "细胞状态路径"}
+
+
 def cheatsheet_blocks(notation=None, lang="en") -> list:
     """The cheat sheet, on a page of its own."""
     from derive.spec.registry import cell as builtin
@@ -63,7 +67,8 @@ def cheatsheet_blocks(notation=None, lang="en") -> list:
     elman = [Eq(r"\frac{\partial %s}{\partial %s}" % (ectx.state(h), ectx.prev(h)),
                 ectx.rhs(e.step_jacobian()[(h, h)]), None)]
     cell_path = [
-        Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{cell path}}" % (cs, lctx.state("c", k)),
+        Eq(r"\frac{\partial %s}{\partial %s}\Big|_{\text{%s}}" % (cs, lctx.state("c", k),
+                                                              CELL_PATH[lang]),
            r"\prod_{j=k+1}^{t} %s" % lctx.p(DiagMatrix(f), j), None)]
     return [
         NewPage(), Heading(1, P["h"], "sec:cheatsheet"),

@@ -17,6 +17,12 @@ class Math:
 
 
 @dataclass
+class Code:
+    """A name from the code (a cell name): ``\\texttt`` in LaTeX, backticks in Markdown."""
+    text: str
+
+
+@dataclass
 class Ref:
     """A reference to a label: ``kind`` "eq" (``\\eqref``), "sec" (``Section~\\ref``) or
     "fig" (``Figure~\\ref``) in LaTeX, ``text`` in Markdown."""

@@ -100,10 +100,14 @@ LSTM_STORY = {
               "{jozefowicz}），偏置为 +3 时遗忘门变为 {fthree}。",
     "fig.1": "{fig}在随机网络上测量了这一点，这些网络的循环权重矩阵分别缩放到上界阈值以下、"
              "恰好等于阈值和高于阈值。用默认的遗忘门偏置时，LSTM 的梯度消失得和 tanh RNN "
-             "差不多快；把偏置调高 3 以后，细胞状态这条路径在 40 步内都把梯度保持在 1 附近。",
+             "差不多快；把偏置调高 1 能让衰减慢几个数量级，调高 3 以后，细胞状态这条路径在 "
+             "40 步内都把梯度保持在 1 附近。",
     "fig.cap": "经过 k 步的状态雅可比矩阵的范数（对随机抽样取中位数以及第 10 到第 90 百分位；"
-               "各面板共用同一个纵轴）。在阈值以下，Elman RNN 和 GRU 的梯度都会消失；只有"
-               "遗忘门接近 1 时（偏置 +3，绿色），LSTM 才保住梯度：用默认偏置时它也会消失。"
+               "各面板共用同一个纵轴）。蓝、黑、橙三色分别表示循环权重矩阵缩放到上界阈值以下、"
+               "恰好等于阈值和高于阈值；虚线是上界本身（Elman RNN）。在阈值以下，Elman RNN 和 "
+               "GRU 的梯度都会消失。两个 LSTM 面板中的黑线用的是默认的遗忘门偏置（f ≈ 1/2）："
+               "细胞状态的梯度消失得和 tanh RNN 差不多快。把偏置调高 1（紫色，f ≈ 0.73）能让"
+               "衰减慢好几个数量级；调高 3（绿色，f ≈ 0.95）则在 40 步内把梯度保持在 1 附近。"
                "恰好为零的值（ReLU）画成纵轴底部的标记。",
     "gru.h": "两种约定下的 GRU",
     "gru.1": "{cho} 的 GRU 只有一个状态，它用更新门 {z} 在上一步的状态与候选状态之间插值。"
@@ -132,6 +136,9 @@ APPENDIX = {
     "app.1": "Greff 等人比较了带窥视孔 LSTM 的八种变体，每种去掉或改变一个部分；下表把它们"
              "和本文的其他单元列在一起，并给出隐藏层大小为 {H}、输入大小为 {D} 时各自的参数"
              "个数（从规格文件数出）。",
+    "app.1b": "近年的几个循环单元也由同一套规则推导：Feng 等人（2024）的 minGRU 和 minLSTM，"
+              "它们的门不依赖状态；xLSTM 中带指数门的 sLSTM（Beck 等人，2024）；以及 LRU"
+              "（Orvieto 等人，2023），一个对角线性递推，复数状态写成实部和虚部两个实数状态：",
     "app.2": "所有参数梯度的形式都相同，这里只写一次：在预激活 {z} 中与向量 {u} 相乘的矩阵，"
              "其梯度是该预激活的梯度与这个向量的外积对所有时间步求和；偏置的梯度是各步该"
              "预激活的梯度之和。以 Elman RNN 为例：",
@@ -172,6 +179,14 @@ CELL_REFERENCE = {
                     "NumPy LSTM 中常见，它们把输出写成输出门与细胞状态的逐元素乘积",
     "mingru": "Feng、Tung、Ahmed、Bengio、Hajimirsadeghi（2024），“Were RNNs All We Needed?”，"
               "arXiv:2410.01201，第 3.1 节（minGRU，顺序模式）",
+    "minlstm": "Feng、Tung、Ahmed、Bengio、Hajimirsadeghi（2024），“Were RNNs All We Needed?”，"
+               "arXiv:2410.01201，第 3.2 节（minLSTM，顺序模式）",
+    "slstm": "Beck、Pöppel、Spanring、Auer、Prudnikova、Kopp、Klambauer、Brandstetter、"
+             "Hochreiter（2024），“xLSTM: Extended Long Short-Term Memory”，arXiv:2405.04517，"
+             "第 2.2 节，式 (8)–(17)，指数遗忘门",
+    "lru": "Orvieto、Smith、Gu、Fernando、Gulcehre、Pascanu、De（2023），“Resurrecting "
+           "Recurrent Neural Networks for Long Sequences”，ICML，arXiv:2303.06349，第 3 节与"
+           "附录 A",
 }
 
 #: How the notation map (``--notation``) is described in Chinese, by map name; the

@@ -5,7 +5,7 @@ printed by :mod:`derive.printing.latex`. ``lang="zh"``: the Chinese edition, for
 (ctexart, Noto CJK fonts), with Chinese fixed labels (:mod:`derive.document.prose_zh`)."""
 from __future__ import annotations
 
-from derive.document.model import (Appendix, Bibliography, Cite, Display, Figure, Heading,
+from derive.document.model import (Appendix, Bibliography, Cite, Code, Display, Figure, Heading,
                                    Math, NewPage, Para, Quote, Ref, Table)
 from derive.printing.latex import align_env, aligned_env
 
@@ -13,7 +13,8 @@ _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#
                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                "^": r"\textasciicircum{}", "\u201c": "``", "\u201d": "''", "\u2018": "`",
                "\u2019": "'", "<": r"\textless{}", ">": r"\textgreater{}",
-               "|": r"\textbar{}"}
+               "|": r"\textbar{}", "\u2248": r"\ensuremath{\approx}",
+               "\u00d7": r"\ensuremath{\times}"}
 
 #: The article's preamble (pdflatex). Debian: texlive-latex-base, texlive-latex-recommended
 #: (hyperref, microtype, booktabs, xcolor) and lmodern (the Latin Modern T1 fonts).
@@ -111,6 +112,8 @@ def _tex_parts(parts, lang="en") -> str:
     for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
+        elif isinstance(part, Code):
+            out.append(r"\texttt{%s}" % tex_text(part.text, lang))
         elif isinstance(part, Ref):
             tex = refs[part.kind] % part.label
             if lang == "zh" and out and out[-1] and is_ideograph(out[-1][-1]) \
@@ -133,6 +136,8 @@ def _md_parts(parts, cites, lang="en") -> str:
     for part in parts:
         if isinstance(part, Math):
             out.append("$%s$" % part.tex)
+        elif isinstance(part, Code):
+            out.append("`%s`" % part.text.replace("`", ""))
         elif isinstance(part, Ref):
             text = _zh().REF_TEXT.get(part.label, part.text) if lang == "zh" else part.text
             out.append(md_text(text))
@@ -144,7 +149,7 @@ def _md_parts(parts, cites, lang="en") -> str:
 
 
 def _cell_parts(cell):
-    return [cell] if isinstance(cell, (str, Math)) else list(cell)
+    return [cell] if isinstance(cell, (str, Math, Code)) else list(cell)
 
 
 def _tex_table(t: Table, lang="en") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from derive.document.bounds import bound_eqs, bptt_sum_eqs, pascanu_eqs, recursion_eqs
 from derive.document.equations import (Ctx, backward_step_eqs, chain_eqs, forward_eqs,
                                        jacobian_eqs, param_grad_eqs)
-from derive.document.model import Display, Heading, Math, para
+from derive.document.model import Code, Display, Heading, Math, Para, Ref, para
 from derive.document.seed_sections import seed_blocks
 from derive.document import lstm_story, teaching
 from derive.document.model import Table
@@ -110,6 +110,11 @@ APPENDIX_PROSE = {"en": {
              "changing one part; the table lists them with the other cells of this document "
              "and the number of parameters each has for hidden size {H} and input size {D}, "
              "counted from the spec.",
+    "app.1b": "Recent recurrent cells are derived by the same rules: the minGRU and minLSTM of "
+              "Feng et al. (2024), whose gates do not see the state; the sLSTM of xLSTM with "
+              "exponential gates (Beck et al. 2024); and the LRU (Orvieto et al. 2023), a "
+              "diagonal linear recurrence whose complex state is written as its real and "
+              "imaginary parts:",
     "app.2": "Every parameter gradient has the same form, written here once: a matrix that "
              "multiplies a vector {u} in a pre-activation {z} receives the sum over steps of "
              "the outer product of the delta of that pre-activation with the vector, and a "
@@ -120,7 +125,8 @@ APPENDIX_PROSE = {"en": {
     "tab.cell": "cell", "tab.what": "what it is", "tab.params": "parameters",
     "tab.states": "states",
 }}
-APPENDIX_PROSE["zh"] = __import__("derive.document.prose_zh", fromlist=["APPENDIX"]).APPENDIX
+from derive.document import prose_zh  # noqa: E402
+APPENDIX_PROSE["zh"] = prose_zh.APPENDIX
 
 
 def comparison_table(cells, notation, lang="en") -> Table:
@@ -135,11 +141,11 @@ def comparison_table(cells, notation, lang="en") -> Table:
                            evaluate=False) if coeff != 1 else
                  sympy.Mul(*[g ** e for g, e in zip(count.gens, mono) if e], evaluate=False)
                  for mono, coeff in sorted(count.terms(), key=lambda t: (-sum(t[0]), t[0]))]
-        rows.append([c.name.replace("_", " "), cell_what(c, lang),
+        rows.append([Code(c.name), cell_what(c, lang),
                      [Math(pr.p(sympy.Add(*terms, evaluate=False)))],
                      [Math(", ".join(ctx.state(s) for s in c.states))]])
     return Table([P["tab.cell"], P["tab.what"], P["tab.params"], P["tab.states"]], rows,
-                 ["l", "p{3.2cm}", "l", "l"])
+                 ["l", "p{2.7cm}", "l", "l"])
 
 
 #: A short description of each built-in cell for the comparison table and the appendix
@@ -163,6 +169,9 @@ CELL_WHAT = {"en": {
     "gru_cho": "GRU, reset before the product (Cho et al.)",
     "lstm_np_noaf": "LSTM without peepholes and without the output activation",
     "mingru": "minGRU (Feng et al. 2024): gates that do not see the state",
+    "minlstm": "minLSTM (Feng et al. 2024): normalised gates that do not see the state",
+    "slstm": "sLSTM (xLSTM, Beck et al. 2024): exponential gates, normaliser, stabiliser",
+    "lru": "LRU (Orvieto et al. 2023): diagonal complex linear recurrence, in real form",
 }, "zh": {
     "rnn_sigmoid": "Elman RNN，logistic sigmoid（原笔记）",
     "rnn_tanh": "Elman RNN，tanh（PyTorch 默认）",
@@ -182,6 +191,9 @@ CELL_WHAT = {"en": {
     "gru_cho": "GRU，重置门在乘积之前（Cho 等人）",
     "lstm_np_noaf": "无窥视孔、输出无激活函数的 LSTM",
     "mingru": "minGRU（Feng 等人，2024）：门不依赖状态",
+    "minlstm": "minLSTM（Feng 等人，2024）：归一化的门，不依赖状态",
+    "slstm": "sLSTM（xLSTM，Beck 等人，2024）：指数门、归一化状态与稳定化状态",
+    "lru": "LRU（Orvieto 等人，2023）：对角复数线性递推，写成实数形式",
 }}
 #: "Reference: <spec reference>." per language.
 REFERENCE_LINE = {"en": "Reference: %s.", "zh": "出处：%s。"}
@@ -192,14 +204,25 @@ def cell_what(cell, lang="en") -> str:
     return CELL_WHAT[lang].get(cell.name, cell.title)
 
 
+def heading_case(title: str) -> str:
+    """The title with a capital first letter, unless its first word is a name with capitals
+    of its own (``minGRU``, ``sLSTM`` stay as they are)."""
+    first = title.split(" ", 1)[0]
+    if first != first.lower():
+        return title
+    return title[:1].upper() + title[1:]
+
+
 def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
     """One cell in the appendix: forward step, step Jacobian, backward step, the gradient
     reaching each state (parameter gradients by the shared rule, bounds in the main text)."""
     ctx = Ctx.of(cell, notation)
     title = cell_what(cell, lang)
-    out = [Heading(2, title[:1].upper() + title[1:], "app:%s" % cell.name)]
+    out = [Heading(2, heading_case(title), "app:%s" % cell.name)]
     if cell.reference:
-        out.append(para(REFERENCE_LINE[lang] % cell.reference.rstrip(".")))
+        ref = prose_zh.reference_line(cell) if lang == "zh" else cell.reference
+        out.append(para(REFERENCE_LINE[lang] % ref.rstrip(".")))
+    out += notes_blocks(cell, ctx, lang)
     out.append(Display(forward_eqs(cell, notation), "forward step"))
     out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
     out.append(Display(backward_step_eqs(ctx), "backward step"))
@@ -207,13 +230,51 @@ def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
     return out
 
 
+NOTES = {"en": {
+    "step": "Here {H} is the Heaviside step, applied elementwise: {H1} for {pos}, {H0} for "
+            "{neg} and {Hhalf} at a tie; it is the derivative of max and min, so at a tie each "
+            "argument receives half the gradient.",
+    "constant": "The quantities {names} depend on the parameters only, not on the input or "
+                "the state, and carry no step index.",
+}, "zh": {
+    "step": "这里 {H} 是逐元素的 Heaviside 阶跃函数：{pos} 时 {H1}，{neg} 时 {H0}，相等时 "
+            "{Hhalf}；它是 max 和 min 的导数，所以两个自变量相等时各得一半梯度。",
+    "constant": "{names} 只依赖参数，不依赖输入和状态，所以不带时间下标。",
+}}
+
+
+def notes_blocks(cell, ctx, lang="en") -> list:
+    """What the cell's displays use beyond the conventions: the Heaviside step H (when a
+    derived result holds one) and the equations of parameters only (printed without t)."""
+    from derive.core.primitives import Step
+    from derive.document.model import prose
+    P, out = NOTES[lang], []
+    derived = [eq.rhs for eq in cell.equations] + list(cell.step_jacobian().values()) + [
+        e for _, e in cell.backward().outputs()]
+    if any(e.has(Step) for e in derived):
+        out.append(prose(P["step"], {"H": Math("H"), "H1": Math("H(u) = 1"),
+                                     "pos": Math("u > 0"), "H0": Math("H(u) = 0"),
+                                     "neg": Math("u < 0"), "Hhalf": Math(r"H(0) = \tfrac{1}{2}")}))
+    const = [eq.lhs for eq in cell.equations if eq.lhs.name in ctx.printer().constant_vars()]
+    if const:
+        sep = "、" if lang == "zh" else ", "       # prose between the formulas
+        names = [x for k, v in enumerate(const) for x in ([sep] if k else []) + [Math(ctx.p(v))]]
+        para_ = prose(P["constant"], {"names": "\0"})
+        out.append(Para([y for x in para_.parts for y in (names if x == "\0" else [x])]))
+    return out
+
+
 def appendix_blocks(cells, notation, lang="en") -> list:
     from derive.document.model import Appendix, prose
     P = APPENDIX_PROSE[lang]
     e = next((c for c in cells if c.name == "rnn_sigmoid"), None)
+    ordered = reading_order(cells)
+    recent = [c for c in ordered if c.name in RECENT]
     out = [Appendix(), Heading(1, P["app.h"], "sec:cells"),
            prose(P["app.1"], {"H": Math("H"), "D": Math("D")}),
-           comparison_table(reading_order(cells), notation, lang)]
+           comparison_table([c for c in ordered if c.name not in RECENT], notation, lang)]
+    if recent:                                  # a second table: one would not fit a page
+        out += [prose(P["app.1b"]), comparison_table(recent, notation, lang)]
     if e is not None:
         out += [prose(P["app.2"], {"u": Math("u_t"), "z": Math("z_t")}),
                 Display(param_grad_eqs(Ctx.of(e, notation)), "parameter gradients")]
@@ -225,11 +286,16 @@ def appendix_blocks(cells, notation, lang="en") -> list:
 
 READING_ORDER = ("rnn_sigmoid", "rnn_tanh", "rnn_relu", "lstm", "lstm_peephole",
                  "lstm_peephole_full", "gru_cho", "gru")
+#: The cells of 2023-24, last, in this order (after Greff's variants and user cells).
+RECENT = ("mingru", "minlstm", "slstm", "lru")
 
 
 def reading_order(cells) -> list:
+    """The main-text cells first, then the rest by name, then :data:`RECENT`."""
     rank = {name: k for k, name in enumerate(READING_ORDER)}
-    return sorted(cells, key=lambda c: (rank.get(c.name, len(rank)), c.name))
+    late = {name: k for k, name in enumerate(RECENT)}
+    return sorted(cells, key=lambda c: (c.name in late, rank.get(c.name, len(rank)),
+                                        late.get(c.name, 0), c.name))
 
 
 #: The main text, in order: each builder takes (notation, lang) and returns blocks. A
@@ -259,18 +325,35 @@ def document_blocks(cells, notation=None, figure=True, per_cell=None, lang="en")
     blocks += lstm_story.references_blocks(lang)
     blocks += appendix_blocks(cells, notation, lang)
     blocks += seed_blocks(cells, notation, lang)
-    return dedupe_labels(blocks)
+    return dedupe_labels(blocks, lang)
 
 
-def dedupe_labels(blocks) -> list:
+#: What an appendix display shows, per language, for the line that points to the main text
+#: when every row of it is already there ("The forward step is in the main text: (3).").
+SHOWN = {"en": {"forward step": "forward step", "step Jacobian blocks": "step Jacobian",
+                "backward step": "backward step",
+                "gradient reaching each state": "gradient reaching each state"},
+         "zh": {"forward step": "前向一步", "step Jacobian blocks": "一步雅可比矩阵",
+                "backward step": "反向一步", "gradient reaching each state": "到达各状态的梯度"}}
+SHOWN_LINE = {"en": ("The %s is in the main text: ", ".", "the main text"),
+              "zh": ("%s见正文", "。", "正文")}
+
+
+def dedupe_labels(blocks, lang="en") -> list:
     """Drop a display row whose label an earlier row already carries (the same derived
-    result of the same cell, printed in the main text), and displays left empty."""
+    result of the same cell, printed in the main text); a display left empty becomes one
+    line that refers to the first of its rows in the main text."""
     seen, out = set(), []
     for b in blocks:
         if isinstance(b, Display):
             eqs = [e for e in b.eqs if not e.label or e.label not in seen]
             seen.update(e.label for e in eqs if e.label)
             if not eqs:
+                what = SHOWN[lang].get(b.comment)
+                first = next((e.label for e in b.eqs if e.label), None)
+                if what and first:
+                    head, tail, text = SHOWN_LINE[lang]
+                    out.append(para(head % what, Ref(first, text), tail))
                 continue
             b = Display(eqs, b.comment)
         out.append(b)

@@ -5,6 +5,8 @@ the derived results; corrections that are conditions or sums are printed as comp
 relations (:func:`_complete_rows`)."""
 from __future__ import annotations
 
+import re
+
 import sympy
 
 from derive.core.primitives import FUNCTIONS
@@ -55,6 +57,7 @@ def seed_slots(notation) -> dict:
         "hprevl": Math(lctx.prev("h")), "diagf": Math(lctx.p(sympy.DiagMatrix(lp.symbol("f")))),
         "typo": Math("h_{t_1}"), "unit": Math("(0, 1)"),
         "peep": Math(", ".join(lctx.param(n) for n in ("W_ci", "W_cf", "W_co"))),
+        "h1mh": Math(ctx.p(_one_minus(e.symbol("h")))),
     }
 
 
@@ -91,7 +94,11 @@ def seed_blocks(cells, notation, lang="en") -> list:
         t = T[claim.id]
         out.append(Heading(2, t["h"] + T["sep"] + (T["holds"] if claim.holds else T["not"])))
         out.append(prose(t["said"], slots))
-        out.append(Quote([r.strip() for r in claim.quote_latex.split("\n") if r.strip()]))
+        if t.get("words"):                      # the note says it in words; as a formula:
+            out.append(prose(t["words"], slots))
+        rows = [quoted_row(r.strip()) for r in claim.quote_latex.split("\n") if r.strip()]
+        if not _LONE_SYMBOL.fullmatch(" ".join(rows)):   # a lone σ is no display (B.2)
+            out.append(Quote(rows))
         if t.get("note"):
             out.append(prose(t["note"], slots))
         out.append(prose(t["why"], slots))
@@ -105,6 +112,23 @@ def seed_blocks(cells, notation, lang="en") -> list:
         if refs:
             out.append(para(T["see"], *refs, T["stop"]))
     return out
+
+
+def _one_minus(h):
+    """h ⊙ (1 - h): the sigmoid's derivative on the diagonal, written in the state."""
+    from derive.core import algebra
+    one = sympy.OneMatrix(*h.shape)
+    return algebra.hadamard([h, algebra.add([one, algebra.scale(-1, h)], h.shape)])
+
+
+_LONE_SYMBOL = re.compile(r"\\?[A-Za-z]+")
+_OPEN_SUM = re.compile(r"\\sum_\{[^{}]*\}\^\{[^{}]*\}\s*$")
+
+
+def quoted_row(row: str) -> str:
+    """A row of a quotation as displayed: a row that ends in a bare summation sign (the
+    note quotes the index range alone) gets its summand as ``\\cdots``."""
+    return row + r" \cdots" if _OPEN_SUM.search(row) else row
 
 
 def _corrected_rows(claim, notation):

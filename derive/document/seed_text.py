@@ -1,5 +1,6 @@
 """The prose of "The seed note, checked" (:mod:`derive.document.seed_sections`), per
-language and per claim id: a heading, what the note says (``said``), an optional remark on
+language and per claim id: a heading, what the note says (``said``), ``words`` when the note
+says it in words (the quotation is then introduced as its formula), an optional remark on
 the quotation (``note``) and why it holds or not (``why``). Each ``{name}`` is a formula
 printed from the derived results (:func:`derive.document.seed_sections.seed_slots`)."""
 from __future__ import annotations
@@ -82,8 +83,8 @@ SEED_TEXT = {"en": {
         "said": "The note writes the Jacobian of one step as the derivative {sp} times {Whh}.",
         "why": "The activation acts componentwise, so its derivative enters as the diagonal "
                "matrix {diagsp}, evaluated at the current pre-activation {a} and standing on "
-               "the left of {Whh}. In terms of the state, the diagonal holds the components "
-               "of {h} times one minus them, not the sigmoid applied to the state:"},
+               "the left of {Whh}. In terms of the state the diagonal is {h1mh}, not the "
+               "sigmoid applied to the state:"},
     "seed.sigmoid_derivative": {
         "h": "The sigmoid's derivative",
         "said": "The note writes {spdef}.",
@@ -93,7 +94,7 @@ SEED_TEXT = {"en": {
         "h": "The range of the sigmoid's derivative",
         "said": "The note says that {sp} takes values between 0 and {quarter}, both "
                 "included.",
-        "note": "The note says this in words.",
+        "words": "The note says this in words; written as a formula:",
         "why": "The maximum {quarter} is attained at 0, but the derivative is positive for "
                "every real argument, so 0 is only a limit (or a floating-point underflow). "
                "The interval is open at 0:"},
@@ -101,7 +102,7 @@ SEED_TEXT = {"en": {
         "h": "Why gradients vanish",
         "said": "The note argues that because {sp} is at most {quarter}, multiplying such "
                 "factors over many steps makes the gradient smaller and smaller.",
-        "note": "The note says this in words.",
+        "words": "The note says this in words; written as a formula:",
         "why": "The bound on the derivative alone does not imply vanishing, since {Whh} "
                "multiplies every factor. Measured by its spectral norm {norm}, the gradient "
                "is guaranteed to vanish when {thr}; this condition is sufficient, and above "
@@ -131,11 +132,11 @@ SEED_TEXT = {"en": {
         "why": "Only the direct path, with the gates held fixed and no peepholes, gives "
                "{diagf}. In the note's peephole LSTM the gates read {cprev}, which adds two "
                "terms, and across steps the previous cell also acts through {hprevl}, so "
-               "the state Jacobian is a 2 by 2 block matrix. The one-step partial:"},
+               "the state Jacobian is a 2×2 block matrix. The one-step partial:"},
     "seed.gate_range": {
         "h": "The range of a gate",
         "said": "The note says that the forget gate {f}, a sigmoid, lies between 0 and 1.",
-        "note": "The note says this in words.",
+        "words": "The note says this in words; written as a formula:",
         "why": "The sigmoid maps the real numbers onto the open interval {unit}, so every "
                "gate lies strictly between 0 and 1."},
     "seed.typo": {
@@ -209,8 +210,8 @@ SEED_TEXT["zh"] = {
         "h": "一步雅可比矩阵",
         "said": "原笔记把一步的雅可比矩阵写成导数 {sp} 乘以 {Whh}。",
         "why": "激活函数逐分量作用，所以按链式法则，它的导数以对角矩阵 {diagsp} 的形式出现，在"
-               "当前的预激活 {a} 处取值，并且位于 {Whh} 的左边。用状态来表示，对角线上是 {h} 的"
-               "各分量乘以一减去它们，而不是把 sigmoid 作用在状态上："},
+               "当前的预激活 {a} 处取值，并且位于 {Whh} 的左边。用状态来表示，对角线上是 "
+               "{h1mh}，而不是把 sigmoid 作用在状态上："},
     "seed.sigmoid_derivative": {
         "h": "sigmoid 的导数",
         "said": "原笔记写出 {spdef}。",
@@ -218,14 +219,14 @@ SEED_TEXT["zh"] = {
     "seed.sigmoid_range": {
         "h": "sigmoid 导数的取值范围",
         "said": "原笔记说 {sp} 的取值在 0 到 {quarter} 之间，两端都包含在内。",
-        "note": "原笔记是用文字这样说的。",
+        "words": "原文用文字叙述，写成公式即：",
         "why": "最大值 {quarter} 在 0 处取到，但对每个实数自变量导数都是正的，所以 0 只是一个"
                "极限（或者浮点数的下溢）。这个区间在 0 处是开的："},
     "seed.vanishing": {
         "h": "梯度消失的原因",
         "said": "原笔记的论证是：因为 {sp} 至多为 {quarter}，许多步的这种因子连乘起来，梯度就"
                 "越来越小。",
-        "note": "原笔记是用文字这样说的。",
+        "words": "原文用文字叙述，写成公式即：",
         "why": "仅凭导数的上界推不出梯度消失，因为每个因子里都乘着 {Whh}。用谱范数 {norm} 来"
                "衡量，当 {thr} 时梯度必然消失；这只是充分条件，超过它梯度可能爆炸（正文中的反例"
                "在阈值处并不消失）。Pascanu 的上界与这个条件："},
@@ -251,7 +252,7 @@ SEED_TEXT["zh"] = {
     "seed.gate_range": {
         "h": "门的取值范围",
         "said": "原笔记说遗忘门 {f} 是一个 sigmoid，取值在 0 和 1 之间。",
-        "note": "原笔记是用文字这样说的。",
+        "words": "原文用文字叙述，写成公式即：",
         "why": "sigmoid 把实数映到开区间 {unit} 上，所以每个门都严格介于 0 和 1 之间。"},
     "seed.typo": {
         "h": "细胞状态更新中的笔误",

@@ -125,7 +125,25 @@ def conventions_blocks(notation, lang="en") -> list:
                                 "dprev": Math(r"\delta^{(t)} s_{t-1}"), "sprev": Math("s_{t-1}"),
                                 "t": Math("t"), "nabla": Math(r"\nabla_{y_t} L_t"),
                                 "Lt": Math("L_t"), "y": Math("y_t"),
-                                "nm": "%s (%s)" % (nm.name, nm.description)})]
+                                "nm": notation_desc(nm, lang)})]
+
+
+#: The notation maps described in English prose (symbol names are shown by the crosswalk
+#: table, not spelled in ASCII here); :data:`prose_zh.NOTATION_DESC` in Chinese.
+NOTATION_DESC = {
+    "seed": "seed (the seed note's names, as in Graves (2013); time as a subscript)",
+    "greff": "greff (Greff et al. (2017): input weights W, recurrent weights R, peepholes p, "
+             "block input z, block output y; time as a superscript)",
+    "pytorch": "pytorch (the parameter names of PyTorch's documentation, after the quantity "
+               "a weight multiplies; the LSTM candidate is g)",
+}
+
+
+def notation_desc(nm, lang="en") -> str:
+    """The notation map in use, in the edition's language (its own description otherwise)."""
+    from derive.document import prose_zh
+    table = prose_zh.NOTATION_DESC if lang == "zh" else NOTATION_DESC
+    return table.get(nm.name, "%s (%s)" % (nm.name, nm.description))
 
 
 def elman_blocks(notation, lang="en") -> list:
@@ -154,9 +172,8 @@ def elman_blocks(notation, lang="en") -> list:
         prose(P["jac.2"], {"i": Math("i"), "h": Math(ctx.state(h)), "a": Math(ctx.var(a))}),
         Display([Eq(d(ctx.state(h), ctx.var(a)), ctx.rhs(c.jacobian(h, a)), ctx.label("dh_da"))]),
         prose(P["jac.3"], {"t": Math("t"), "tm1": Math("t-1")}),
-        Display([Eq(d(ctx.state(h), ctx.prev(h)),
-                    r"%s %s" % (ctx.p(c.jacobian(h, a)),
-                                ctx.p(c.jacobian(a, h))), None),
+        Display([Eq(d(ctx.state(h), ctx.prev(h)),          # the chain rule, then its value
+                    r"%s %s" % (d(ctx.state(h), ctx.var(a)), d(ctx.var(a), ctx.prev(h))), None),
                  Eq("", ctx.rhs(J), ctx.label("J_h_h"), rel="=")]),
         prose(P["jac.4"]),
         Display(back, "Elman RNN, backward step"),

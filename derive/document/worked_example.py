@@ -1,7 +1,8 @@
 """A worked two-step example: the Elman RNN of the main text with H = 2, D = 1, T = 2, every
 number computed at export time by the generated NumPy kernels (``derive.kernels``): forward
 states, step Jacobians, what step 2 passes back to h_1, and the parameter gradients of
-L = L_1 + L_2 given the loss gradients Delta h_t. Prose in :data:`PROSE`."""
+L = L_1 + L_2 given each loss term's gradient nabla_{h_t} L_t. Computed numbers are printed
+with four decimals (``0.1530``), the data as given. Prose in :data:`PROSE`."""
 from __future__ import annotations
 
 import numpy
@@ -10,13 +11,14 @@ import sympy
 from derive.codegen.runtime import kernels
 from derive.document.equations import Ctx
 from derive.document.model import Display, Heading, Math, Ref, prose
+from derive.core.symbols import Cotangent
 from derive.printing.latex import Eq
 
 #: The example's data (shapes: W_xh (H, D), W_hh (H, H), b_h (H,); xs (T, 1, D)).
 PARAMS = {"W_xh": [[0.5], [-1.0]], "W_hh": [[0.5, -0.25], [0.25, 0.5]], "b_h": [0.0, 0.1]}
 XS = [[[1.0]], [[-1.0]]]
 H0 = [[0.0, 0.0]]
-#: Delta h_t, the gradient of the loss reaching h_t from its own loss term L_t.
+#: nabla_{h_t} L_t, the gradient of the loss term L_t with respect to its own state h_t.
 DHS = [[[0.0, 1.0]], [[1.0, 0.0]]]
 DIGITS = 4
 _T = sympy.Symbol("t", integer=True)
@@ -35,7 +37,7 @@ PROSE = {
              "to the gradient of {L1}; step 1 then passes the sum back to {h0}:",
         "4": "Each parameter gradient sums one contribution per step. Because {h0z}, the "
              "recurrent matrix receives nothing from step 1, and its gradient is the outer "
-             "product {outer} of the step-2 delta with {h1}:",
+             "product {outer} of the gradient {da2} of the step-2 pre-activation with {h1}:",
         "5": "Every number above is computed by the NumPy kernels generated from the cell's "
              "spec when this document is exported, and rounded to four decimals; the test "
              "suite recomputes them from the equations and checks the parameter gradients "
@@ -50,7 +52,7 @@ PROSE = {
              "到达 {h2} 的梯度只有 {Delta2}。第 2 步把 {pass} 传回 {h1}，与 {L1} 的梯度相加；"
              "第 1 步再把这个和传回 {h0}：",
         "4": "每个参数的梯度是各步贡献之和。由于 {h0z}，循环权重矩阵在第 1 步得不到贡献，"
-             "它的梯度就是第 2 步的 delta 与 {h1} 的外积 {outer}：",
+             "它的梯度就是第 2 步预激活的梯度 {da2} 与 {h1} 的外积 {outer}：",
         "5": "上面每个数字都是在导出本文时，由根据细胞定义生成的 NumPy 内核算出的，"
              "并四舍五入到小数点后四位；测试会按方程重新计算这些数字，并用损失的中心差分"
              "检验参数梯度。",
@@ -72,6 +74,22 @@ def _mat(a) -> sympy.Matrix:
 
 def _col(v) -> sympy.Matrix:
     return _mat(numpy.asarray(v, dtype=float).reshape(-1, 1))
+
+
+def _fixed(a) -> str:
+    """A computed matrix or column as LaTeX, every entry with :data:`DIGITS` decimals
+    (``0.1530``; an exact zero as 0), as the text promises."""
+    a = numpy.atleast_2d(numpy.asarray(a, dtype=float))
+
+    def entry(v):
+        s = "%.*f" % (DIGITS, v)
+        return "0" if v == 0 else s.replace("-0." + "0" * DIGITS, "0." + "0" * DIGITS)
+    rows = [" & ".join(entry(v) for v in row) for row in a]
+    return r"\left[\begin{matrix}%s\end{matrix}\right]" % r"\\".join(rows)
+
+
+def _fixed_col(v) -> str:
+    return _fixed(numpy.asarray(v, dtype=float).reshape(-1, 1))
 
 
 def numbers(cell_name: str = "rnn_sigmoid") -> dict:
@@ -102,24 +120,25 @@ def worked_example_blocks(notation=None, lang="en") -> list:
     n = numbers(ELMAN)
     one, two = sympy.Integer(1), sympy.Integer(2)
     h = lambda t: ctx.state("h", sympy.sympify(t))  # noqa: E731
-    delta = lambda t: ctx.p(c.backward().incoming["h"], sympy.sympify(t))  # noqa: E731
+    delta = lambda t: r"\nabla_{%s} L_{%s}" % (h(t), t)  # noqa: E731  (given, per loss term)
     back = lambda t: ctx.p(ctx.prev_adjoint("h"), sympy.Integer(t))  # noqa: E731
     W = {name: ctx.param(name) for name in PARAMS}
+    a_name = c.elman_form().preactivation.name
     data = [Eq(W[name], pr.p(_mat(v) if name != "b_h" else _col(v)), None) for name, v in PARAMS.items()]
     data += [Eq(r"%s,\ %s" % (ctx.var("x", one), ctx.var("x", two)),
                 r"%s,\ %s" % (pr.p(_num(XS[0][0][0])), pr.p(_num(XS[1][0][0]))), None),
              Eq(h(0), pr.p(_col(H0[0])), None)]
-    fwd = [Eq(h(t + 1), pr.p(_col(n["hs"][t])), None) for t in range(2)]
+    fwd = [Eq(h(t + 1), _fixed_col(n["hs"][t]), None) for t in range(2)]
     jac = [Eq(r"J_{%d} = \frac{\partial %s}{\partial %s}" % (t + 1, h(t + 1), h(t)),
-              pr.p(_mat(n["J"][t])), None) for t in range(2)]
+              _fixed(n["J"][t]), None) for t in range(2)]
     bw = [Eq(delta(1), pr.p(_col(DHS[0][0])), None), Eq(delta(2), pr.p(_col(DHS[1][0])), None),
-          Eq(back(2), r"J_2^{\top} %s = %s" % (delta(2), pr.p(_col(n["pass2"]))), None),
+          Eq(back(2), r"J_2^{\top} %s = %s" % (delta(2), _fixed_col(n["pass2"])), None),
           Eq(r"\frac{\partial L}{\partial %s}" % h(1),
-             r"%s + %s = %s" % (delta(1), back(2), pr.p(_col(n["dh1"]))), None),
+             r"%s + %s = %s" % (delta(1), back(2), _fixed_col(n["dh1"])), None),
           Eq(back(1), r"J_1^{\top} \frac{\partial L}{\partial %s} = %s"
-             % (h(1), pr.p(_col(n["dh0"]))), None)]
+             % (h(1), _fixed_col(n["dh0"])), None)]
     grads = [Eq(r"\frac{\partial L}{\partial %s}" % W[name],
-                pr.p(_col(g) if g.ndim == 1 else _mat(g)),
+                _fixed_col(g) if g.ndim == 1 else _fixed(g),
                 None) for name, g in n["grads"].items()]
     dims = Math(r"H = 2,\ D = 1")
     return [
@@ -134,6 +153,8 @@ def worked_example_blocks(notation=None, lang="en") -> list:
                        "h1": Math(h(1)), "L1": Math("L_1"), "h0": Math(h(0))}),
         Display(bw, "worked example, backward"),
         prose(P["4"], {"h0z": Math(r"%s = 0" % h(0)), "h1": Math(h(1)),
+                       "da2": Math(ctx.p(Cotangent("delta_" + a_name, *c.prev["h"].shape),
+                                         two)),
                        "outer": Math(ctx.p(c.backward().params["W_hh"], two))}),
         Display(grads, "worked example, parameter gradients"),
         prose(P["5"]),

@@ -12,6 +12,14 @@ Long equations: :meth:`ProjectLatexPrinter.breakable` prints an expression as a
 ``+``/``-`` of a sum, tagged with the sum's nesting depth; ``doprint`` (and SymPy's own
 printing of a node that holds one of ours) gives its ``flat()`` form. The ``align`` layout
 (:mod:`derive.printing.latex_layout`) takes the breakable value directly.
+
+Written as a person would: a Hadamard product with reciprocal factors is a fraction,
+``a \\odot b \\odot (1/n) \\odot (1/n)`` -> ``\\frac{a \\odot b}{n^{2}}`` (repeated denominator
+factors as powers; when the numerator is longer than half a line, its factors that are sums
+stay after the fraction, where the line may break: ``\\frac{o_t}{n_t^{2}} \\odot (\\ldots)``); a lone reciprocal ``\\frac{1}{u}``;
+the Heaviside step ``H(u)``; ``\\sqrt{u}``; a negated product in a sum ``- a \\odot b``. Equation
+variables that depend on no input and no state (parameters only, e.g. the LRU's
+``|\\lambda| = \\exp(-\\exp(\\nu))``) carry no time index, read from the cell's equations.
 """
 from __future__ import annotations
 
@@ -23,9 +31,9 @@ from derive.core.cell import register_display
 from derive.printing.latex_layout import (LINE_WIDTH, Breakable, Eq, Piece, Text,
                                           align_env, aligned_env, layout_rhs, visual_width)
 from derive.printing.notation import T, Namer
-from derive.printing.precedence import needs_parens, split_sign
+from derive.printing.precedence import PRODUCT, needs_parens, precedence, split_sign
 from derive.core.symbols import Var, register_latex
-from derive.printing.text import ConstantMatricesMixin
+from derive.printing.text import ConstantMatricesMixin, hadamard_factors
 
 __all__ = ["Breakable", "Eq", "LINE_WIDTH", "Piece", "ProjectLatexPrinter", "Text", "align_env",
            "aligned_env", "cell_equations_latex", "expr_latex", "layout_rhs", "printer",
@@ -46,6 +54,13 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         self._namer = self._settings["namer"] or Namer()
         self._time = self._settings["time"]
 
+    def constant_vars(self) -> frozenset:
+        """Names of the cell's equation variables that depend on no input and no state,
+        directly or through other variables (read from the equations' symbols)."""
+        if not hasattr(self, "_constants"):
+            self._constants = _constant_vars(self._namer.cell)
+        return self._constants
+
     def breakable(self, expr, depth: int = 0) -> Breakable:
         """``expr`` with an allowed break before each ``+``/``-`` of its sums; anything
         outside the vocabulary (a leaf, a printmethod, a SymPy node) is one flat piece."""
@@ -58,9 +73,13 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
 
     # -- leaves --------------------------------------------------------------------------
     def _print_MatrixSymbol(self, expr):
+        if getattr(expr, "role", None) == "var" and expr.name in self.constant_vars():
+            return self._namer.body(expr.name)
         return self._namer.symbol(expr, self._time)
 
     def _print_Cotangent(self, expr):
+        if expr.target in self.constant_vars():
+            return r"\delta " + self._namer.body(expr.target)
         return self._namer.symbol(expr, self._time)
 
     def _print_Incoming(self, expr):
@@ -88,6 +107,8 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         return "-" + self._product(-c, mats, depth) if neg else self._product(c, mats, depth)
 
     def _product(self, c, mats, depth) -> Breakable:
+        if c == 1 and len(mats) == 1 and precedence(mats[0]) >= PRODUCT:
+            return self.breakable(mats[0], depth)     # - a \odot b in a sum: no parentheses
         parts = []
         for m in mats:
             s = self.breakable(m, depth)
@@ -97,12 +118,69 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             return body
         return self._print(sympy.Rational(c)) + " " + body
 
+    def _operand(self, a, depth) -> Breakable:
+        """``a`` as a factor of a Hadamard product; a parenthesised sum short enough for a
+        third of a line is kept on one line (no break inside ``(1 - z_t)``)."""
+        s = self.breakable(a, depth)
+        if not needs_parens(a, HadamardProduct):
+            return s
+        if visual_width(s.flat()) <= LINE_WIDTH / 3:
+            s = Breakable.of(s.flat())
+        return "(" + s + ")"
+
     def _break_HadamardProduct(self, expr, depth):
-        parts = []
-        for a in expr.args:
-            s = self.breakable(a, depth)
-            parts.append("(" + s + ")" if needs_parens(a, HadamardProduct) else s)
-        return Breakable.join(r" \odot ", parts)
+        from derive.core.primitives import Reciprocal
+        factors = hadamard_factors(expr)
+        den = [a.arg for a in factors if isinstance(a, Reciprocal)]
+        num = [a for a in factors if not isinstance(a, Reciprocal)]
+        if not den:
+            return Breakable.join(r" \odot ", [self._operand(a, depth) for a in num])
+        bottom = self._denominator(den)
+        if len(num) == 1 and precedence(num[0]) < PRODUCT:
+            top = self.breakable(num[0], depth).flat()            # a lone sum: no parentheses
+        else:
+            top = r" \odot ".join(self._operand(a, depth).flat() for a in num) or "1"
+        if visual_width(top) <= LINE_WIDTH / 2:
+            return Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
+        inside = [a for a in num if precedence(a) >= PRODUCT]
+        after = [a for a in num if precedence(a) < PRODUCT]       # sums, where a line may break
+        top = r" \odot ".join(self._operand(a, depth).flat() for a in inside) or "1"
+        frac = Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
+        return Breakable.join(r" \odot ", [frac] + [self._operand(a, depth) for a in after])
+
+    def _denominator(self, factors) -> str:
+        """``n_t``, ``f_t + i_t``, ``n_t^{2}``, ``(f_t + i_t)^{2} \\odot m_t``: the
+        reciprocal factors' arguments, a repeated one as a power (one line, in braces)."""
+        counts: dict = {}
+        for u in factors:
+            counts[u] = counts.get(u, 0) + 1
+        if len(counts) == 1 and len(factors) == 1:
+            return self._print(factors[0])
+        out = []
+        for u, k in counts.items():
+            s = self._print(u)
+            if needs_parens(u, HadamardProduct):
+                s = "(%s)" % s
+            elif k > 1 and "^" in s:
+                s = "{%s}" % s
+            out.append(s if k == 1 else "%s^{%d}" % (s, k))
+        return r" \odot ".join(out)
+
+    def _break_Reciprocal(self, expr, depth):
+        return Breakable.of(r"\frac{1}{%s}" % self._print(expr.arg))
+
+    def _break_Step(self, expr, depth):
+        """The Heaviside step (H(0) = 1/2), defined in the text where it is used."""
+        return "H" + self._paren(expr.arg, depth)
+
+    def _break_Sqrt(self, expr, depth):
+        return Breakable.of(r"\sqrt{%s}" % self._print(expr.arg))
+
+    def _break_SqrtPrime(self, expr, depth):
+        return r"(\sqrt{\cdot})'" + self._paren(expr.arg, depth)
+
+    def _break_Abs(self, expr, depth):
+        return Breakable.of(r"\lvert %s \rvert" % self._print(expr.arg))
 
     def _break_DiagMatrix(self, expr, depth):
         return r"\operatorname{diag}" + self._paren(expr.args[0], depth)
@@ -114,7 +192,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             if "^" in s:            # x^{t} (Greff's notation) needs a group before ^{\top}
                 s = "{%s}" % s
             return Breakable.of(s + r"^{\top}")
-        return "(" + self.breakable(arg, depth) + r")^{\top}"
+        return "(" + Breakable.of(self.breakable(arg, depth).flat()) + r")^{\top}"
 
     def _break_Elementwise(self, expr, depth):
         return expr.latex + self._paren(expr.arg, depth)
@@ -142,7 +220,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         return self._break_Transpose(expr, 0).flat()
 
     def _print_Elementwise(self, expr):
-        return self._break_Elementwise(expr, 0).flat()
+        return self.breakable(expr, 0).flat()
 
     def _index(self):
         from derive.printing.notation import index_latex
@@ -153,6 +231,19 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         if isinstance(expr, Elementwise):
             return self._print_Elementwise(expr)
         return super()._print(expr, **kwargs)
+
+
+def _constant_vars(cell) -> frozenset:
+    """The equation variables of ``cell`` whose right sides reach no input and no state."""
+    if cell is None:
+        return frozenset()
+    varying: set = set()
+    for eq in cell.equations + cell.readout:
+        roles = {getattr(s, "role", None) for s in eq.rhs.free_symbols}
+        names = {s.name for s in eq.rhs.free_symbols}
+        if roles & {"input", "prev_state"} or names & varying or not eq.rhs.free_symbols:
+            varying.add(eq.lhs.name)
+    return frozenset(eq.lhs.name for eq in cell.equations + cell.readout) - varying
 
 
 def printer(cell=None, notation=None, time=T) -> ProjectLatexPrinter:

@@ -191,7 +191,8 @@ def test_the_zh_seed_section_is_chinese():
 
 def test_appendix_cell_descriptions_and_reference_lines_are_chinese():
     """CELL_WHAT has the same cells in both languages; the zh table and headings use the
-    Chinese description and the reference lines read 出处：…, never "Reference:"."""
+    Chinese description and the reference lines read 出处：… in Chinese (prose_zh's
+    reference lines, full-width brackets), never "Reference:"."""
     what = sections.CELL_WHAT
     assert set(what["en"]) == set(what["zh"])
     for name, text in what["zh"].items():
@@ -201,7 +202,8 @@ def test_appendix_cell_descriptions_and_reference_lines_are_chinese():
     for name, english in what["en"].items():
         assert english not in md and english[:1].upper() + english[1:] not in md, name
     assert "Reference:" not in md and "Reference:" not in tex
-    assert "出处：Elman (1990)" in md
+    assert "出处：Elman（1990）" in md and "出处：Elman (1990)" not in md
+    assert "出处：Feng、Tung、Ahmed" in md          # the new cells too (prose_zh.CELL_REFERENCE)
     assert "## Graves 的带窥视孔 LSTM；Greff 的基准模型" in md
     en_md = exported("en")["derivations.md"]
     assert "Reference: Elman (1990)" in en_md and "出处" not in en_md

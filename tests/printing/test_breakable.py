@@ -42,8 +42,9 @@ def test_sum_breaks_before_each_top_level_sign_with_its_depth():
 
 
 def test_terms_of_a_nested_sum_are_one_level_deeper_at_every_level():
-    """a + (b ⊙ (c + diag(d + e) f)) style nesting: depths count the sums around the sign."""
-    a, b_, c, d, e, f = (Var(n, H, 1) for n in "abcdef")
+    """a + (b ⊙ (c + diag(d + e) f)) style nesting: depths count the sums around the sign
+    (long names: a parenthesised sum shorter than a third of a line is kept whole)."""
+    a, b_, c, d, e, f = (Var(n * 12, H, 1) for n in "abcdef")
     inner = add([d, e], (H, 1))
     mid = add([c, matmul(diag(inner), f)], (H, 1))
     expr = add([a, hadamard([b_, mid])], (H, 1))

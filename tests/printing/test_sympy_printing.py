@@ -120,21 +120,26 @@ def test_str_and_repr_are_unchanged():
 # A strict reader of the text form: sums of terms; a term is EITHER a product by
 # juxtaposition (``2 W_hnᵀ delta``) OR a Hadamard product (``a ⊙ b``), never both without
 # parentheses (that mix is what was ambiguous: ``h_prev ⊙ W_hnᵀ delta_nbar ⊙ σ'(rbar)``);
-# postfix ``ᵀ``; ``f(...)``, ``diag(...)`` and ``(...)`` groups. Reading a printed expression
-# back must give the tree it was printed from.
+# postfix ``ᵀ``; ``f(...)``, ``diag(...)``, ``max(..., ...)``, ``min(..., ...)`` and ``(...)``
+# groups; a Hadamard term may end in ``/ d``, d one symbol, ``f(u)`` or a ``(...)`` group (a
+# ⊙ group there is one reciprocal per factor; ``1 / d`` is the reciprocal alone); a division
+# after a juxtaposition product, or anything after the denominator, is rejected. Reading a
+# printed expression back must give the tree it was printed from (reciprocal factors last).
 
 from hypothesis import given, strategies as st  # noqa: E402
 from sympy import (DiagMatrix, HadamardProduct as Had, MatAdd, MatMul as Mul,  # noqa: E402
-                   OneMatrix, Transpose)
+                   OneMatrix, Transpose, ZeroMatrix)
 
 from derive.core import algebra  # noqa: E402
-from derive.core.primitives import ALL_PRIMITIVES, Elementwise  # noqa: E402
+from derive.core.binary import Binary, Maximum, Minimum  # noqa: E402
+from derive.core.primitives import ALL_PRIMITIVES, Elementwise, Reciprocal  # noqa: E402
 from derive.printing.text import text  # noqa: E402
 
-_FUNCS = "|".join(map(re.escape, sorted({p.text for p in ALL_PRIMITIVES} | {"diag"},
-                                        key=len, reverse=True)))
+_FUNCS = "|".join(map(re.escape, sorted(
+    {p.text for p in ALL_PRIMITIVES if p is not Reciprocal} | {"diag", "max", "min"},
+    key=len, reverse=True)))
 _TOKEN = re.compile(r"\s*(?:(?P<func>" + _FUNCS + r")\(|(?P<num>\d+(?:/\d+)?)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+⊙ᵀ()]))")
+                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+⊙ᵀ()/,]))")
 
 
 class Ambiguous(ValueError):
@@ -147,8 +152,12 @@ def tree(e):
         return ("sym", e.name)
     if isinstance(e, OneMatrix):
         return ("one",)
+    if isinstance(e, ZeroMatrix):
+        return ("zero",)
     if isinstance(e, Elementwise):
         return ("f", e.text, tree(e.arg))
+    if isinstance(e, Binary):
+        return ("bin", e.name, tree(e.args[0]), tree(e.args[1]))
     if isinstance(e, DiagMatrix):
         return ("diag", tree(e.args[0]))
     if isinstance(e, Transpose):
@@ -156,21 +165,45 @@ def tree(e):
     if isinstance(e, MatAdd):
         return ("add", tuple(tree(a) for a in e.args))
     if isinstance(e, Had):
-        return ("had", tuple(tree(a) for a in e.args))
+        return ("had", _recips_last(tree(a) for a in e.args))
     if isinstance(e, Mul):
         c, mats = e.as_coeff_matrices()
         return ("mul", sympy.Rational(c), tuple(tree(m) for m in mats))
     raise TypeError(type(e))
 
 
+def _is_recip(t):
+    return t[0] == "f" and t[1] == "1/"
+
+
+def _recips_last(items):
+    """Hadamard factors with the reciprocals moved to the end (commutativity: a ⊙ b / n)."""
+    items = tuple(items)
+    return tuple(a for a in items if not _is_recip(a)) + tuple(a for a in items if _is_recip(a))
+
+
 def norm(t):
     """Associativity only: nested sums, Hadamard or matrix products of the same kind spliced
-    into their parent, coefficients of nested products multiplied out (same meaning)."""
+    into their parent, coefficients of nested products multiplied out, the reciprocal of a
+    Hadamard product as the product of the reciprocals, reciprocals last, ``1 ⊙ u`` as ``u``
+    (same meaning)."""
+    if _is_recip(t):
+        inner = norm(t[2])
+        if inner == ("one",):                    # 1 / 1 = 1
+            return inner
+        if inner[0] == "had":
+            return norm(("had", tuple(("f", "1/", a) for a in inner[1])))
+        return ("f", "1/", inner)
     if t[0] in ("add", "had"):
         out = []
         for a in map(norm, t[1]):
             out.extend(a[1] if a[0] == t[0] else (a,))
+        if t[0] == "had":                    # and 1 ⊙ u = u (``1 / n`` is 1 ⊙ (1/n))
+            out = [a for a in out if a != ("one",)] or [("one",)]
+            return ("had", _recips_last(out)) if len(out) > 1 else out[0]
         return (t[0], tuple(out))
+    if t[0] == "bin":
+        return ("bin", t[1], norm(t[2]), norm(t[3]))
     if t[0] == "mul":
         c, out = t[1], []
         for a in map(norm, t[2]):
@@ -236,6 +269,17 @@ def read(s):
             items.append(postfix())
         if len(ops) > 1 or ("had" in ops and coef != 1):
             raise Ambiguous(f"⊙ and a product mixed without parentheses in {s!r}")
+        if peek() == ("op", "/"):
+            if "mul" in ops or coef != 1:
+                raise Ambiguous(f"a division after a product by juxtaposition in {s!r}")
+            take()
+            d = postfix()
+            if items == [("one",)]:
+                items = []                       # 1 / d: the reciprocal alone
+            items += [("f", "1/", u) for u in (d[1] if d[0] == "had" else (d,))]
+            if peek() == ("op", "⊙") or starts_item(peek()) or peek() == ("op", "/"):
+                raise Ambiguous(f"{peek()[1]!r} after a denominator in {s!r}")
+            return ("had", tuple(items)) if len(items) > 1 else items[0]
         if "had" in ops:
             return ("had", tuple(items))
         if len(items) > 1 or coef != 1:
@@ -255,6 +299,14 @@ def read(s):
             return ("sym", v)
         if kind == "num" and v == "1":
             return ("one",)
+        if kind == "num" and v == "0":
+            return ("zero",)
+        if kind == "func" and v in ("max", "min"):
+            a = sum_()
+            take(",")
+            b = sum_()
+            take(")")
+            return ("bin", v, a, b)
         if kind == "func":
             inner = sum_()
             take(")")
@@ -291,6 +343,11 @@ def _vectors():
                 lambda t: algebra.scale(t[0], algebra.matmul(*t[1], t[2]))),
             st.tuples(vec, vec).map(lambda t: algebra.matmul(  # outer product u vᵀ, applied
                 t[0], Transpose(t[1]), _VECS[0])),
+            st.tuples(st.sampled_from([Maximum, Minimum]), vec, vec).map(
+                lambda t: t[0](t[1], t[2])),
+            st.tuples(st.lists(vec, max_size=2), st.lists(vec, min_size=1, max_size=2)).map(
+                lambda nd: algebra.hadamard(nd[0] + [Reciprocal(d) for d in nd[1]])
+                if len(nd[0]) + len(nd[1]) > 1 else Reciprocal(nd[1][0])),
         )
     leaves = st.one_of(st.sampled_from(_VECS), st.just(OneMatrix(_H, 1)))
     return st.recursive(leaves, extend, max_leaves=8)
@@ -299,7 +356,8 @@ def _vectors():
 @given(_vectors())
 def test_text_form_reads_back_as_the_tree_it_was_printed_from(e):
     """Property: for random expressions of the vocabulary (sums with signed rational
-    coefficients, Hadamard and matrix products, transposes, diag, f(u)), the strict reader
+    coefficients, Hadamard and matrix products, transposes, diag, f(u), reciprocals and
+    Hadamard products with reciprocal factors (divisions), max and min), the strict reader
     gives back the expression's tree: the text has parentheses wherever precedence needs
     them, and none that change the meaning."""
     if isinstance(e, (Mul, MatAdd, Had)) or e.args:
@@ -322,3 +380,52 @@ def test_the_reader_rejects_the_old_ambiguous_form():
     bw = derive.cell("gru_cho").backward()
     rbar = dict((d.name, e) for d, e in bw.assignments)["delta_rbar"]
     assert text(rbar) == "h_prev ⊙ (W_hnᵀ delta_nbar) ⊙ σ'(rbar)"
+
+
+# -- the NumPy printer: the same random expressions, evaluated --------------------------------
+
+_REAL_LINE = [p for p in ALL_PRIMITIVES if p.domain == sympy.S.Reals]
+
+
+def _real_vectors():
+    """Vectors a, b, c under the primitives defined on the whole real line and the
+    reciprocal, signed sums, Hadamard and matrix products (W, Wᵀ, diag(v)), divisions, max
+    and min (log and sqrt left out: no value outside a domain)."""
+    def extend(vec):
+        mats = st.one_of(st.sampled_from(_MATS), st.sampled_from(_MATS).map(Transpose),
+                         vec.map(DiagMatrix))
+        return st.one_of(
+            st.tuples(st.sampled_from(_REAL_LINE + [Reciprocal]), vec).map(lambda t: t[0](t[1])),
+            st.lists(st.tuples(_COEF, vec), min_size=2, max_size=3).map(
+                lambda ts: algebra.add([algebra.scale(c, v) for c, v in ts], (_H, 1))),
+            st.lists(vec, min_size=2, max_size=3).map(algebra.hadamard),
+            st.tuples(_COEF, st.lists(mats, min_size=1, max_size=2), vec).map(
+                lambda t: algebra.scale(t[0], algebra.matmul(*t[1], t[2]))),
+            st.tuples(st.sampled_from([Maximum, Minimum]), vec, vec).map(
+                lambda t: t[0](t[1], t[2])),
+            st.tuples(st.lists(vec, max_size=2), st.lists(vec, min_size=1, max_size=2)).map(
+                lambda nd: algebra.hadamard(nd[0] + [Reciprocal(d) for d in nd[1]])
+                if len(nd[0]) + len(nd[1]) > 1 else Reciprocal(nd[1][0])),
+        )
+    return st.recursive(st.sampled_from(_VECS), extend, max_leaves=8)
+
+
+@given(_real_vectors())
+def test_numpy_code_evaluates_to_the_expression(e):
+    """Property: the batched NumPy code of random expressions of the vocabulary (divisions,
+    reciprocals, max and min included) evaluates to the expression's value computed by the
+    independent interpreter ``verify.oracles.evaluate_rows``: the code's parentheses and
+    operator order mean what the tree means."""
+    import numpy
+    from derive.codegen.mathfn import math_namespace
+    from derive.printing.numpy_code import numpy_code
+    from verify.oracles import evaluate_rows
+    rng, n = numpy.random.default_rng(0), 3
+    values = {"a": rng.uniform(0.5, 2, (2, n)), "b": rng.uniform(-2, -0.5, (2, n)),
+              "c": rng.uniform(-1, 1, (2, n)), "W": rng.standard_normal((n, n)),
+              "U": rng.standard_normal((n, n))}
+    want = evaluate_rows(e, values, dims={"H": n})
+    with numpy.errstate(all="ignore"):
+        got = eval(numpy_code(e), {**math_namespace(), **values})
+    numpy.testing.assert_allclose(numpy.broadcast_to(got, want.shape), want, rtol=1e-9,
+                                  atol=1e-12, equal_nan=True, err_msg=numpy_code(e))
