@@ -110,18 +110,30 @@ def scalar_equal(a, b, fallback: bool = True) -> bool:
        of exp/tanh are never expanded and sigmoids become polynomials); or
     3. ``cancel(together(a - b)) == 0`` on the expressions themselves (catches identities
        between different transcendental nodes; slow, reached only when 2. fails and
-       :func:`differ_at_a_point` finds no point where a and b differ).
+       :func:`differ_at_a_point` finds no point where a and b differ); or
+    4. where square roots occur, ``simplify(a - b) == 0`` (``sqrt((1 - e)(1 + e))`` against
+       ``sqrt(1 - e^2)``, which 2. and 3. treat as different nodes; the slowest).
     """
     a, b = normalize(sympy.sympify(a)), normalize(sympy.sympify(b))
     if a == b:
         return True
-    table: dict = {}
-    diff = abstract_atoms(a, table) - abstract_atoms(b, table)
-    if sympy.expand(sympy.together(diff).as_numer_denom()[0]) == 0:
+    if _rational_identity(a, b):
         return True
     if not fallback or differ_at_a_point(a, b):
         return False
-    return sympy.cancel(sympy.together(a - b)) == 0
+    if sympy.cancel(sympy.together(a - b)) == 0:
+        return True
+    return (_has_root(a) or _has_root(b)) and sympy.simplify(a - b) == 0
+
+
+def _rational_identity(a, b) -> bool:
+    table: dict = {}
+    diff = abstract_atoms(a, table) - abstract_atoms(b, table)
+    return sympy.expand(sympy.together(diff).as_numer_denom()[0]) == 0
+
+
+def _has_root(e) -> bool:
+    return any(p.exp.is_Rational and not p.exp.is_Integer for p in e.atoms(sympy.Pow))
 
 
 def differ_at_a_point(a, b, digits: int = 30) -> bool:

@@ -9,7 +9,8 @@ node by node, from the vocabulary's meaning (docs/ARCHITECTURE.md, "Expression v
   ``HadamardProduct`` the entrywise product, ``Transpose`` swaps the last two axes,
   ``DiagMatrix(v)`` is ``diag(v)``, ``Identity(n)``, ``ZeroMatrix``, ``OneMatrix`` are I, 0, 1;
 * an ``Elementwise`` node ``f(u)`` applies the primitive's scalar definition
-  (``type(node).scalar``, via ``sympy.lambdify``) to every entry of ``u``.
+  (``type(node).scalar``, via ``sympy.lambdify``) to every entry of ``u``; a ``Binary`` node
+  ``max(a, b)`` / ``min(a, b)`` likewise to every pair of entries.
 
 It uses neither the kernel generator nor derive's printers (nor derive.codegen.np_primitives, unless
 asked for with ``functions=stable``), so it is an oracle, not the engine checking itself.
@@ -32,6 +33,7 @@ from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneM
                    ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
+from derive.core.binary import Binary
 from derive.core.primitives import Elementwise
 from derive.core.symbols import DIMS
 
@@ -59,6 +61,13 @@ def definition(cls) -> object:
             return out
         return numpy.broadcast_to(out, a.shape).astype(want)
     return fn
+
+
+@lru_cache(maxsize=None)
+def _binary(cls) -> object:
+    """NumPy function of a two-argument primitive (max, min) from its scalar definition."""
+    a, b = sympy.symbols("a b", real=True)
+    return sympy.lambdify((a, b), cls.scalar(a, b), "numpy")
 
 
 def stable(cls) -> object:
@@ -144,6 +153,8 @@ def _eval(e, values, dims, functions, memo):
         out = numpy.ones(tuple(_size(d, dims, e) for d in e.shape))
     elif isinstance(e, Elementwise):
         out = functions(type(e))(_eval(e.arg, values, dims, functions, memo))
+    elif isinstance(e, Binary):
+        out = _binary(type(e))(*(_eval(a, values, dims, functions, memo) for a in e.args))
     else:
         raise TypeError(f"no evaluation rule for {type(e).__name__}: {e}")
     memo[e] = out

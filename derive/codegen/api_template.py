@@ -36,29 +36,81 @@ def step(params, x, state):
     return tuple(s[1].copy() for s in c["S"])
 
 
-def forward(params, xs, state0=None):
-    """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward)."""
+def forward(params, xs, state0=None, *, method="loop"):
+    """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward).
+    method="scan" (cells affine in their state only: SCAN_REFUSAL says why not) computes the
+    states by a parallel scan in O(log T) whole-array passes instead of a loop over t."""
     p, xs, s0 = _inputs(params, xs, state0, True)
-    c = _forward(p, xs.copy(), s0)      # the cache owns its inputs: changing xs later is safe
+    if method == "scan":
+        if SCAN_REFUSAL:
+            raise ValueError(f"forward(method='scan'): {SCAN_REFUSAL}")
+        c = _scan_forward(p, xs.copy(), s0)
+    elif method == "loop":
+        c = _forward(p, xs.copy(), s0)  # the cache owns its inputs: changing xs later is safe
+    else:
+        raise ValueError(f"forward: method must be 'loop' or 'scan', got {method!r}")
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None, *, return_dxs=False):
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
     Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
-    also dL/dxs (T, B, D) as a third item (what a layer below needs)."""
+    also dL/dxs (T, B, D) as a third item (what a layer below needs). method: "loop", or
+    "scan" (a reverse scan of the adjoint recursion; it reads only the inputs and states, so
+    it takes the cache of either forward); by default the method of the forward that made
+    the cache."""
     p, dims, dt = _check_params(params, PARAMS)
-    T, B = _check_cache(cache, CELL, STATE, _KEPT, dims, dt)
+    made = cache.get("method", "loop") if isinstance(cache, dict) else "loop"
+    method = made if method is None else method
+    if method not in ("loop", "scan"):
+        raise ValueError(f"backward: method must be 'loop' or 'scan', got {method!r}")
+    if method == "scan" and SCAN_REFUSAL:
+        raise ValueError(f"backward(method='scan'): {SCAN_REFUSAL}")
+    if method == "loop" and made == "scan":
+        raise ValueError("backward(method='loop'): this cache comes from forward(method='scan'), "
+                         "which keeps only the inputs and states; use method='scan'")
+    T, B = _check_cache(cache, CELL, STATE, _KEPT if made == "loop" else {}, dims, dt)
     dhs = _check_array("dhs", dhs, (("T", T), ("B", B), ("H", dims["H"])), dt)
     if dstate is None:
         ds = _zero_state(STATE, B, dims["H"], dt)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt)
-    grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
+    run = _scan_backward if method == "scan" else _backward
+    grads, dstate0, dxs = run(p, cache, dhs, ds, bool(return_dxs))
     return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
+
+
+#: The largest step Jacobian step_jacobian materialises (bytes); beyond it, use step_jvp/step_vjp.
+JACOBIAN_LIMIT_BYTES = 1 << 28
 
 
 def step_jacobian(params, x, state):
     """J[b, i, j] = d s_t[i] / d s_{t-1}[j] (B, S, S), S = H * len(STATE), blocks in STATE order."""
     p, x, s0 = _inputs(params, x, state, False)
+    S = s0[0].shape[1] * len(STATE)
+    size = x.shape[0] * S * S * s0[0].dtype.itemsize
+    if size > JACOBIAN_LIMIT_BYTES:
+        raise ValueError(f"step_jacobian: J would be (B, S, S) = ({x.shape[0]}, {S}, {S}), "
+                         f"{size / 2 ** 20:.0f} MiB (limit {JACOBIAN_LIMIT_BYTES >> 20} MiB); "
+                         f"use step_jvp(params, x, state, dstate_prev) or "
+                         f"step_vjp(params, x, state, dstate), which never form J")
     return _jacobian(p, x, s0)
+
+
+def step_jvp(params, x, state, dstate_prev):
+    """J v without forming J: dstate_prev (arrays (B, H) ordered like STATE) is a tangent of
+    s_{t-1}; returns d s_t = sum_r (d s_t / d r_{t-1}) dstate_prev_r, a tuple like STATE."""
+    p, x, s0 = _inputs(params, x, state, False)
+    v = _check_state("dstate_prev", dstate_prev, STATE, x.shape[0], s0[0].shape[1], s0[0].dtype)
+    return tuple(_jvp(p, x, s0, v))
+
+
+def step_vjp(params, x, state, dstate):
+    """J^T u without forming J: dstate (arrays (B, H) ordered like STATE) = dL/ds_t; returns
+    dL/ds_{t-1} = sum_s (d s_t / d s'_{t-1})^T dstate_s, a tuple like STATE (one backward step)."""
+    p, x, s0 = _inputs(params, x, state, False)
+    B, H, dt = x.shape[0], s0[0].shape[1], s0[0].dtype
+    ds = _check_state("dstate", dstate, STATE, B, H, dt)
+    c = _forward(p, x[None], s0)
+    _, dstate0, _ = _backward(p, c, numpy.zeros((1, B, H), dt), ds, False)
+    return tuple(dstate0)

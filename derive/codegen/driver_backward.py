@@ -10,7 +10,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from derive.codegen.ir import (FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
                                PrevDelta, SlotAdjoint, VecGrad)
 from derive.codegen.locations import size_code, span
-from derive.core.symbols import H, Input
+from derive.core.symbols import H, Input, Var
 
 
 def _cols(j, n=1) -> str:
@@ -243,7 +243,58 @@ class BackwardEmitter:
         L()
         L()
 
-    def _term(self, lead, chain, names):
+    # -- jvp ---------------------------------------------------------------------------
+    def jvp(self, L):
+        """``_jvp(p, x, s0, v)``: the step Jacobian applied to the tangent ``v`` (one array
+        per state), block by block from the same program as ``_jacobian``, never
+        materialising a block: ``J_sr v_r`` is its chain of diagonals and matrices applied to
+        ``v_r`` from the right (``diag(q) J_ur v_r`` for a block built through state u)."""
+        plan = self.plan
+        L("def _jvp(p, x, s0, v):")
+        L.indent()
+        L('"""sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free."""')
+        L("c = _forward(p, x[None], s0)")
+        L("t = 0")
+        if any(isinstance(s, Input) for s in plan.jac.inputs):
+            L('xs = c["xs"]')
+        L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
+        for v in plan.stored:
+            L(f'_V_{v.name} = c["V"]["{v.name}"]')
+        f = self.math.get("_jac")
+        names = self._param_names()
+        if f is not None:
+            args = [self.loc[s].cached for s in f.inputs]
+            L(f"{self._unpack(['_j' + s.name for s in f.outputs])} = _jac({', '.join(args)})")
+            names.update({s.name: "_j" + s.name for s in f.outputs})
+        for r, k in self.state_index.items():
+            names[f"_v{k}"] = f"v[{k}]"
+        made = set()
+        order = sorted(plan.jac.terms, key=lambda k: k in plan.jac.via)
+        for s, r in order:
+            ks, kr = self.state_index[s], self.state_index[r]
+            block = f"_P{ks}_{kr}"
+            parts = []
+            if (s, r) in plan.jac.via:
+                u, q = plan.jac.via[(s, r)]
+                parts.append(f"{self._print(q, names)} * _P{self.state_index[u]}_{kr}")
+            tangent = Var(f"_v{kr}", H, 1)
+            for lead, chain in sorted(plan.jac.terms[(s, r)], key=lambda lc: not lc[1]):
+                code = self._term(lead, chain, names, tangent)
+                if code is not None:
+                    parts.append(code)
+            if parts:
+                L(f"{block} = " + " + ".join(f"({c})" for c in parts))
+                made.add((s, r))
+        outs = []
+        for s, ks in self.state_index.items():
+            blocks = [f"_P{ks}_{self.state_index[r]}" for s2, r in order if s2 == s and (s2, r) in made]
+            outs.append(" + ".join(blocks) if blocks else "numpy.zeros_like(v[0])")
+        L(f"return ({', '.join(outs)},)")
+        L.dedent()
+        L()
+        L()
+
+    def _term(self, lead, chain, names, tangent=None):
         coeff = sympy.Integer(1)
         factors = []
         for item in [lead] + list(chain):
@@ -256,6 +307,11 @@ class BackwardEmitter:
                 factors.append(item)
         if coeff == 0:
             return None
+        if tangent is not None:
+            # the term applied to a tangent vector: its factors, then the vector
+            expr = MatMul(*factors, tangent, evaluate=False) if factors else tangent
+            code = self._print(expr, names)
+            return code if coeff == 1 else f"{self._print(coeff, names)} * ({code})"
         if not any(not isinstance(f, DiagMatrix) for f in factors):
             # a diagonal block: the product of the diagonals' vectors
             vec = [self._print(f.args[0], names) for f in factors]

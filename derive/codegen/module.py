@@ -28,8 +28,9 @@ from derive.codegen.mathfn import PRIMITIVE_NAMES
 from derive.codegen.plan import Plan, build_plan
 from derive.codegen.copied import module_body
 from derive.codegen.pysource import check_cell_names
+from derive.codegen.scan import generate_scan
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 SUPPORT_NAMES = [n for n, v in vars(kernel_support).items()
                  if callable(v) and getattr(v, "__module__", "") == kernel_support.__name__]
 
@@ -51,7 +52,7 @@ class Kernel:
     plan: Plan
     math: FrozenMap       # name -> MathFunction
     constants: str        # CELL, STATE, OUTPUT, PARAMS, TORCH, _KEPT
-    driver: str           # _forward, _backward, _jacobian
+    driver: str           # _forward, _backward, _jacobian, _jvp
     api: str              # the public API (api_template.py, api_torch.py, verbatim)
 
     @property
@@ -92,13 +93,18 @@ def _generate(cell) -> Kernel:
     d.forward(L)
     d.backward(L)
     d.jacobian(L)
-    return Kernel(cell, plan, FrozenMap(tuple(sorted(d.math.items(),
+    d.jvp(L)
+    scan_math, scan_driver, refusal = generate_scan(cell)
+    consts(f"SCAN_REFUSAL = {refusal!r}")
+    math = {**d.math, **scan_math}
+    driver = "\n".join(L.lines) + ("\n" + scan_driver if scan_driver else "")
+    return Kernel(cell, plan, FrozenMap(tuple(sorted(math.items(),
                                                      key=lambda kv: _math_order(kv[0])))),
-                  "\n".join(consts.lines), "\n".join(L.lines), api_source(cell))
+                  "\n".join(consts.lines), driver, api_source(cell))
 
 
 def _math_order(name):
-    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_bwdx": 3, "_jac": 4}
+    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_bwdx": 3, "_jac": 4, "_seq": 5, "_sgrad": 6}
     head = name.rstrip("0123456789")
     return (kind.get(head, 9), int(name[len(head):] or 0))
 

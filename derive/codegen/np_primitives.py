@@ -225,3 +225,40 @@ def sin(x, out=None):
 
 
 sin_prime = cos
+
+
+# -- 1/x, the step, max and min: 1/x is inf at 0 and for |x| below 1/max by nature (no
+# warning); the step is 1/2 at 0 (each argument of a tied max gets half its gradient)
+
+def reciprocal(x, out=None):
+    """1/x (inf at 0 and where 1/x overflows, without a warning)."""
+    with numpy.errstate(divide="ignore", over="ignore"):
+        return numpy.divide(1, x, out=out)
+
+
+@_scalar_safe
+def reciprocal_prime(x, out=None):
+    """(1/x)' = -1/x^2 (-inf at 0 and where it overflows, -0 where it underflows; no warning)."""
+    with numpy.errstate(divide="ignore", over="ignore", under="ignore"):
+        r = numpy.divide(1, x, out=out)
+        numpy.multiply(r, r, out=r)
+        return numpy.negative(r, out=r)
+
+
+@_scalar_safe
+def heaviside(x, out=None):
+    """H(x): 1 for x > 0, 0 for x < 0, 1/2 at 0 (the derivative of max(x, 0) with ties split)."""
+    r = numpy.sign(x, out=out)
+    r += 1
+    r *= 0.5
+    return r
+
+
+def maximum(a, b):
+    """max(a, b) entry by entry."""
+    return numpy.maximum(a, b)
+
+
+def minimum(a, b):
+    """min(a, b) entry by entry."""
+    return numpy.minimum(a, b)

@@ -47,6 +47,8 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     forward(params, xs, state0=None) -> (hs, cache)
     backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
+    step_jvp(params, x, state, dstate_prev) -> J dstate_prev (like state), J never formed
+    step_vjp(params, x, state, dstate) -> J^T dstate (like state), J never formed
 {torch}
 Bad input raises ValueError naming the parameter with expected and actual shape. Inputs are
 never modified; float32 in gives float32 out.
@@ -56,7 +58,8 @@ never modified; float32 in gives float32 out.
 def module_source(kernel) -> str:
     """The generated module: NumPy-only, deterministic byte for byte."""
     cell = kernel.cell
-    api = ["STATE", "PARAMS", "init_params", "step", "forward", "backward", "step_jacobian"]
+    api = ["STATE", "PARAMS", "init_params", "step", "forward", "backward", "step_jacobian",
+           "step_jvp", "step_vjp"]
     if cell.torch:
         api += ["params_from_torch", "params_to_torch"]
     head = docstring(module_docstring(cell)) + f"\nimport numpy\n\n__all__ = {api!r}\n\n"

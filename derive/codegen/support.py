@@ -211,3 +211,42 @@ def _params_to_torch(TORCH, PARAMS, params):
             placed.add(name)
         out[k] = numpy.concatenate(blocks, axis=0)
     return out
+
+
+# -- affine scans (the scan kernels of derive.codegen.scan) ----------------------------------
+
+def _rows(a):
+    """a as a 2-D array of its rows over every leading axis: (T, B, n) -> (T B, n)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _affine_scan(A, b, s0):
+    """s_t = A_t s_{t-1} + b_t for t = 0..T-1 from s_{-1} = s0, by recursive doubling
+    (Hillis and Steele): after the pass with offset d, (A_t, b_t) composes the steps
+    t-2d+1..t, with (A, b) then (A', b') = (A' A, A' b + b'); ceil(log2 T) whole-array passes.
+    A (T, ..., S, S), b (T, ..., S), s0 (..., S); S = 1 runs elementwise."""
+    T = A.shape[0]
+    if A.shape[-1] == 1:
+        A, b, s = A[..., 0, 0].copy(), b[..., 0].copy(), s0[..., 0]
+        d = 1
+        while d < T:
+            b[d:] = A[d:] * b[:-d] + b[d:]
+            A[d:] = A[d:] * A[:-d]
+            d *= 2
+        return (A * s + b)[..., None]
+    A, b = A.copy(), b.copy()
+    d = 1
+    while d < T:
+        b[d:] = numpy.einsum("...ij,...j->...i", A[d:], b[:-d]) + b[d:]
+        A[d:] = A[d:] @ A[:-d]
+        d *= 2
+    return numpy.einsum("...ij,...j->...i", A, s0) + b
+
+
+def _affine_scan_reverse(A, g, ds):
+    """The adjoint recursion Delta_t = g_t + A_{t+1}^T Delta_{t+1}, t = T-1..0, with
+    Delta_{T-1} = g_{T-1} + ds: the same scan run backwards in time over A^T."""
+    M = numpy.empty_like(A)
+    M[0] = numpy.eye(A.shape[-1], dtype=A.dtype)
+    M[1:] = numpy.swapaxes(A[:0:-1], -1, -2)
+    return _affine_scan(M, g[::-1], ds)[::-1]

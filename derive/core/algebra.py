@@ -21,7 +21,8 @@ from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneM
 from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
-from derive.core.primitives import Elementwise
+from derive.core.binary import Binary
+from derive.core.primitives import Elementwise, Reciprocal
 from derive.core.symbols import Cotangent, Incoming, Param
 
 
@@ -143,6 +144,8 @@ def atom_rank(atom) -> tuple:
         elif isinstance(atom, Elementwise):
             key = (_RANK_DERIV if atom.is_derivative else _RANK_FUNC, atom.name,
                    structural_key(atom.arg))
+        elif isinstance(atom, Binary):
+            key = (_RANK_FUNC, atom.name, structural_key(atom))
         else:
             key = (_RANK_OTHER, structural_key(atom))
         _RANK_CACHE[atom] = key
@@ -221,6 +224,8 @@ class VecPoly:
                 return cls.from_expr(inner).scaled(c)
         if isinstance(e, Elementwise):
             return cls.atom(type(e)(cls.from_expr(e.arg).to_expr()))
+        if isinstance(e, Binary):
+            return cls.atom(type(e)(*(cls.from_expr(a).to_expr() for a in e.args)))
         if isinstance(e, MatMul):
             # matrix times vector: normalise the vector operand, keep the product an atom
             *mats, v = e.args
@@ -306,18 +311,69 @@ def _factored_expr(poly: VecPoly):
     if cached is not None:
         return cached
     atoms = sorted({a for m, _ in poly.terms for a in m}, key=atom_rank)
+    out = _rational_expr(poly) if any(isinstance(a, Reciprocal) for a in atoms) else None
+    if out is None:
+        out = _polynomial_expr(poly, atoms)
+    _FACTOR_CACHE[cache_key] = out
+    return out
+
+
+def _polynomial_expr(poly: VecPoly, atoms):
+    """The polynomial factored over the rationals, atoms as indeterminates."""
     syms = sympy.symbols(f"_a0:{len(atoms)}", commutative=True)
     to_sym = dict(zip(atoms, syms))
     to_atom = dict(zip(syms, atoms))
     scalar = sympy.Add(*[sympy.Rational(c.numerator, c.denominator) *
                          sympy.Mul(*[to_sym[a] for a in m]) for m, c in poly.terms])
     coeff, factors = sympy.factor_list(scalar)
-    monomial_atoms, sums = [], []
+    return _assemble(coeff, factors, [], to_atom, poly.shape)
+
+
+def _rational_expr(poly: VecPoly):
+    """A polynomial with reciprocal atoms 1/u as one fraction in lowest terms: every 1/u
+    becomes 1/(u's polynomial), SymPy's ``cancel`` brings the rational function to p/q with
+    gcd(p, q) = 1, and both are factored; the factors of q come back as reciprocal atoms
+    (``delta_i' (1 - i/(f + i)) - delta_f' f/(f + i)  ->  f (delta_i' - delta_f')/(f + i)^2``).
+    Used only when terms cancel (p has fewer monomials than the polynomial had); otherwise
+    None, and the reciprocals stay atoms of the polynomial form."""
+    to_sym: dict = {}
+
+    def scalar_of(vp):
+        return sympy.Add(*[sympy.Rational(c.numerator, c.denominator) *
+                           sympy.Mul(*[value(a) for a in m]) for m, c in vp.terms])
+
+    def value(a):
+        if isinstance(a, Reciprocal):
+            return 1 / scalar_of(VecPoly.from_expr(a.arg))
+        if a not in to_sym:
+            to_sym[a] = sympy.Symbol(f"_a{len(to_sym)}", commutative=True)
+        return to_sym[a]
+
+    num, den = sympy.fraction(sympy.cancel(scalar_of(poly)))
+    if len(sympy.Add.make_args(sympy.expand(num))) >= len(poly.terms):
+        return None
+    to_atom = {v: k for k, v in to_sym.items()}
+    cn, fn = sympy.factor_list(num)
+    cd, fd = sympy.factor_list(den)
+    coeff, denominators = cn / cd, []
+    for base, power in fd:
+        part = VecPoly.atom(to_atom[base]) if base.is_Symbol else _poly_from_scalar(base, to_atom, poly.shape)
+        if part.terms[0][1] < 0:
+            part, coeff = -part, coeff * (-1) ** int(power)
+        denominators += [Reciprocal(part.to_expr())] * int(power)
+    return _assemble(coeff, fn, denominators, to_atom, poly.shape)
+
+
+def _assemble(coeff, factors, extra_atoms, to_atom, shape):
+    """coeff * (the product of the factors) * (extra atoms) as a Hadamard product: symbols
+    back to their atoms, sums back to VecPolys with a positive first term and grouped
+    (:func:`_collected`), one minus sign moved into a sum where that reads better."""
+    monomial_atoms, sums = list(extra_atoms), []
     for base, power in factors:
         if base.is_Symbol:
             monomial_atoms += [to_atom[base]] * int(power)
             continue
-        part = _poly_from_scalar(base, to_atom, poly.shape)
+        part = _poly_from_scalar(base, to_atom, shape)
         first_coeff = part.terms[0][1]
         if first_coeff < 0:           # make the first term positive: 1 - z, not z - 1
             part = -part
@@ -335,11 +391,8 @@ def _factored_expr(poly: VecPoly):
             coeff = -coeff
     factors_expr = monomial_atoms + [_collected(p) for p in sums]
     if not factors_expr:
-        out = scale(coeff, OneMatrix(*poly.shape))
-    else:
-        out = scale(coeff, hadamard(factors_expr))
-    _FACTOR_CACHE[cache_key] = out
-    return out
+        return scale(coeff, OneMatrix(*shape))
+    return scale(coeff, hadamard(factors_expr))
 
 
 def _collected(p: VecPoly):

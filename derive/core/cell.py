@@ -202,8 +202,20 @@ class Cell:
         key = (of.name if isinstance(of, MatrixSymbol) else of,
                wrt.name if isinstance(wrt, MatrixSymbol) else wrt)
         if key not in self._expr_cache:
-            self._expr_cache[key] = self.textbook_order(self.jacobian_linmap(of, wrt).to_expr())
+            self._expr_cache[key] = self.textbook_order(
+                self.named_outputs(self.jacobian_linmap(of, wrt).to_expr()))
         return self._expr_cache[key]
+
+    @cached_property
+    def _output_names(self) -> dict:
+        return {VecPoly.from_expr(eq.rhs).to_expr(): eq.lhs for eq in self.equations
+                if isinstance(eq.rhs, Elementwise) and eq.rhs.derive_with_output}
+
+    def named_outputs(self, expr):
+        """``expr`` with every ``f(u)`` that an equation ``y = f(u)`` names written as ``y``,
+        for the primitives that derive with their output (``d exp(u) = exp(u) du``): the
+        derivative of ``f' = exp(f~ + m_{t-1} - m_t)`` reads ``f'_t``, not the exponential."""
+        return expr.xreplace(self._output_names) if self._output_names else expr
 
     def textbook_order(self, expr):
         """Reorder every sum so terms follow the parameters' declaration order (the i, f, g, o
@@ -230,6 +242,24 @@ class Cell:
         return {(s, r): self.jacobian(s, r) for s in self.states for r in self.states}
 
     # -- reverse mode --------------------------------------------------------------------
+    def holding(self, *states) -> "Cell":
+        """The same cell whose :meth:`backward` treats the given states as constants
+        (stop-gradient): no cotangent enters their equations or their previous values. The
+        forward step and the Jacobians are unchanged. For a state the outputs do not depend
+        on (sLSTM's stabiliser m) this backward gives the same gradients, more cheaply."""
+        for s in states:
+            if s not in self.states:
+                raise CellError(f"cell {self.name!r} has no state {s!r}; its states are "
+                                + ", ".join(self.states))
+        held = Cell.__new__(Cell)
+        held.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_b")
+                              and k not in ("_readout_backward",)})
+        held._jac_cache, held._expr_cache = self._jac_cache, self._expr_cache
+        held.held = tuple(dict.fromkeys(self.held + tuple(states)))
+        return held
+
+    held: tuple = ()
+
     @cached_property
     def _backward(self) -> Backward:
         H = DIMS["H"]
@@ -246,7 +276,8 @@ class Cell:
             if isinstance(e, Var):
                 received.setdefault(e.name, []).append(ct)
             elif isinstance(e, PrevState):
-                prev_ct[e.state] = prev_ct[e.state] + ct
+                if e.state not in self.held:
+                    prev_ct[e.state] = prev_ct[e.state] + ct
             elif isinstance(e, Input):
                 input_ct = input_ct + ct
             elif isinstance(e, Param):
@@ -256,6 +287,8 @@ class Cell:
 
         for eq in reversed(self.equations):
             name = eq.lhs.name
+            if name in self.held:
+                continue
             total = VecPoly.zero(eq.lhs.shape)
             if name in incoming:
                 total = total + VecPoly.atom(incoming[name])
@@ -271,7 +304,9 @@ class Cell:
         params = {name: sum_cotangents(param_ct[name], p.shape)
                   for name, p in self.params.items() if param_ct.get(name)}
         bw = _inline(Backward(incoming, assignments, prev_ct, input_ct, params, adjoint_of))
-        o = self.textbook_order
+
+        def o(e):
+            return self.textbook_order(self.named_outputs(e))
         return Backward(bw.incoming, [(d, o(e)) for d, e in bw.assignments],
                         {s: o(e) for s, e in bw.prev_states.items()}, o(bw.input),
                         {p: o(e) for p, e in bw.params.items()}, bw.adjoint_of)
@@ -313,6 +348,8 @@ class Cell:
                 states[e.name] = states.get(e.name, VecPoly.zero(e.shape)) + ct
             elif isinstance(e, Param):
                 params.setdefault(e.name, []).append(ct)
+            elif isinstance(e, Input):       # a feed-through such as LRU's D * u
+                states["x"] = states.get("x", VecPoly.zero(e.shape)) + ct
             else:
                 raise CellError(f"cell {self.name!r}: the readout reads {e.name!r}")
 
@@ -327,7 +364,8 @@ class Cell:
     def readout_backward(self):
         """The readout's transpose rule: ``({state: nabla_{s_t} L_t}, {readout param:
         gradient})``, with ``nabla_{y_t} L_t`` (:class:`LossGradient`) a leaf for every
-        readout output y; :class:`CellError` when the readout reads a non-state variable."""
+        readout output y (key ``"x"``: the input's gradient, when the readout feeds x through);
+        :class:`CellError` when the readout reads a non-state variable."""
         return self._readout_backward
 
 

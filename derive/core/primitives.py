@@ -23,118 +23,8 @@ from __future__ import annotations
 import functools
 
 import sympy
-from sympy.calculus.util import function_range
-from sympy.matrices.expressions import MatrixExpr
 
-
-class Elementwise(MatrixExpr):
-    """``f(u)``: a scalar function applied to every entry of the matrix expression ``u``."""
-
-    name: str = ""          # spec-language and NumPy name, e.g. "sigmoid"
-    latex: str = ""         # LaTeX operator, e.g. r"\sigma"
-    text: str = ""          # Unicode name in text and pretty output, e.g. "σ'"
-    numpy: str = ""         # function in derive.codegen.np_primitives
-    derivative: type | None = None
-    primitive: type | None = None   # on a derivative node f': the primitive f (set below)
-    is_derivative = False   # True for f' nodes (sigma', tanh', relu')
-    domain = sympy.S.Reals  # where f (and f') is defined: the reals, or (0, oo) for log, sqrt
-
-    def __new__(cls, arg):
-        return MatrixExpr.__new__(cls, arg)
-
-    @property
-    def arg(self):
-        return self.args[0]
-
-    @property
-    def shape(self):
-        return self.arg.shape
-
-    def _entry(self, i, j, **kwargs):
-        return self.scalar(self.arg._entry(i, j, **kwargs))
-
-    def doit(self, **hints):
-        return type(self)(self.arg.doit(**hints)) if hints.get("deep", True) else self
-
-    def _eval_transpose(self):
-        return None
-
-    # -- printmethod hooks: SymPy's printers (sympy.latex, sympy.pretty, str, Jupyter) call
-    # these before their dispatch on the class name
-    def _latex(self, printer):
-        """``\\sigma'\\left(u\\right)``: the operator of :attr:`latex` applied to the argument."""
-        return r"%s\left(%s\right)" % (self.latex, printer._print(self.arg))
-
-    def _pretty(self, printer):
-        """``σ'(u)`` as a 2-D picture (the argument may be taller than one line)."""
-        from sympy.printing.pretty.stringpict import prettyForm
-        arg = prettyForm(*printer._print(self.arg).parens())
-        return prettyForm(*arg.left(self.text or self.name))
-
-    def _sympystr(self, printer):
-        """``SigmoidPrime(u)``: the constructor form (``str`` and ``repr`` of SymPy matrix
-        expressions; :mod:`derive.printing.text` prints ``σ'(u)``)."""
-        return "%s(%s)" % (type(self).__name__, printer._print(self.arg))
-
-    @staticmethod
-    def scalar(x):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    @staticmethod
-    def from_output(y):
-        """f'(u) in terms of y = f(u); None when f' is not a function of y alone."""
-        return None
-
-    @classmethod
-    def gamma(cls):
-        """sup of |f'| over the domain: the gamma of Pascanu et al. (2013), section 2.1;
-        ``sympy.oo`` when f' is unbounded (exp, log, sqrt). Computed by SymPy, not typed in."""
-        if cls not in _GAMMA_CACHE:          # (setdefault would recompute it every call)
-            _GAMMA_CACHE[cls] = cls._sup_abs_derivative()
-        return _GAMMA_CACHE[cls]
-
-    @classmethod
-    def _sup_abs_derivative(cls):
-        """The range of f' over the domain by SymPy's ``function_range`` (an interval [a, b]):
-        sup |f'| = max(|a|, |b|). When SymPy cannot find the range: if f'' has exactly one real
-        zero c and f^(3)(c) < 0, c is the only critical point and a strict local maximum, hence
-        the global one: sup f' = f'(c); otherwise the largest |f'| at the critical points and
-        its limits at -oo and +oo."""
-        x = sympy.Symbol("x", real=True)
-        fp = cls.derivative.scalar(x)
-        fpp = sympy.diff(fp, x)
-        if cls.domain == sympy.S.Reals:
-            # the fast case first (sigmoid, tanh): f' smooth with one critical point, a strict
-            # maximum; then f' decreases towards both ends, so sup |f'| is the larger of f'(c)
-            # and |f'| at -oo and +oo
-            critical = sympy.solve(fpp, x)
-            if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
-                ends = [_limit_at(fp, x, sympy.oo), _limit_at(fp, x, -sympy.oo)]
-                if all(e.is_finite for e in ends):
-                    return sympy.Max(sympy.nsimplify(fp.subs(x, critical[0])), *map(abs, ends))
-        try:
-            rng = function_range(fp, x, cls.domain)
-        except NotImplementedError:
-            rng = None
-        if isinstance(rng, sympy.Interval):
-            return sympy.Max(abs(rng.inf), abs(rng.sup))
-        critical = sympy.solve(fpp, x)
-        if len(critical) == 1 and (sympy.diff(fpp, x).subs(x, critical[0]) < 0) is sympy.true:
-            return sympy.nsimplify(fp.subs(x, critical[0]))
-        candidates = [fp.subs(x, c) for c in critical]
-        candidates += [sympy.limit(fp, x, sympy.oo), sympy.limit(fp, x, -sympy.oo)]
-        return sympy.Max(*(abs(c) for c in candidates))
-
-
-def _limit_at(f, x, end):
-    """lim f(x) as x -> end (+-oo): f evaluated in the extended reals when that gives a finite
-    number (no indeterminate form arose: SymPy returns nan for oo - oo or 0 * oo), else
-    SymPy's limit (Gruntz's algorithm, exact but slow)."""
-    v = f.subs(x, end)
-    if v.is_number and v.is_finite and v is not sympy.nan:
-        return v
-    return sympy.limit(f, x, end)
-
+from derive.core.elementwise import Elementwise, _limit_at  # noqa: F401  (re-exported)
 
 class SigmoidPrime(Elementwise):
     """sigma'(x) = sigma(x) (1 - sigma(x))."""
@@ -227,6 +117,7 @@ class ExpPrime(Elementwise):
 class Exp(Elementwise):
     """exp(x) (overflows to inf in floating point for x > 709.78 in float64, 88.72 in float32)."""
     name, latex, numpy, text, derivative = "exp", r"\exp", "exp", "exp", ExpPrime
+    derive_with_output = True
     scalar = staticmethod(sympy.exp)
 
     @staticmethod
@@ -383,6 +274,53 @@ class Sin(Elementwise):
     scalar = staticmethod(sympy.sin)
 
 
+_NONZERO = sympy.Union(sympy.Interval.open(-sympy.oo, 0), sympy.Interval.open(0, sympy.oo))
+
+
+class ReciprocalPrime(Elementwise):
+    """(1/x)' = -1/x^2, for x != 0."""
+    name, latex, numpy, text = "reciprocal_prime", r"(1/\cdot)'", "reciprocal_prime", "(1/·)'"
+    is_derivative, domain = True, _NONZERO
+
+    @staticmethod
+    def scalar(x):
+        return -1 / x ** 2
+
+
+class Reciprocal(Elementwise):
+    """1/x, for x != 0: the spec language's ``a / b`` is ``a * reciprocal(b)``; printers write
+    the reciprocal factors of a product as its denominator."""
+    name, latex, numpy, text = "reciprocal", r"\operatorname{recip}", "reciprocal", "1/"
+    derivative, domain, derive_with_output = ReciprocalPrime, _NONZERO, True
+
+    @staticmethod
+    def scalar(x):
+        return 1 / x
+
+    @staticmethod
+    def from_output(y):
+        return -y * y
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        return sympy.oo                 # 1/x^2 is unbounded near 0
+
+
+class Step(Elementwise):
+    """The Heaviside step with value 1/2 at 0: the derivative of max and min (the tie
+    convention of PyTorch's ``torch.maximum``: at a tie each argument gets half). It has no
+    derivative of its own here (it is constant almost everywhere)."""
+    name, latex, numpy, text = "step", r"\operatorname{H}", "heaviside", "H"
+
+    @staticmethod
+    def scalar(x):
+        return sympy.Heaviside(x, sympy.S.Half)
+
+    @classmethod
+    def _sup_abs_derivative(cls):
+        return sympy.S.Zero
+
+
 _NEW = (Exp, Log, Softplus, LogSigmoid, Silu, Abs, Sqrt, Cos, Sin)
 
 #: Functions a cell definition may call, by spec-language name.
@@ -391,12 +329,13 @@ FUNCTIONS: dict[str, type[Elementwise]] = {cls.name: cls for cls in (Sigmoid, Ta
 for _f in FUNCTIONS.values():                  # the one inverse of f -> f'
     _f.derivative.primitive = _f
 
+Reciprocal.derivative.primitive = Reciprocal
+
 #: Every primitive node, derivatives included.
 ALL_PRIMITIVES: tuple[type[Elementwise], ...] = (
     Sigmoid, SigmoidPrime, Tanh, TanhPrime, Relu, ReluPrime) + tuple(
-    c for f in _NEW for c in (f, f.derivative))
+    c for f in _NEW for c in (f, f.derivative)) + (Reciprocal, ReciprocalPrime, Step)
 
-_GAMMA_CACHE: dict = {}
 
 
 class PrimitiveError(ArithmeticError):

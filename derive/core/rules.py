@@ -24,6 +24,7 @@ from __future__ import annotations
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, ZeroMatrix
 
 from derive.core.algebra import VecPoly, add, matmul, transpose
+from derive.core.binary import Binary
 from derive.core.linmap import LinMap
 from derive.core.primitives import Elementwise
 
@@ -100,11 +101,25 @@ def hadamard_partials(e):
 
 @defjvp(Elementwise)
 def elementwise_partials(e):
-    """d f(u) / du = diag(f'(u)), with f' the primitive's registered derivative node."""
+    """d f(u) / du = diag(f'(u)), with f' the primitive's registered derivative node, or, for
+    a primitive that derives with its output (exp, 1/u), f' written in y = f(u)."""
     if e.derivative is None:
         raise NotImplementedError(f"no derivative rule registered for {type(e).__name__}")
-    fprime = VecPoly.atom(e.derivative(VecPoly.from_expr(e.arg).to_expr()))
+    u = VecPoly.from_expr(e.arg).to_expr()
+    if e.derive_with_output:
+        fprime = e.from_output(VecPoly.atom(type(e)(u)))
+    else:
+        fprime = VecPoly.atom(e.derivative(u))
     return [(e.arg, LinMap.diagonal(fprime))]
+
+
+@defjvp(Binary)
+def binary_partials(e):
+    """d f(a, b) = diag(f_a) da + diag(f_b) db, with the partials f_a, f_b registered beside
+    the function (:meth:`derive.core.binary.Binary.local`)."""
+    a, b = (VecPoly.from_expr(x).to_expr() for x in e.args)
+    return [(child, LinMap.diagonal(VecPoly.from_expr(d)))
+            for child, d in zip(e.args, type(e).local(a, b))]
 
 
 @defjvp(OneMatrix)

@@ -29,6 +29,10 @@ class BatchNumPyPrinter(NumPyPrinter):
     _default_settings = {**NumPyPrinter._default_settings, "fully_qualified_modules": True,
                          "order": "none", "names": None}
 
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.printmethod = "_batchnumpycode"     # NumPyPrinter sets "_numpycode" per instance
+
     def _name(self, sym):
         """Code for a symbol: its name, or what the ``names`` setting maps it to."""
         names = self._settings.get("names") or {}

@@ -3,13 +3,17 @@
 Grammar (``*`` and ``@`` bind equally and group left to right, as in Python)::
 
     expr  := term (('+' | '-') term)*
-    term  := unary (('*' | '@') unary)*
+    term  := unary (('*' | '@' | '/') unary)*
     unary := '-' unary | atom
-    atom  := number | name | function '(' expr ')' | '(' expr ')'
+    atom  := number | name | function '(' expr ')' | binary '(' expr ',' expr ')' | '(' expr ')'
 
 Typing, applied while parsing: ``@`` is the matrix product, its left operand a parameter
 matrix or a product of them and its right operand a vector or another parameter matrix;
 ``*`` is the Hadamard product of two vectors of one shape, or a number times anything;
+``/`` is entrywise division: ``a / b`` is ``a * reciprocal(b)`` for vectors (a number
+``k / b`` is ``k * reciprocal(b)``, ``a / k`` is ``(1/k) * a``; nothing checks b != 0);
+``max(a, b)`` and ``min(a, b)`` (:data:`derive.core.binary.BINARY_FUNCTIONS`) take two vectors of
+one shape, or a vector and a number;
 ``+`` and ``-`` take vectors of one shape (a number there is that number times the
 all-ones vector); functions (:data:`derive.core.primitives.FUNCTIONS`: sigmoid, tanh, relu,
 exp, log, softplus, logsigmoid, silu, abs, sqrt, cos, sin) apply entrywise to vectors, never
@@ -26,11 +30,12 @@ import unicodedata
 from fractions import Fraction
 
 import sympy
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
+from sympy import MatMul
 
 from derive.core.algebra import add, hadamard, matmul, ones, scale
-from derive.core.primitives import FUNCTIONS, Elementwise
-from derive.core.symbols import Param, Var
+from derive.core.binary import BINARY_FUNCTIONS
+from derive.core.primitives import FUNCTIONS, Reciprocal
+from derive.core.symbols import Param
 
 MAX_EXPR_CHARS = 4000            # one equation
 MAX_TOKENS = 1000                # one equation
@@ -52,7 +57,7 @@ class SpecError(ValueError):
 
 
 _TOKEN_RE = re.compile(r"[ \t\r\n]*(?:(?P<num>[0-9]+(?:\.[0-9]+)?)"
-                       r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+*@()]))", re.ASCII)
+                       r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+*@(),/]))", re.ASCII)
 _AFTER_NUMBER_RE = re.compile(r"[A-Za-z_.0-9]", re.ASCII)
 
 
@@ -69,9 +74,7 @@ _CHAR_HINTS = {
     "[": "indexing is not part of the language",
     "'": "strings are not part of the language",
     '"': "strings are not part of the language",
-    "/": "division is not part of the language",
     "^": "powers are not part of the language",
-    ",": "functions take exactly one argument",
     ":": "lambdas and slices are not part of the language",
     "=": "an equation is a single expression; its name is the TOML key",
 }
@@ -186,7 +189,7 @@ class _Parser:
 
     def term(self):
         left = self.unary()
-        while self.at_op("*", "@"):
+        while self.at_op("*", "@", "/"):
             _, op, off = self.take()
             right = self.unary()
             left = self.combine_mul(left, right, op, off)
@@ -216,7 +219,7 @@ class _Parser:
         if kind == "name":
             if self.at_op("("):
                 return self.call(val, off)
-            if val in FUNCTIONS:
+            if val in FUNCTIONS or val in BINARY_FUNCTIONS:
                 raise self.error(f"function {val!r} needs an argument in parentheses", off)
             sym = self.scope.get(val)
             if sym is None and val in self.scope:
@@ -230,20 +233,28 @@ class _Parser:
         raise self.error(f"unexpected {val!r}: an operand is missing", off)
 
     def call(self, fname, off):
-        fn = FUNCTIONS.get(fname)
+        fn = FUNCTIONS.get(fname) or BINARY_FUNCTIONS.get(fname)
         if fn is None:
             raise self.error(f"unknown function {fname!r}; the functions are "
-                             + ", ".join(sorted(FUNCTIONS)), off)
+                             + ", ".join(sorted([*FUNCTIONS, *BINARY_FUNCTIONS])), off)
         _, _, paren = self.take()
         self._nest(paren)
         self.calls += 1
         if self.calls > MAX_CALL_DEPTH:
             raise self.error(f"function calls nested deeper than {MAX_CALL_DEPTH} levels; name the "
                              f"inner values as equations of their own", off)
-        arg = self.expr()
+        args = [self.expr()]
+        if fname in BINARY_FUNCTIONS:
+            self.expect(",", paren, f"{fname}() takes two arguments: ")
+            args.append(self.expr())
+        elif self.at_op(","):
+            raise self.error(f"{fname}() takes one argument", self.peek()[2])
         self.calls -= 1
         self.depth -= 1
         end = self.expect(")", paren)
+        if fname in BINARY_FUNCTIONS:
+            return _Node(self.binary(fn, fname, args, off), off, end)
+        arg, = args
         if arg.is_number:
             raise self.error(f"{fname}() of a number is not a cell quantity", off)
         if not is_vector(arg.value):
@@ -251,15 +262,32 @@ class _Parser:
                              f"{shape_str(arg.value)} matrix", arg.start)
         return _Node(fn(arg.value), off, end)
 
-    def expect(self, ch, opened_at):
+    def expect(self, ch, opened_at, why=""):
         kind, val, off = self.take()
         if kind == "op" and val == ch:
             return off + 1
         found = "the end of the expression" if kind == "end" else repr(val)
+        if why:
+            raise self.error(f"{why}expected {ch!r}, found {found}", off)
         line, col = self.locate(opened_at)
         here = self.locate(off)[0]
         where = f"column {col}" if line == here else f"line {line}, column {col}"
         raise self.error(f"expected {ch!r} to close the '(' at {where}, found {found}", off)
+
+    def binary(self, fn, fname, args, off):
+        """max(a, b) / min(a, b): two vectors of one shape, or a vector and a number."""
+        if all(a.is_number for a in args):
+            raise self.error(f"{fname}() of two numbers is not a cell quantity", off)
+        for a in args:
+            if not a.is_number and not is_vector(a.value):
+                raise self.error(f"{fname}() applies to vectors; {self.src(a)!r} is a "
+                                 f"{shape_str(a.value)} matrix", a.start)
+        shape = next(a.value.shape for a in args if not a.is_number)
+        left, right = (_const(a.value, shape) for a in args)
+        if left.shape != right.shape:
+            raise self.error(f"shape mismatch in {fname}(): {self.src(args[0])!r} has "
+                             f"{_rows(left)} rows but {self.src(args[1])!r} has {_rows(right)}", off)
+        return fn(left, right)
 
     def undeclared(self, name):
         msg = f"undeclared symbol {name!r}"
@@ -295,6 +323,8 @@ class _Parser:
         span = (a.start, b.end)
         if op == "@":
             return _Node(self.matmul(a, b, off), *span)
+        if op == "/":
+            return _Node(self.divide(a, b, off), *span)
         if a.is_number and b.is_number:
             return _Node(self.number(a.value * b.value, off), *span)
         if a.is_number or b.is_number:
@@ -312,6 +342,32 @@ class _Parser:
             raise self.error(f"shape mismatch in '*': {self.src(a)!r} has {_rows(a.value)} rows "
                              f"but {self.src(b)!r} has {_rows(b.value)}", off)
         return _Node(hadamard([a.value, b.value]), *span)
+
+    def divide(self, a, b, off):
+        """a / b entrywise: a * reciprocal(b); by a number: a scalar multiple."""
+        if b.is_number:
+            if b.value == 0:
+                raise self.error("division by zero", b.start)
+            if a.is_number:
+                return self.number(a.value / b.value, off)
+            if not is_vector(a.value):
+                raise self.error(f"'/' divides vectors; {self.src(a)!r} is a "
+                                 f"{shape_str(a.value)} matrix", a.start)
+            q = 1 / b.value
+            return scale(sympy.Rational(q.numerator, q.denominator), a.value)
+        if not is_vector(b.value):
+            raise self.error(f"'/' divides by vectors; {self.src(b)!r} is a "
+                             f"{shape_str(b.value)} matrix", b.start)
+        recip = Reciprocal(b.value)
+        if a.is_number:
+            return scale(sympy.Rational(a.value.numerator, a.value.denominator), recip)
+        if not is_vector(a.value):
+            raise self.error(f"'/' divides vectors; {self.src(a)!r} is a "
+                             f"{shape_str(a.value)} matrix", a.start)
+        if a.value.shape != b.value.shape:
+            raise self.error(f"shape mismatch in '/': {self.src(a)!r} has {_rows(a.value)} rows "
+                             f"but {self.src(b)!r} has {_rows(b.value)}", off)
+        return hadamard([a.value, recip])
 
     def matmul(self, a, b, off):
         if a.is_number or b.is_number:
@@ -368,71 +424,6 @@ def shape_str(e):
     """(H, D) for a matrix, (H,) for a column vector."""
     r, c = e.shape
     return f"({r}, {c})" if c != 1 else f"({r},)"
-
-
-# ---------------------------------------------------------------------------------------
-# the cost of deriving a cell, bounded before any derivation runs
-# ---------------------------------------------------------------------------------------
-
-def _monomials(e):
-    """Number of Hadamard monomials of ``e`` once expanded (VecPoly.from_expr), an upper bound."""
-    if isinstance(e, MatAdd):
-        return sum(_monomials(a) for a in e.args)
-    if isinstance(e, HadamardProduct):
-        out = 1
-        for a in e.args:
-            out *= _monomials(a)
-        return out
-    if isinstance(e, MatMul):
-        c, mats = e.as_coeff_matrices()
-        if c != 1 and len(mats) == 1:
-            return _monomials(mats[0])
-    return 1
-
-
-def derivation_size(equations) -> int:
-    """An upper bound on the work of deriving a cell: over all equations, the number of
-    (path to a leaf, expanded coefficient monomial) pairs of the chain rule.
-
-    For a node ``e``: a leaf counts 1; ``a + b`` adds; ``a * b`` counts
-    ``size(a) * mono(b) + mono(a) * size(b)`` (product rule, coefficients expanded); ``M v``
-    counts ``size(v)`` plus one per matrix; ``f(u)`` counts ``size(u)``; an equation's name
-    counts its definition. Every Jacobian term and every backward coefficient the engine
-    builds is one of these pairs (before like terms are merged), so the engine's time and
-    memory grow with this number; it grows exponentially only for specs that would make the
-    derivation itself exponential (e.g. ``e_k = tanh(e_{k-1} + W @ e_{k-1})`` repeated).
-    """
-    defs = {eq.lhs: eq.rhs for eq in equations}
-    memo: dict = {}
-
-    def size(e):
-        if e in memo:
-            return memo[e]
-        if isinstance(e, Var) and e in defs:
-            out = size(defs[e])
-        elif isinstance(e, MatrixSymbol):
-            out = 1
-        elif isinstance(e, MatAdd):
-            out = sum(size(a) for a in e.args)
-        elif isinstance(e, HadamardProduct):
-            monos = [_monomials(a) for a in e.args]
-            out = 0
-            for i, a in enumerate(e.args):
-                others = 1
-                for j, mono in enumerate(monos):
-                    if j != i:
-                        others *= mono
-                out += others * size(a)
-        elif isinstance(e, MatMul):
-            _, mats = e.as_coeff_matrices()
-            out = size(mats[-1]) + len(mats) - 1
-        elif isinstance(e, Elementwise):
-            out = size(e.arg)
-        else:
-            out = 0
-        memo[e] = out
-        return out
-    return sum(size(eq.lhs) for eq in equations)
 
 
 def parse_expression(text, scope, locate, path="<spec>"):

@@ -24,7 +24,8 @@ CELL_KEYS = ("name", "title", "reference", "description", "states")
 #: (a test checks this against the generator's output: derive.codegen.source.module_names).
 KERNEL_API = frozenset({"CELL", "CELLS", "OUTPUT", "PARAMS", "STATE", "TORCH", "backward",
                         "forward", "init_params", "params_from_torch", "params_to_torch", "step",
-                        "step_jacobian"})
+                        "step_jacobian", "step_jvp", "step_vjp", "JACOBIAN_LIMIT_BYTES",
+                        "SCAN_REFUSAL"})
 #: Names a cell may not use: the input, keywords of generated code (``type``: a soft keyword
 #: from 3.12), the generated modules' API, module names used by
 #: generated kernels, and the spec-language and derivative function names.

@@ -48,11 +48,12 @@ import sympy
 
 from derive.core.cell import Cell, Equation
 from derive.spec.lang import (MAX_DEPTH, MAX_EXPR_CHARS, MAX_NAME_CHARS, MAX_TOKENS, SpecError,
-                        derivation_size, describe_char, is_vector, parse_expression, shape_str,
+                        describe_char, is_vector, parse_expression, shape_str,
                         tokenize)
 from derive.spec.limits import (MAX_SPEC_BYTES, MAX_TEXT_CHARS, MAX_LATEX_CHARS, MAX_STATES, MAX_PARAMS,
                           MAX_EQUATIONS, MAX_DERIVATION_SIZE, NAME_RE, TABLES, CELL_KEYS,
                           RESERVED, RESERVED_PREFIXES)
+from derive.spec.cost import derivation_size
 from derive.spec.positions import TomlPositions
 from derive.core.symbols import DIMS, Input, Param, PrevState, Var, prev_name
 

@@ -10,7 +10,7 @@ from sympy import DiagMatrix, MatMul, Matrix
 
 import derive
 from derive.core.cell import CellError, ElmanForm
-from derive.core.primitives import (ALL_PRIMITIVES, FUNCTIONS, PrimitiveError, Sigmoid, Tanh,
+from derive.core.primitives import (ALL_PRIMITIVES, FUNCTIONS, PrimitiveError, Reciprocal, Sigmoid, Tanh,
                                gamma_identity)
 from derive.spec.tables import parse_spec
 from derive.core.symbols import D, H, Cotangent, Incoming, LossGradient, PrevState, Var
@@ -53,15 +53,20 @@ def test_prev_state_incoming_and_adjoint_name_what_they_belong_to():
 
 def test_derivative_nodes_know_their_primitive():
     """f.derivative.primitive is f; the derivative is d/dx of the primitive (SymPy's diff as
-    the oracle); primitives themselves have no primitive."""
+    the oracle); primitives themselves have no primitive. The primitives with a derivative are
+    the spec language's functions and 1/x (what ``a / b`` is built from); the step H (the
+    derivative of max and min) has none."""
     x = sympy.Symbol("x", real=True)
-    for f in FUNCTIONS.values():
+    with_derivative = [p for p in ALL_PRIMITIVES if not p.is_derivative and p.derivative]
+    assert set(with_derivative) == set(FUNCTIONS.values()) | {Reciprocal}
+    assert [p.name for p in ALL_PRIMITIVES if not p.is_derivative and not p.derivative] == ["step"]
+    for f in with_derivative:
         d = f.derivative
         assert d.primitive is f and d.is_derivative
         assert f.primitive is None
         if f.name != "relu":
             assert sympy.simplify(sympy.diff(f.scalar(x), x) - d.scalar(x)) == 0
-    assert {p for p in ALL_PRIMITIVES if p.is_derivative} == {f.derivative for f in FUNCTIONS.values()}
+    assert {p for p in ALL_PRIMITIVES if p.is_derivative} == {f.derivative for f in with_derivative}
 
 
 @pytest.mark.parametrize("name,act", [("rnn_sigmoid", Sigmoid), ("rnn_tanh", Tanh),

@@ -37,7 +37,8 @@ def test_every_new_function_is_registered_once_with_its_derivative():
         assert f.derivative.is_derivative and not f.is_derivative
         assert f.latex and f.text and f.derivative.latex and f.derivative.text
         assert callable(getattr(P, f.numpy)) and callable(getattr(P, f.derivative.numpy))
-    assert len(ALL_PRIMITIVES) == len(set(ALL_PRIMITIVES)) == 6 + 2 * len(NEW)
+    # sigmoid, tanh, relu and the new ones with their derivatives, then 1/x, (1/x)' and the step
+    assert len(ALL_PRIMITIVES) == len(set(ALL_PRIMITIVES)) == 6 + 2 * len(NEW) + 3
     assert len({p.name for p in ALL_PRIMITIVES}) == len({p.numpy for p in ALL_PRIMITIVES}) \
         == len(ALL_PRIMITIVES)
 
@@ -279,6 +280,6 @@ def test_new_function_names_are_reserved_for_parameters(name):
 
 def test_unknown_function_lists_the_new_ones():
     with pytest.raises(SpecError, match="unknown function 'erf'; the functions are abs, cos, "
-                                        "exp, log, logsigmoid, relu, sigmoid, silu, sin, "
+                                        "exp, log, logsigmoid, max, min, relu, sigmoid, silu, sin, "
                                         "softplus, sqrt, tanh"):
         parse_spec(SPEC.format(extra="", expr="erf(W @ h_prev)"), "t.toml")
