@@ -10,7 +10,9 @@ al. 2024, eqs. 8-17): the four input projections of the whole sequence in one GE
 recurrent GEMM for the four gates per step, BPTT by hand with the stabiliser held constant
 (what the xLSTM kernels do), whole-sequence weight-gradient GEMMs. The generated kernels are
 timed with the full backward and with ``cell.holding("m")``. For the other new cells the
-generated times are reported (no baseline). Prints a markdown table of ratios.
+generated times are reported (no baseline). A second table compares, at T = 4096, the loop
+with the derived parallel scan (forward(method="scan") and its reverse-scan backward) for the
+affine cells. Prints markdown tables.
 """
 from __future__ import annotations
 
@@ -126,10 +128,27 @@ def main():
                   f"| {t_full:.4f} ({t_full / t_hand:.2f}x) | {err:.1e} |")
 
 
-def run_cell(k, p, xs, dhs):
-    hs, cache = k.forward(p, xs)
+def run_cell(k, p, xs, dhs, method="loop"):
+    hs, cache = k.forward(p, xs, method=method)
     k.backward(p, cache, dhs)
+
+
+def scan_table(T_long=4096):
+    """forward + backward by the loop and by the derived parallel scan, T = 4096, float64."""
+    print(f"\nT={T_long}, B={B}, D=H={H}, float64, forward + backward\n")
+    print("| cell | loop s | scan s | loop / scan |")
+    print("|---|---|---|---|")
+    rng = numpy.random.default_rng(1)
+    xs = rng.standard_normal((T_long, B, D))
+    dhs = rng.standard_normal((T_long, B, H))
+    for cell in ("mingru", "minlstm", "lru"):
+        k = derive.kernels(cell)
+        p = k.init_params(D, H, rng=rng)
+        t_loop = best(lambda: run_cell(k, p, xs, dhs), 3)
+        t_scan = best(lambda: run_cell(k, p, xs, dhs, "scan"), 3)
+        print(f"| {cell} | {t_loop:.3f} | {t_scan:.3f} | {t_loop / t_scan:.2f}x |")
 
 
 if __name__ == "__main__":
     main()
+    scan_table()

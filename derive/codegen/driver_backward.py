@@ -189,26 +189,35 @@ class BackwardEmitter:
                 L(f"_acc_{out.param} += {pair[OuterLeft]}.T @ {pair[OuterRight]}")
 
     # -- jacobian ----------------------------------------------------------------------
-    def jacobian(self, L):
+    def _one_step(self, L, signature, doc, extra):
+        """The head of a function of one step's Jacobian program: run the step, unpack the
+        cache, call ``_jac`` (made on the first call); returns the names of its values."""
         plan = self.plan
-        L("def _jacobian(p, x, s0):")
+        L(f"def {signature}:")
         L.indent()
-        L('"""d s_t / d s_{t-1} (B, S, S), blocks in STATE order, numerator layout."""')
+        L(f'"""{doc}"""')
         L("c = _forward(p, x[None], s0)")
-        L("B, H = x.shape[0], s0[0].shape[1]")
-        L("dt = s0[0].dtype")
-        L("t = 0")
+        for line in extra + ["t = 0"]:
+            L(line)
         if any(isinstance(s, Input) for s in plan.jac.inputs):
             L('xs = c["xs"]')
         L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
         for v in plan.stored:
             L(f'_V_{v.name} = c["V"]["{v.name}"]')
-        f = self._add_math("_jac", plan.jac.inputs, plan.jac.assigns, plan.jac.outputs)
+        f = self.math.get("_jac") or self._add_math("_jac", plan.jac.inputs, plan.jac.assigns,
+                                                    plan.jac.outputs)
         names = self._param_names()
         if f is not None:
             args = [self.loc[s].cached for s in f.inputs]
             L(f"{self._unpack(['_j' + s.name for s in f.outputs])} = _jac({', '.join(args)})")
             names.update({s.name: "_j" + s.name for s in f.outputs})
+        return names
+
+    def jacobian(self, L):
+        plan = self.plan
+        names = self._one_step(L, "_jacobian(p, x, s0)",
+                               "d s_t / d s_{t-1} (B, S, S), blocks in STATE order, numerator layout.",
+                               ["B, H = x.shape[0], s0[0].shape[1]", "dt = s0[0].dtype"])
         n = len(self.cell.states)
         L(f"J = numpy.zeros((B, {size_code(n * H)}, {size_code(n * H)}), dt)")
         L("_diag = numpy.arange(H)")
@@ -250,22 +259,8 @@ class BackwardEmitter:
         materialising a block: ``J_sr v_r`` is its chain of diagonals and matrices applied to
         ``v_r`` from the right (``diag(q) J_ur v_r`` for a block built through state u)."""
         plan = self.plan
-        L("def _jvp(p, x, s0, v):")
-        L.indent()
-        L('"""sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free."""')
-        L("c = _forward(p, x[None], s0)")
-        L("t = 0")
-        if any(isinstance(s, Input) for s in plan.jac.inputs):
-            L('xs = c["xs"]')
-        L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
-        for v in plan.stored:
-            L(f'_V_{v.name} = c["V"]["{v.name}"]')
-        f = self.math.get("_jac")
-        names = self._param_names()
-        if f is not None:
-            args = [self.loc[s].cached for s in f.inputs]
-            L(f"{self._unpack(['_j' + s.name for s in f.outputs])} = _jac({', '.join(args)})")
-            names.update({s.name: "_j" + s.name for s in f.outputs})
+        names = self._one_step(L, "_jvp(p, x, s0, v)",
+                               "sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free.", [])
         for r, k in self.state_index.items():
             names[f"_v{k}"] = f"v[{k}]"
         made = set()

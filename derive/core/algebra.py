@@ -323,10 +323,18 @@ def _polynomial_expr(poly: VecPoly, atoms):
     syms = sympy.symbols(f"_a0:{len(atoms)}", commutative=True)
     to_sym = dict(zip(atoms, syms))
     to_atom = dict(zip(syms, atoms))
-    scalar = sympy.Add(*[sympy.Rational(c.numerator, c.denominator) *
-                         sympy.Mul(*[to_sym[a] for a in m]) for m, c in poly.terms])
-    coeff, factors = sympy.factor_list(scalar)
-    return _assemble(coeff, factors, [], to_atom, poly.shape)
+    if not atoms:                      # a constant (never more than one monomial)
+        return _monomial_expr((), poly.terms[0][1], poly.shape)
+    index = {a: k for k, a in enumerate(atoms)}
+    terms: dict = {}
+    for m, c in poly.terms:            # the polynomial built directly (no expression first)
+        exps = [0] * len(atoms)
+        for a in m:
+            exps[index[a]] += 1
+        terms[tuple(exps)] = sympy.Rational(c.numerator, c.denominator)
+    coeff, factors = sympy.Poly.from_dict(terms, *syms, domain="QQ").factor_list()
+    return _assemble(sympy.Rational(coeff), [(f.as_expr(), k) for f, k in factors], [], to_atom,
+                     poly.shape)
 
 
 def _rational_expr(poly: VecPoly):

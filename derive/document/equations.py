@@ -139,3 +139,24 @@ def param_grad_eqs(ctx, index=T) -> list:
         body = _wrap_if_sum(expr, ctx.rhs(expr, index))
         rows.append(Eq(lhs, sum_over(index_latex(index), body), ctx.label("grad_" + name)))
     return rows
+
+
+def scan_eqs(ctx) -> list | None:
+    """The derived affine form of a cell affine in its state: ``A^{(s,r)}_t = diag(a)`` for
+    every nonzero block and ``b^{(s)}_t``; None for a cell that is not affine."""
+    from derive.core.affine import NotAffine, affine_form
+    try:
+        form = affine_form(ctx.cell)
+    except NotAffine:
+        return None
+    many = len(ctx.cell.states) > 1
+    out = []
+    for (s, r), a in form.coeff:
+        lhs = r"A^{(%s,\,%s)}_t" % (ctx.namer.body(s), ctx.namer.body(r)) if many else "A_t"
+        out.append(Eq(lhs, r"\operatorname{diag}\bigl(%s\bigr)" % ctx.p(a), ctx.label("A_%s_%s" % (s, r))))
+    for s, b in form.offset:
+        lhs = r"b^{(%s)}_t" % ctx.namer.body(s) if many else "b_t"
+        out.append(Eq(lhs, ctx.rhs(b), ctx.label("b_%s" % s)))
+    out.append(Eq(r"(A, b) \circ (A', b')", r"(A' A,\; A' b + b')", ctx.label("combine")))
+    out.append(Eq(r"\delta s_{t-1}", r"A_t^{\top} \delta s_t + g_{t-1}", ctx.label("adjoint_scan")))
+    return out

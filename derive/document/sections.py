@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from derive.document.bounds import bound_eqs, bptt_sum_eqs, pascanu_eqs, recursion_eqs
 from derive.document.equations import (Ctx, backward_step_eqs, chain_eqs, forward_eqs,
-                                       jacobian_eqs, param_grad_eqs)
+                                       jacobian_eqs, param_grad_eqs, scan_eqs)
 from derive.document.model import Code, Display, Heading, Math, Para, Ref, para
 from derive.document.seed_sections import seed_blocks
 from derive.document import lstm_story, teaching
@@ -51,6 +51,7 @@ def cell_blocks(cell, notation=None) -> list:
     out.append(Display(chain_eqs(ctx), "gradient reaching each state"))
     out.append(para("The parameter gradients sum the contribution of every step:"))
     out.append(Display(param_grad_eqs(ctx), "parameter gradients"))
+    out += scan_blocks(ctx)
     bptt = bptt_sum_eqs(ctx)
     if bptt is not None:
         out.append(Heading(2, "BPTT as a double sum"))
@@ -227,7 +228,35 @@ def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
     out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
     out.append(Display(backward_step_eqs(ctx), "backward step"))
     out.append(Display(chain_eqs(ctx), "gradient reaching each state"))
+    out += scan_blocks(ctx, lang)
     return out
+
+
+SCAN_PROSE = {
+    "en": "The update is affine in the state: {form} with {A} and {b} free of every state "
+          "(the step Jacobian does not depend on the state), so the whole sequence is a "
+          "parallel scan. Two steps compose as {comb}, an associative operation, and the "
+          "gradients follow the adjoint recursion {adj}, a scan run backwards in time ({g}: the "
+          "loss gradient at step {tm1}); the kernels run both with forward(method=\"scan\").",
+    "zh": "这个更新对状态是仿射的：{form}，其中 {A} 和 {b} 不依赖任何状态（单步雅可比矩阵与状态"
+          "无关），所以整个序列可以用并行扫描计算。两步的复合 {comb} 满足结合律；梯度满足伴随递推 "
+          "{adj}，也就是沿时间反向的扫描（{g} 是第 {tm1} 步的损失梯度）；核函数用 "
+          "forward(method=\"scan\") 运行这两者。",
+}
+
+
+def scan_blocks(ctx, lang="en") -> list:
+    """The derived affine form and its scan, for a cell affine in its state."""
+    from derive.document.model import prose
+    rows = scan_eqs(ctx)
+    if rows is None:
+        return []
+    text = prose(SCAN_PROSE[lang], {
+        "form": Math(r"s_t = A_t s_{t-1} + b_t"), "A": Math("A_t"), "b": Math("b_t"),
+        "comb": Math(r"(A, b) \circ (A', b') = (A' A,\; A' b + b')"),
+        "adj": Math(r"\delta s_{t-1} = A_t^{\top} \delta s_t + g_{t-1}"),
+        "g": Math("g_{t-1}"), "tm1": Math("t-1")})
+    return [text, Display(rows, "affine form and scan")]
 
 
 NOTES = {"en": {

@@ -106,6 +106,17 @@ class FigureProcess:
             self.pid = None
 
 
+def send_result(fd, compute) -> None:
+    """Pickle ``("ok", compute())``, or ``("error", exception)``, to the pipe ``fd`` (the
+    one reply of a forked worker) and close it."""
+    try:
+        payload = ("ok", compute())
+    except BaseException as exc:                 # noqa: BLE001 - handed to the reader
+        payload = ("error", exc)
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(payload, fh)
+
+
 def start(warm, draw) -> FigureProcess | None:
     """Fork the drawing process: it calls ``warm()`` (imports), then answers one request with
     ``draw(experiments)``. None where there is no ``fork``."""
@@ -128,12 +139,7 @@ def start(warm, draw) -> FigureProcess | None:
                 pass
             data = _read_all(req_r)
             if data:
-                try:
-                    payload = ("ok", draw(pickle.loads(data)))
-                except BaseException as exc:     # noqa: BLE001 - handed to the requester
-                    payload = ("error", exc)
-                with os.fdopen(rep_w, "wb") as fh:
-                    pickle.dump(payload, fh)
+                send_result(rep_w, lambda: draw(pickle.loads(data)))
             status = 0
         except BaseException:                    # noqa: BLE001
             status = 1

@@ -29,7 +29,7 @@ import os
 import pickle
 import signal
 
-from derive.export.figure_process import die_with_parent
+from derive.export.figure_process import die_with_parent, send_result
 from derive.export.progress import cells_reporting, silent
 
 EXPORTERS = [
@@ -137,12 +137,8 @@ def _fork(mod, cells, options, progress):
             _die_with_parent(parent)
             os.close(read_fd)
             _test_sigint("child")
-            try:
-                payload = ("ok", mod.export(cells_reporting(cells, _label(mod), progress), options))
-            except BaseException as exc:         # noqa: BLE001 - handed to the parent
-                payload = ("error", exc)
-            with os.fdopen(write_fd, "wb") as fh:
-                pickle.dump(payload, fh)
+            send_result(write_fd, lambda: mod.export(cells_reporting(cells, _label(mod), progress),
+                                                     options))
             status = 0
         except BaseException:                    # noqa: BLE001
             status = 1

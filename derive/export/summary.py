@@ -1,6 +1,7 @@
 """Exporter: ``summary/<cell>.txt``, every derived result of a cell as readable text."""
 from __future__ import annotations
 
+from derive.core.affine import NotAffine, affine_form
 from derive.printing.text import text
 
 
@@ -25,7 +26,25 @@ def summary(cell) -> str:
     lines += ["", "Backward step (Delta_s = gradient reaching s_t from outside the step):"]
     for sym, expr in bw.outputs():
         lines.append(f"  {sym.name} = {text(expr)}")
+    lines += [""] + affine_lines(cell)
     return "\n".join(lines) + "\n"
+
+
+def affine_lines(cell) -> list:
+    """The derived affine form s_t = A_t s_{t-1} + b_t and its scan, or why there is none."""
+    try:
+        form = affine_form(cell)
+    except NotAffine as exc:
+        return ["Parallel scan: none (forward(method='scan') refuses): " + str(exc)]
+    out = ["Affine in the state: s_t = A_t s_{t-1} + b_t, A_t and b_t free of every state",
+           "(forward(method='scan') runs it as a parallel scan):"]
+    for (s, r), a in form.coeff:
+        out.append(f"  A[{s},{r}] = diag({text(a)})")
+    for s, b in form.offset:
+        out.append(f"  b[{s}] = {text(b)}")
+    out += ["  combine: (A, b) then (A', b') = (A' A, A' b + b')",
+            "  adjoint (a reverse scan): delta s_{t-1} = A_t^T delta s_t + g_{t-1}"]
+    return out
 
 
 def export(cells, options) -> dict:

@@ -186,3 +186,20 @@ def test_any_affine_spec_gets_a_scan_equal_to_its_loop(tmp_path_factory, text, s
     g2, _ = k.backward(p, c2, dhs)
     for n in p:
         assert numpy.abs(g1[n] - g2[n]).max() <= 1e-9 * max(1.0, numpy.abs(g1[n]).max()), n
+
+
+def test_the_derived_affine_form_is_in_the_summary_the_snippets_and_the_article():
+    """The summary states A_t, b_t, the combine and the adjoint recursion (or why there is no
+    scan); the LaTeX snippet and both editions of the article carry the labelled rows."""
+    from derive.document.sections import cell_snippet, document_blocks
+    from derive.document.render import render_tex
+    from derive.export.summary import summary
+    s = summary(derive.cell("mingru"))
+    assert "A[h,h] = diag(1 - z)" in s and "b[h] = htilde ⊙ z" in s
+    assert "(A, b) then (A', b') = (A' A, A' b + b')" in s and "A_t^T delta s_t" in s
+    assert "Parallel scan: none" in summary(derive.cell("lstm"))
+    assert r"\label{eq:lru:A_xre_xim}" in cell_snippet(derive.cell("lru"))
+    cells = [derive.cell(n) for n in ("rnn_sigmoid", "mingru", "lru")]
+    for lang in ("en", "zh"):
+        tex = render_tex(document_blocks(cells, lang=lang), "t", lang=lang)
+        assert r"\label{eq:mingru:A_h_h}" in tex and r"\label{eq:lru:b_xim}" in tex, lang
