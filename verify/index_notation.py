@@ -11,6 +11,7 @@ import sympy
 from sympy import (DiagMatrix, HadamardProduct, Identity, IndexedBase, KroneckerDelta, MatAdd,
                    MatMul, MatrixSymbol, OneMatrix, Piecewise, Sum, Transpose, ZeroMatrix)
 
+from derive.core.binary import Binary
 from derive.core.primitives import Elementwise
 from derive.core.symbols import DIMS, Input, PrevState, Var
 
@@ -130,8 +131,11 @@ def index_supported(cell) -> bool:
     """True when every matrix product in the cell's equations acts on the input or a previous
     state (no ``W @ var``): then every derived entry (i, k) reduces to one term per chain
     and the comparison needs no normalisation of nested sums. Cells with products such as
-    ``W_co @ c`` (full peepholes) or ``W_hn @ (r * h_prev)`` (Cho's GRU) are outside it."""
+    ``W_co @ c`` (full peepholes) or ``W_hn @ (r * h_prev)`` (Cho's GRU) are outside it, and
+    so are cells with max/min (their derivative, a step, has no opaque-function form here)."""
     for eq in cell.equations:
+        if eq.rhs.atoms(Binary):
+            return False
         for mm in [eq.rhs] + list(eq.rhs.atoms(MatMul)):
             if isinstance(mm, MatMul):
                 mats = mm.as_coeff_matrices()[1]

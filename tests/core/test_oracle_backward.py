@@ -16,15 +16,15 @@ import pytest
 from sympy import MatMul, Transpose, ZeroMatrix
 
 import derive
+from conftest import explicit_sizes
 from verify.explicit import entries_equal, expand
 
-SIZES = (1, 2, 3, 4)
 D = 2
 
 
 def _cases():
     for name in derive.cells():
-        for n in SIZES:
+        for n in explicit_sizes(name):
             yield pytest.param(name, n, id=f"{name}-n{n}")
 
 

@@ -16,9 +16,9 @@ import sympy
 from sympy import DiagMatrix, MatMul
 
 import derive
+from conftest import explicit_sizes
 from verify.explicit import entries_equal, expand
 
-SIZES = (1, 2, 3, 4)
 D = 2
 CELLS = derive.cells()
 
@@ -26,7 +26,7 @@ CELLS = derive.cells()
 def _blocks():
     for name in CELLS:
         states = derive.cell(name).states
-        for n in SIZES:
+        for n in explicit_sizes(name):
             for s in states:
                 for r in states:
                     yield pytest.param(name, n, s, r, id=f"{name}-n{n}-d{s}/d{r}_prev")
