@@ -129,7 +129,7 @@ def gradcheck_kernel(kernel, params: dict, xs, state0=None, *, seed=0, eps=1e-6)
     g_hs = rng.standard_normal((T, B, H))
     g_final = [rng.standard_normal((B, H)) for _ in names]
 
-    ih = names.index("h")
+    ih = names.index(kernel.OUTPUT)          # the state forward returns (h, else the first)
 
     def loss(arrs):
         # the forward pass as T calls of kernel.step (which also gives the final states)

@@ -20,7 +20,8 @@ from sympy import MatMul
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 import derive
-from derive.core.primitives import ALL_PRIMITIVES, Elementwise, Relu, Sigmoid
+from derive.core.binary import Binary
+from derive.core.primitives import ALL_PRIMITIVES, Abs, Elementwise, Relu, Sigmoid
 from derive.core.symbols import Param, Var
 
 from .gradcheck import gradcheck_kernel
@@ -85,24 +86,34 @@ _kernel = reference_kernels
 KINK_MARGIN = 1e-4
 
 
-def _relu_args(c, params, x, state):
+#: Nodes with a kink: relu and abs at argument 0, max and min where their arguments tie.
+KINKED = (Relu, Abs, Binary)
+
+
+def _kink_args(c, params, x, state):
+    """The values that are 0 at a kink: relu's and abs's arguments, a - b of max(a, b)."""
     env = dict(params, x=x, **{f"{s}_prev": v for s, v in zip(c.states, state)})
     env.update(cell_values(c, params, x, state))
     for eq in c.equations:
-        for node in eq.rhs.atoms(Relu) if hasattr(eq.rhs, "atoms") else ():
-            yield _eval(node.arg, env)
+        for node in eq.rhs.atoms(*KINKED) if hasattr(eq.rhs, "atoms") else ():
+            if isinstance(node, Binary):
+                yield _eval(node.args[0], env) - _eval(node.args[1], env)
+            else:
+                yield _eval(node.arg, env)
 
 
 def _skip_near_kinks(cell, params, xs, state0, step=None):
-    """NotApplicable when some relu argument along the steps is within KINK_MARGIN of 0."""
+    """NotApplicable when some relu or abs argument, or the difference of a max's or min's
+    arguments, is within KINK_MARGIN of 0 along the steps (no derivative there)."""
     c = _cell(cell)
-    if not any(eq.rhs.has(Relu) for eq in c.equations):
+    if not any(eq.rhs.has(*KINKED) for eq in c.equations):
         return
     s = tuple(state0)
     for t in range(len(xs)):
-        for a in _relu_args(c, params, xs[t], s):
+        for a in _kink_args(c, params, xs[t], s):
             if numpy.any(numpy.abs(a) < KINK_MARGIN):
-                raise NotApplicable(f"{c.name}: a relu argument is within {KINK_MARGIN} of its kink")
+                raise NotApplicable(f"{c.name}: a relu, abs, max or min is within {KINK_MARGIN} "
+                                    f"of its kink")
         vals = cell_values(c, params, xs[t], s)
         s = tuple(numpy.asarray(vals[n]) for n in c.states)
 

@@ -89,13 +89,12 @@ def _generate(cell) -> Kernel:
     plan = build_plan(cell)
     d = Driver(plan)
     consts, L = _Lines(), _Lines()
-    constants(consts, cell, plan.output_state, d.kept_dims())
+    scan_math, scan_driver, refusal = generate_scan(cell)
+    constants(consts, cell, plan.output_state, d.kept_dims(), refusal)
     d.forward(L)
     d.backward(L)
     d.jacobian(L)
     d.jvp(L)
-    scan_math, scan_driver, refusal = generate_scan(cell)
-    consts(f"SCAN_REFUSAL = {refusal!r}")
     math = {**d.math, **scan_math}
     driver = "\n".join(L.lines) + ("\n" + scan_driver if scan_driver else "")
     return Kernel(cell, plan, FrozenMap(tuple(sorted(math.items(),
@@ -109,8 +108,9 @@ def _math_order(name):
     return (kind.get(head, 9), int(name[len(head):] or 0))
 
 
-def constants(L, cell, output_state, kept):
-    """The cell's constants (names and shapes; every value printed by repr)."""
+def constants(L, cell, output_state, kept, scan_refusal=""):
+    """The cell's constants (names and shapes; every value printed by repr); SCAN_REFUSAL is
+    why forward(method="scan") refuses the cell ("" for a cell affine in its state)."""
     params = {n: tuple(str(d) for d in p.shape[:1]) + ((str(p.shape[1]),) if p.shape[1] != 1 else ())
               for n, p in cell.params.items()}
     torch = None
@@ -119,6 +119,7 @@ def constants(L, cell, output_state, kept):
     L(f"CELL = {cell.name!r}")
     L(f"STATE = {tuple(cell.states)!r}")
     L(f"OUTPUT = {output_state!r}")
+    L(f"SCAN_REFUSAL = {scan_refusal!r}")
     L("PARAMS = {")
     for n, shape in params.items():
         L(f"    {n!r}: {shape!r},")

@@ -18,14 +18,14 @@ term that depends on it) that ``forward(..., method="scan")`` raises.
 """
 from __future__ import annotations
 
-from sympy import MatAdd, MatMul, Transpose
+from sympy import MatAdd, ZeroMatrix
 
 from derive.codegen.exprs import canon, free_inputs
 from derive.codegen.plan_backward import rewrite
 from derive.codegen.locations import param_code
 from derive.codegen.mathfn import MathFunction
 from derive.core.affine import NotAffine, affine_form, state_dependent
-from derive.core.algebra import VecPoly
+from derive.core.algebra import VecPoly, matmul, scale, transpose
 from derive.core.symbols import H, Incoming, Input, Param, PrevState, Var
 
 
@@ -44,23 +44,31 @@ def _outer_terms(e):
     """A matrix gradient as [(u, v)] with e = sum u v^T (the bilinear rule's outer products)."""
     out = []
     for term in (e.args if isinstance(e, MatAdd) else (e,)):
+        if isinstance(term, ZeroMatrix):
+            continue
         c, mats = term.as_coeff_matrices()
-        *left, last = mats
-        if not isinstance(last, Transpose) or not left:
+        k = next((k for k, m in enumerate(mats) if m.shape[0] == 1), None)
+        if not k:
             raise ValueError(f"parameter gradient term {term} is not an outer product")
-        u = MatMul(c, *left, evaluate=False) if c != 1 else (
-            left[0] if len(left) == 1 else MatMul(*left, evaluate=False))
-        out.append((VecPoly.from_expr(u).to_expr(), last.arg))
+        u = scale(c, matmul(*mats[:k]))                    # a column: the left factor
+        v = transpose(matmul(*mats[k:]))                   # the row factor, as a column
+        out.append((VecPoly.from_expr(u).to_expr(), VecPoly.from_expr(v).to_expr()))
     return out
 
 
 def generate_scan(cell):
     """(math functions {name: MathFunction}, driver source, refusal) for ``cell``: the scan
-    functions and "" when it is affine, ({}, "", the reason) when it is not."""
+    functions and "" when it is affine, ({}, "", the reason) when it is not (or when a
+    derived gradient has a form the scan cannot evaluate)."""
     try:
-        form = affine_form(cell)
+        return _generate_scan(cell, affine_form(cell))
     except NotAffine as exc:
         return {}, "", str(exc)
+    except ValueError as exc:
+        return {}, "", f"cell {cell.name!r}: no scan kernel ({exc})"
+
+
+def _generate_scan(cell, form):
     deps = state_dependent(cell)
     states = list(cell.states)
     S = len(states)

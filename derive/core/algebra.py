@@ -198,6 +198,8 @@ class VecPoly:
 
     @classmethod
     def atom(cls, a):
+        if isinstance(a, ZeroMatrix):          # W (h - h): a product that normalised to 0
+            return cls.zero(a.shape)
         return cls({(a,): Fraction(1)}, a.shape)
 
     @classmethod

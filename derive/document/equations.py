@@ -157,6 +157,6 @@ def scan_eqs(ctx) -> list | None:
     for s, b in form.offset:
         lhs = r"b^{(%s)}_t" % ctx.namer.body(s) if many else "b_t"
         out.append(Eq(lhs, ctx.rhs(b), ctx.label("b_%s" % s)))
-    out.append(Eq(r"(A, b) \circ (A', b')", r"(A' A,\; A' b + b')", ctx.label("combine")))
+    out.append(Eq(r"(A, b) \bullet (A', b')", r"(A' A,\; A' b + b')", ctx.label("combine")))
     out.append(Eq(r"\delta s_{t-1}", r"A_t^{\top} \delta s_t + g_{t-1}", ctx.label("adjoint_scan")))
     return out

@@ -235,11 +235,12 @@ def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
 SCAN_PROSE = {
     "en": "The update is affine in the state: {form} with {A} and {b} free of every state "
           "(the step Jacobian does not depend on the state), so the whole sequence is a "
-          "parallel scan. Two steps compose as {comb}, an associative operation, and the "
+          "parallel scan. A step (A, b) followed by a step (A', b') composes as {comb}, an "
+          "associative operation, and the "
           "gradients follow the adjoint recursion {adj}, a scan run backwards in time ({g}: the "
           "loss gradient at step {tm1}); the kernels run both with forward(method=\"scan\").",
     "zh": "这个更新对状态是仿射的：{form}，其中 {A} 和 {b} 不依赖任何状态（单步雅可比矩阵与状态"
-          "无关），所以整个序列可以用并行扫描计算。两步的复合 {comb} 满足结合律；梯度满足伴随递推 "
+          "无关），所以整个序列可以用并行扫描计算。先做一步 (A, b) 再做一步 (A', b') 的复合是 {comb}，满足结合律；梯度满足伴随递推 "
           "{adj}，也就是沿时间反向的扫描（{g} 是第 {tm1} 步的损失梯度）；核函数用 "
           "forward(method=\"scan\") 运行这两者。",
 }
@@ -253,7 +254,7 @@ def scan_blocks(ctx, lang="en") -> list:
         return []
     text = prose(SCAN_PROSE[lang], {
         "form": Math(r"s_t = A_t s_{t-1} + b_t"), "A": Math("A_t"), "b": Math("b_t"),
-        "comb": Math(r"(A, b) \circ (A', b') = (A' A,\; A' b + b')"),
+        "comb": Math(r"(A, b) \bullet (A', b') = (A' A,\; A' b + b')"),
         "adj": Math(r"\delta s_{t-1} = A_t^{\top} \delta s_t + g_{t-1}"),
         "g": Math("g_{t-1}"), "tm1": Math("t-1")})
     return [text, Display(rows, "affine form and scan")]

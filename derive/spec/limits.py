@@ -6,6 +6,7 @@ from __future__ import annotations
 import keyword
 import re
 
+from derive.core.binary import BINARY_FUNCTIONS
 from derive.core.primitives import ALL_PRIMITIVES
 
 # -- limits (every one is reported by name when exceeded) -----------------------------------
@@ -33,5 +34,6 @@ RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive", "t
                      | KERNEL_API
                      | set(keyword.kwlist) | set(keyword.softkwlist)
                      | {cls.name for cls in ALL_PRIMITIVES}
-                     | {cls.numpy for cls in ALL_PRIMITIVES})     # absolute: abs's NumPy name
+                     | {cls.numpy for cls in ALL_PRIMITIVES}      # absolute: abs's NumPy name
+                     | {n for cls in BINARY_FUNCTIONS.values() for n in (cls.name, cls.numpy)})
 RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step

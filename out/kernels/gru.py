@@ -532,6 +532,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'gru'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'gru' is not affine in its state: dh_t/dh_(t-1) contains z, which depends on h_(t-1)"
 PARAMS = {
     'W_xr': ('H', 'D'),
     'W_hr': ('H', 'H'),
@@ -552,7 +553,6 @@ TORCH = {
     'bias_hh_l0': ['b_r', 'b_z', 'b_hn'],
 }
 _KEPT = {'r': ('T', 'B', 'H'), 'z': ('T', 'B', 'H'), 'hn': ('T', 'B', 'H'), 'n': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'gru' is not affine in its state: dh_t/dh_(t-1) contains z, which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

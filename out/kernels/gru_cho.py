@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'gru_cho'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'gru_cho' is not affine in its state: dh_t/dh_(t-1) contains z, which depends on h_(t-1)"
 PARAMS = {
     'W_xr': ('H', 'D'),
     'W_hr': ('H', 'H'),
@@ -544,7 +545,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'r': ('T', 'B', 'H'), 'z': ('T', 'B', 'H'), '_e0': ('T', 'B', 'H'), 'n': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'gru_cho' is not affine in its state: dh_t/dh_(t-1) contains z, which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'lru'
 STATE = ('xre', 'xim')
 OUTPUT = 'xre'
+SCAN_REFUSAL = ''
 PARAMS = {
     'nu': ('H',),
     'theta': ('H',),
@@ -539,7 +540,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'_e0': ('H',), 'lam_mod': ('H',), '_e2': ('H',), '_e3': ('H',), 'lam_re': ('H',), '_e4': ('H',), 'lam_im': ('H',), '_e5': ('H',), 'gam': ('H',)}
-SCAN_REFUSAL = ''
 
 
 # --------------------------------------------------------------------------------------

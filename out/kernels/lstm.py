@@ -532,6 +532,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'lstm'
 STATE = ('h', 'c')
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'lstm' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on h_(t-1)"
 PARAMS = {
     'W_xi': ('H', 'D'),
     'W_hi': ('H', 'H'),
@@ -554,7 +555,6 @@ TORCH = {
     'bias_hh_l0': ['b_i', 'b_f', 'b_c', 'b_o'],
 }
 _KEPT = {'i': ('T', 'B', 'H'), 'f': ('T', 'B', 'H'), 'g': ('T', 'B', 'H'), 'o': ('T', 'B', 'H'), '_e0': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'lstm' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

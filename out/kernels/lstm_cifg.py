@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'lstm_cifg'
 STATE = ('h', 'c')
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'lstm_cifg' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on c_(t-1)"
 PARAMS = {
     'W_xi': ('H', 'D'),
     'W_hi': ('H', 'H'),
@@ -546,7 +547,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'i': ('T', 'B', 'H'), 'f': ('T', 'B', 'H'), 'g': ('T', 'B', 'H'), 'o': ('T', 'B', 'H'), '_e0': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'lstm_cifg' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on c_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

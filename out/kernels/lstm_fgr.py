@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'lstm_fgr'
 STATE = ('h', 'c', 'i', 'f', 'o')
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'lstm_fgr' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on c_(t-1)"
 PARAMS = {
     'W_xi': ('H', 'D'),
     'W_hi': ('H', 'H'),
@@ -559,7 +560,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'g': ('T', 'B', 'H'), '_e0': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'lstm_fgr' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on c_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'mingru'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = ''
 PARAMS = {
     'W_z': ('H', 'D'),
     'b_z': ('H',),
@@ -539,7 +540,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'z': ('T', 'B', 'H'), 'htilde': ('T', 'B', 'H')}
-SCAN_REFUSAL = ''
 
 
 # --------------------------------------------------------------------------------------

@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'minlstm'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = ''
 PARAMS = {
     'W_f': ('H', 'D'),
     'b_f': ('H',),
@@ -541,7 +542,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'f': ('T', 'B', 'H'), 'i': ('T', 'B', 'H'), 'htilde': ('T', 'B', 'H'), '_e3': ('T', 'B', 'H'), 'fprime': ('T', 'B', 'H'), 'iprime': ('T', 'B', 'H')}
-SCAN_REFUSAL = ''
 
 
 # --------------------------------------------------------------------------------------

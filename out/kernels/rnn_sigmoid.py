@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'rnn_sigmoid'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'rnn_sigmoid' is not affine in its state: dh_t/dh_(t-1) contains σ'(a), which depends on h_(t-1)"
 PARAMS = {
     'W_xh': ('H', 'D'),
     'W_hh': ('H', 'H'),
@@ -538,7 +539,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {}
-SCAN_REFUSAL = "cell 'rnn_sigmoid' is not affine in its state: dh_t/dh_(t-1) contains σ'(a), which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

@@ -532,6 +532,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'rnn_tanh'
 STATE = ('h',)
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'rnn_tanh' is not affine in its state: dh_t/dh_(t-1) contains tanh'(a), which depends on h_(t-1)"
 PARAMS = {
     'W_xh': ('H', 'D'),
     'W_hh': ('H', 'H'),
@@ -546,7 +547,6 @@ TORCH = {
     'bias_hh_l0': ['b_h'],
 }
 _KEPT = {}
-SCAN_REFUSAL = "cell 'rnn_tanh' is not affine in its state: dh_t/dh_(t-1) contains tanh'(a), which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------

@@ -531,6 +531,7 @@ def _affine_scan_reverse(A, g, ds):
 CELL = 'slstm'
 STATE = ('c', 'n', 'm', 'h')
 OUTPUT = 'h'
+SCAN_REFUSAL = "cell 'slstm' is not affine in its state: dc_t/dc_(t-1) contains fprime, which depends on h_(t-1)"
 PARAMS = {
     'W_z': ('H', 'D'),
     'R_z': ('H', 'H'),
@@ -547,7 +548,6 @@ PARAMS = {
 }
 TORCH = None
 _KEPT = {'z': ('T', 'B', 'H'), 'itilde': ('T', 'B', 'H'), 'ftilde': ('T', 'B', 'H'), 'o': ('T', 'B', 'H'), 'iprime': ('T', 'B', 'H'), 'fprime': ('T', 'B', 'H'), '_e2': ('T', 'B', 'H')}
-SCAN_REFUSAL = "cell 'slstm' is not affine in its state: dc_t/dc_(t-1) contains fprime, which depends on h_(t-1)"
 
 
 # --------------------------------------------------------------------------------------
