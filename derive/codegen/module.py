@@ -89,7 +89,7 @@ def _generate(cell) -> Kernel:
     plan = build_plan(cell)
     d = Driver(plan)
     consts, L = _Lines(), _Lines()
-    scan_math, scan_driver, refusal = generate_scan(cell)
+    scan_math, scan_driver, refusal = generate_scan(cell, plan.output_state)
     constants(consts, cell, plan.output_state, d.kept_dims(), refusal)
     d.forward(L)
     d.backward(L)

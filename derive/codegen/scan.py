@@ -24,20 +24,9 @@ from derive.codegen.exprs import canon, free_inputs
 from derive.codegen.plan_backward import rewrite
 from derive.codegen.locations import param_code
 from derive.codegen.mathfn import MathFunction
-from derive.core.affine import NotAffine, affine_form, state_dependent
+from derive.core.affine import NotAffine, affine_form, expand_dependent, state_dependent
 from derive.core.algebra import VecPoly, matmul, scale, transpose
 from derive.core.symbols import H, Incoming, Input, Param, PrevState, Var
-
-
-def _expand(cell, e, deps):
-    """e with the named values that depend on a state (other than the states themselves)
-    replaced by their definitions: what the whole-sequence pass can compute are the
-    state-free values and the states."""
-    sub = {}
-    for sym in e.atoms(Var):
-        if deps.get(sym.name) and sym.name not in cell.states:
-            sub[sym] = _expand(cell, cell.definition(sym.name), deps)
-    return e.xreplace(sub) if sub else e
 
 
 def _outer_terms(e):
@@ -56,19 +45,19 @@ def _outer_terms(e):
     return out
 
 
-def generate_scan(cell):
+def generate_scan(cell, output_state):
     """(math functions {name: MathFunction}, driver source, refusal) for ``cell``: the scan
     functions and "" when it is affine, ({}, "", the reason) when it is not (or when a
     derived gradient has a form the scan cannot evaluate)."""
     try:
-        return _generate_scan(cell, affine_form(cell))
+        return _generate_scan(cell, affine_form(cell), output_state)
     except NotAffine as exc:
         return {}, "", str(exc)
     except ValueError as exc:
         return {}, "", f"cell {cell.name!r}: no scan kernel ({exc})"
 
 
-def _generate_scan(cell, form):
+def _generate_scan(cell, form, output_state):
     deps = state_dependent(cell)
     states = list(cell.states)
     S = len(states)
@@ -86,7 +75,7 @@ def _generate_scan(cell, form):
 
     def named(e):
         """e in the whole-sequence pass's values: f'(u) as f's output form (z (1 - z))."""
-        return rewrite(table, _expand(cell, e, deps))[0]
+        return rewrite(table, expand_dependent(cell, e, deps, keep=cell.states))[0]
     grad_assigns = [(d, named(e)) for d, e in bw.assignments]
     outputs, plan = [], []           # plan: (param, kind, [output vars])
     for name, e in bw.params.items():
@@ -152,7 +141,7 @@ def _generate_scan(cell, form):
     L.append("    H, dt = ds[0].shape[1], ds[0].dtype")
     coefficients()
     L.append(f"    g = numpy.zeros(xs.shape[:2] + (H, {S}), dt)")
-    L.append(f"    g[..., {idx[cell_output(cell)]}] = dhs")
+    L.append(f"    g[..., {idx[output_state]}] = dhs")
     L.append("    Delta = _affine_scan_reverse(A, g, numpy.stack(ds, axis=-1))")
     L.append('    dstate0 = tuple(numpy.einsum("bhji,bhj->bhi", A[0], Delta[0])[..., i] '
              f"for i in range({S}))")
@@ -172,9 +161,3 @@ def _generate_scan(cell, form):
     L.append(f"    return grads, dstate0, ({pos[dx]} * numpy.ones_like(xs)) if want_dx else None")
     L += ["", ""]
     return {"_seq": seq, "_sgrad": sgrad}, "\n".join(L), ""
-
-
-def cell_output(cell) -> str:
-    """The state the kernels return as the output sequence (as the loop driver chooses it)."""
-    return "h" if "h" in cell.states else cell.states[0]
-

@@ -78,16 +78,17 @@ def state_dependent(cell) -> dict:
     return out
 
 
-def _expand_dependent(cell, e, deps):
-    """e with every named value that depends on a state replaced by its definition."""
+def expand_dependent(cell, e, deps, keep=()):
+    """e with every named value that depends on a state (``deps``: :func:`state_dependent`)
+    replaced by its definition, except the names in ``keep``."""
     sub = {}
     for sym in e.atoms(Var):
-        if deps.get(sym.name):
-            sub[sym] = _expand_dependent(cell, cell.definition(sym.name), deps)
+        if deps.get(sym.name) and sym.name not in keep:
+            sub[sym] = expand_dependent(cell, cell.definition(sym.name), deps, keep)
     return e.xreplace(sub) if sub else e
 
 
-def _dependent_atom(poly: VecPoly, cell, deps):
+def _dependent_atom(poly: VecPoly, deps):
     """(atom, state) of the first atom of ``poly`` that depends on a state, else None."""
     for m, _ in poly.terms:
         for atom in m:
@@ -108,7 +109,7 @@ def affine_form(cell) -> AffineForm:
         for r in cell.states:
             lm = cell.jacobian_linmap(s, r)
             for term in lm.terms:
-                found = _dependent_atom(term.lead, cell, deps)
+                found = _dependent_atom(term.lead, deps)
                 if found:
                     atom, st = found
                     raise NotAffine(f"cell {cell.name!r} is not affine in its state: "
@@ -120,7 +121,7 @@ def affine_form(cell) -> AffineForm:
                                     f"{text_of(term.chain[0])}); only diagonal A_t is supported")
             if lm.terms:
                 coeff.append(((s, r), lm.terms[0].lead.to_expr()))
-        rhs = _expand_dependent(cell, cell.definition(s), deps)
+        rhs = expand_dependent(cell, cell.definition(s), deps)
         zero = {p: ZeroMatrix(*p.shape) for p in cell.prev.values()}
         b = VecPoly.from_expr(rhs.xreplace(zero))
         rebuilt = b

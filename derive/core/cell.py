@@ -251,10 +251,9 @@ class Cell:
             if s not in self.states:
                 raise CellError(f"cell {self.name!r} has no state {s!r}; its states are "
                                 + ", ".join(self.states))
-        held = Cell.__new__(Cell)
-        held.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_b")
-                              and k not in ("_readout_backward",)})
-        held._jac_cache, held._expr_cache = self._jac_cache, self._expr_cache
+        held = Cell.__new__(Cell)           # shares the definition and the Jacobian caches
+        held.__dict__.update({k: v for k, v in self.__dict__.items()
+                              if k not in ("_backward", "_readout_backward")})
         held.held = tuple(dict.fromkeys(self.held + tuple(states)))
         return held
 
