@@ -22,26 +22,21 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))     # timing.py
 import derive  # noqa: E402
+from timing import best_of  # noqa: E402
 
 T, B, D, H = 256, 8, 64, 64
 GATES = "zifo"
 
 
 def best(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return best_of(fn, repeats)
 
 
 def _sig(a):

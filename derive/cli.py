@@ -8,11 +8,13 @@ interrupted (Ctrl-C). Progress goes to stderr (``--quiet``: none), the outcome t
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from derive.spec import registry
 from derive.cliutil import Parser, UsageError, prog_name, run_main, say_error
+from derive.export.cellpool import MAX_JOBS
 from derive.export.registry import render_all
 from derive.export.output import OutputError, check_out_dir, check_tree, stray_files, write_tree
 from derive.export.progress import Progress
@@ -41,8 +43,25 @@ def build_parser(prog="python -m derive"):
     p.add_argument("--no-figure", dest="figure", action="store_false",
                    help="leave the gradient-flow figure out of the article "
                         "(no PNG/SVG; matplotlib not needed)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
+                   help="processes deriving at once: the kernels and the gradient-flow "
+                        "experiment of the cells are shared out over N - 1 forked workers "
+                        "and this process (default: the usable cores, at most "
+                        f"{MAX_JOBS}; 1: everything in this process); the files are the "
+                        "same for every N")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
+
+
+def _jobs(text):
+    """``--jobs``'s value: a whole number >= 1."""
+    try:
+        n = int(text, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of processes >= 1, not {text!r}")
+    return n
 
 
 def _notation_names():

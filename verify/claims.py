@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import derive
 from derive.seed.claims import SEED_CLAIMS
 
-from . import modern_claims, proofs
+from . import matrix_claims, modern_claims, proofs
 from . import properties as P
 from . import strategies as vst
 from .seed_claims import seed_run
@@ -297,6 +297,7 @@ def _toolkit_claims(cells):
                                          proofs.lstm_direct_path)),
     ]
     specs += modern_claims.claim_specs(ClaimSpec, _run)
+    specs += matrix_claims.claim_specs(ClaimSpec, _run)
     for c in cells:
         specs.append(ClaimSpec(f"cell.{c}.forward",
                                f"{c}: the kernel's step equals the cell's defining equations.",

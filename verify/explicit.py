@@ -41,6 +41,7 @@ import sympy
 from sympy import HadamardProduct, ImmutableMatrix, MatAdd, MatMul, MatrixSymbol, Transpose
 from sympy.matrices.expressions import MatrixExpr
 
+from derive.core.reduction import DimSize
 from derive.core.symbols import DIMS, Incoming
 
 
@@ -210,7 +211,7 @@ class Explicit:
         ex.dims = dims = {DIMS["H"]: n, DIMS["D"]: m}
         symbols = [cell.input, *cell.prev.values(), *cell.params.values(),
                    *cell.readout_params.values()]
-        symbols += [Incoming(f"Delta_{s}", DIMS["H"], 1) for s in cell.states]
+        symbols += [Incoming(f"Delta_{s}", *cell.state_shapes[s]) for s in cell.states]
         for sym in symbols:
             rows, cols = (int(sympy.sympify(d).xreplace(dims)) for d in sym.shape)
             ex.leaves[sym] = symbol_matrix(sym.name, rows, cols)
@@ -227,6 +228,9 @@ class Explicit:
             by_name.update({k.name: v for k, v in extra.items()})
         sub = {}
         for s in expr.atoms(MatrixSymbol):
+            if isinstance(s, DimSize):                # a dimension's size: its number
+                sub[s] = ImmutableMatrix([[int(sympy.sympify(s.dim).xreplace(self.dims))]])
+                continue
             if s.name not in by_name:
                 raise KeyError(f"cell {self.cell.name!r}: no explicit value for symbol {s.name!r}")
             sub[s] = by_name[s.name]
@@ -258,7 +262,7 @@ class Explicit:
         """L = sum_s Delta_s . s_t, the scalar whose gradient a backward step computes."""
         total = sympy.S.Zero
         for s in self.cell.states:
-            delta = self.leaves[Incoming(f"Delta_{s}", DIMS["H"], 1)]
+            delta = self.leaves[Incoming(f"Delta_{s}", *self.cell.state_shapes[s])]
             total += sum(d * v for d, v in zip(delta, self.values[s]))
         return total
 
@@ -271,7 +275,7 @@ class Explicit:
         if wrt in self.cell.prev or wrt == "x":
             acc = None
             for s in self.cell.states:
-                delta = self.leaves[Incoming(f"Delta_{s}", DIMS["H"], 1)]
+                delta = self.leaves[Incoming(f"Delta_{s}", *self.cell.state_shapes[s])]
                 term = self.oracle_jacobian(s, wrt).T * delta
                 acc = term if acc is None else acc + term
             return ImmutableMatrix(acc)

@@ -123,11 +123,13 @@ def gradcheck_kernel(kernel, params: dict, xs, state0=None, *, seed=0, eps=1e-6)
     H = next(numpy.shape(params[n])[spec.index("H")] for n, spec in kernel.PARAMS.items()
              if "H" in spec)
     names = list(kernel.STATE)
+    shapes = getattr(kernel, "STATE_SHAPES", {})
+    rows = [(B,) + tuple(H if d == "H" else 1 for d in shapes.get(n, ("H",))) for n in names]
     if state0 is None:
-        state0 = tuple(numpy.zeros((B, H)) for _ in names)
+        state0 = tuple(numpy.zeros(r) for r in rows)
     rng = numpy.random.default_rng(seed)
     g_hs = rng.standard_normal((T, B, H))
-    g_final = [rng.standard_normal((B, H)) for _ in names]
+    g_final = [rng.standard_normal(r) for r in rows]          # (B, H), (B, 1) or (B, H, H)
 
     ih = names.index(kernel.OUTPUT)          # the state forward returns (h, else the first)
 

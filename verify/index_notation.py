@@ -12,6 +12,8 @@ from sympy import (DiagMatrix, HadamardProduct, Identity, IndexedBase, Kronecker
                    MatMul, MatrixSymbol, OneMatrix, Piecewise, Sum, Transpose, ZeroMatrix)
 
 from derive.core.binary import Binary
+from derive.core.matrixstate import MatTVec, MatVec, Outer
+from derive.core.reduction import Broadcast, SumOf
 from derive.core.primitives import Elementwise
 from derive.core.symbols import DIMS, Input, PrevState, Var
 
@@ -132,9 +134,10 @@ def index_supported(cell) -> bool:
     state (no ``W @ var``): then every derived entry (i, k) reduces to one term per chain
     and the comparison needs no normalisation of nested sums. Cells with products such as
     ``W_co @ c`` (full peepholes) or ``W_hn @ (r * h_prev)`` (Cho's GRU) are outside it, and
-    so are cells with max/min (their derivative, a step, has no opaque-function form here)."""
+    so are cells with max/min (their derivative, a step, has no opaque-function form here),
+    reductions (sums over the units) and matrix states."""
     for eq in cell.equations:
-        if eq.rhs.atoms(Binary):
+        if eq.rhs.atoms(Binary, SumOf, Broadcast, Outer, MatVec, MatTVec):
             return False
         for mm in [eq.rhs] + list(eq.rhs.atoms(MatMul)):
             if isinstance(mm, MatMul):

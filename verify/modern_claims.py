@@ -12,6 +12,8 @@ Hypothesis-drawn parameters. A proof returns ``(holds, statement)``.
   e^{f~} c + e^{i~} z_t and e^{mu} n_t = e^{f~} n + e^{i~}, and h_t, are free of mu and
   m_{t-1}: the outputs do not depend on the stabiliser, so holding m constant in the backward
   pass (``cell.holding("m")``) changes no gradient of a parameter, an input, c_0, n_0 or h_0;
+* ``lnlstm.cell_state.diagonal``: dc_t/dc_{t-1} = diag(f_t) (SymPy at H = 2), though layer
+  norm makes the rest of the step Jacobian dense;
 * ``lru.contraction``: |lambda|^2 = (lambda^re)^2 + (lambda^im)^2 = exp(-2 exp(nu)) < 1 for
   every real nu (SymPy), so the step Jacobian, a rotation-scaling per unit, has 2-norm
   max |lambda_j| < 1.
@@ -69,6 +71,30 @@ def _proof_stabiliser():
                 "e^(-m_(t-1)): e^mu c_t = e^ftilde cbar + e^itilde z_t, e^mu n_t = e^ftilde nbar "
                 "+ e^itilde and h_t (e^mu n_t) = o_t (e^mu c_t), free of mu and m_(t-1) (SymPy "
                 "expand and powsimp of the explicit slstm equations)")
+
+
+def _proof_lnlstm_cell_state():
+    ex = expand("lnlstm", 2)
+    J = ex.oracle_jacobian("c", "c")
+    f = ex.values["f"]
+    ok = (J[0, 1] == 0 and J[1, 0] == 0 and all(sympy.expand(J[i, i] - f[i]) == 0 for i in (0, 1))
+          and not (J.free_symbols & set(ex.prev_symbols("c"))))
+    return ok, ("SymPy's Matrix.jacobian of the explicit lnlstm step at H = 2: dc_t/dc_(t-1) = "
+                "diag(f_t), free of c_(t-1) (layer norm acts on the gates' inputs and on c_t "
+                "after the update, not on the path c_(t-1) -> c_t)")
+
+
+def check_block_diagonal(name, state):
+    """The kernel's step Jacobian block d state_t / d state_(t-1) has exact zeros off its diagonal."""
+    def check(case):
+        k, p, xs, s0 = _draw(name, case)
+        j = k.STATE.index(state)
+        H = s0[0].shape[1]
+        block = k.step_jacobian(p, xs[0], s0)[:, j * H:(j + 1) * H, j * H:(j + 1) * H]
+        off = block * (1 - numpy.eye(H))
+        if off.any():
+            raise PropertyFailure(f"off-diagonal entry {numpy.abs(off).max()}")
+    return check
 
 
 def _proof_lru():
@@ -130,8 +156,13 @@ def check_stabiliser(case):
     """The backward of cell.holding("m") equals the full BPTT for every parameter gradient
     (float64, 1e-9 relative to the largest entry) over T = 3 steps."""
     k, p, xs, s0 = _draw("slstm", case, steps=3)
-    held = _held_slstm()
     dhs = numpy.random.default_rng(case[0] + 1).standard_normal((3,) + s0[0].shape)
+    compare_held(k, _held_slstm(), p, xs, s0, dhs)
+
+
+def compare_held(k, held, p, xs, s0, dhs):
+    """PropertyFailure unless the kernels ``held`` (a cell with a state held constant) give
+    the full BPTT gradient of ``k`` for every parameter (float64, 1e-9 relative)."""
     g1, _ = k.backward(p, k.forward(p, xs, s0)[1], dhs)
     g2, _ = held.backward(p, held.forward(p, xs, s0)[1], dhs)
     for n in p:
@@ -151,17 +182,25 @@ MODERN_CLAIMS = [
     ("slstm.stabiliser", "sLSTM: the outputs do not depend on the stabiliser m, so the "
      "backward pass with m held constant (cell.holding('m'), what the xLSTM kernels do) gives "
      "the full BPTT gradient of every parameter.", _proof_stabiliser, check_stabiliser),
+    ("lnlstm.cell_state.diagonal", "Layer-norm LSTM: its step Jacobian is dense (layer norm "
+     "couples the units), but dc_t/dc_(t-1) = diag(f_t) stays diagonal: the LSTM's gradient "
+     "path through the cell state survives layer norm.", _proof_lnlstm_cell_state,
+     check_block_diagonal("lnlstm", "c")),
     ("lru.contraction", "LRU: |lambda| = exp(-exp(nu)) < 1 for every nu, so the state map is a "
      "contraction (||ds_t/ds_(t-1)||_2 < 1).", _proof_lru, check_lru_contraction),
 ]
 
 
-def claim_specs(spec_type, run_property):
-    """The claims as ``spec_type(id, statement, "toolkit", run)`` records; ``run_property(check,
-    strategy, ctx)`` runs a float check under Hypothesis and returns ``(examples, failure)``."""
+def claim_specs(spec_type, run_property, claims=None, cases=None):
+    """The claims (default :data:`MODERN_CLAIMS`; ``cases``: their Hypothesis strategy) as
+    ``spec_type(id, statement, "toolkit", run)`` records; ``run_property(check, strategy, ctx)``
+    runs a float check under Hypothesis and returns ``(examples, failure)``."""
+    claims = MODERN_CLAIMS if claims is None else claims
+    cases = CASES if cases is None else cases
+
     def make(proof, check):
         def run(ctx):
-            n, fail = (0, None) if check is None else run_property(check, CASES, ctx)
+            n, fail = (0, None) if check is None else run_property(check, cases, ctx)
             if fail:
                 return dict(verdict="refuted", examples=n, counterexample=fail[1],
                             evidence=f"kernel check failed: {fail[0]}")
@@ -172,4 +211,4 @@ def claim_specs(spec_type, run_property):
             return dict(verdict="proved", examples=n, evidence=how + also)
         return run
     return [spec_type(i, text, "toolkit", make(proof, check))
-            for i, text, proof, check in MODERN_CLAIMS]
+            for i, text, proof, check in claims]

@@ -34,6 +34,8 @@ from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneM
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive.core.binary import Binary
+from derive.core.matrixstate import MatTVec, MatVec, Outer
+from derive.core.reduction import Broadcast, DimSize, SumOf
 from derive.core.primitives import Elementwise
 from derive.core.symbols import DIMS
 
@@ -122,6 +124,8 @@ def _size(d, dims, expr):
 
 
 def _eval(e, values, dims, functions, memo):
+    if isinstance(e, DimSize):
+        return numpy.full((1, 1), float(_size(e.dim, dims, e)))
     if isinstance(e, MatrixSymbol):
         out = _lookup(values, e)
         if out is None:
@@ -153,6 +157,21 @@ def _eval(e, values, dims, functions, memo):
         out = numpy.ones(tuple(_size(d, dims, e) for d in e.shape))
     elif isinstance(e, Elementwise):
         out = functions(type(e))(_eval(e.arg, values, dims, functions, memo))
+    elif isinstance(e, SumOf):
+        out = _eval(e.arg, values, dims, functions, memo).sum(axis=-2, keepdims=True)
+    elif isinstance(e, Broadcast):
+        s = _eval(e.arg, values, dims, functions, memo)
+        n = _size(e.shape[0], dims, e)
+        out = numpy.broadcast_to(s, s.shape[:-2] + (n, 1)).copy()
+    elif isinstance(e, Outer):                      # vec(u w^T), row-major
+        u, w = (_eval(a, values, dims, functions, memo) for a in e.args)
+        u, w = numpy.broadcast_arrays(u, w)
+        out = (u[..., :, 0, None] * w[..., None, :, 0]).reshape(u.shape[:-2] + (-1, 1))
+    elif isinstance(e, (MatVec, MatTVec)):          # C v or C^T v, C held as vec(C)
+        C, v = (_eval(a, values, dims, functions, memo) for a in e.args)
+        n = v.shape[-2]
+        M = C.reshape(C.shape[:-2] + (n, n))
+        out = (numpy.swapaxes(M, -1, -2) if isinstance(e, MatTVec) else M) @ v
     elif isinstance(e, Binary):
         out = _binary(type(e))(*(_eval(a, values, dims, functions, memo) for a in e.args))
     else:

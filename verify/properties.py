@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import mpmath
 import numpy
+from sympy import MatrixSymbol
 from sympy import MatMul
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 import derive
+from derive.core.reduction import DimSize
 from derive.core.binary import Binary
-from derive.core.primitives import ALL_PRIMITIVES, Abs, Elementwise, Relu, Sigmoid
-from derive.core.symbols import Param, Var
+from derive.core.primitives import ALL_PRIMITIVES, Abs, Elementwise, Relu, Sigmoid, Sqrt
+from derive.core.symbols import DIMS, Param, Var
 
 from .gradcheck import gradcheck_kernel
 from .oracles import evaluate_rows, fd_jacobian, stable
@@ -66,10 +68,14 @@ def cell_values(cell, params, x, state) -> dict:
     env = dict(params)
     env["x"] = x
     for s, v in zip(c.states, state):
-        env[f"{s}_prev"] = v
+        env[f"{s}_prev"] = numpy.reshape(v, (len(v), -1))     # a matrix state as vec(C) rows
+    H = next(numpy.shape(v)[-1] for s, v in zip(c.states, state)
+             if tuple(c.state_shapes[s]) == (DIMS["H"], 1))
+    sizes = {DIMS["H"]: H, DIMS["H"] ** 2: H * H, 1: 1}
     for eq in c.equations:
-        val = _eval(eq.rhs, env)
-        env[eq.lhs.name] = numpy.broadcast_to(val, state[0].shape) if numpy.ndim(val) < 2 else val
+        val = _eval(eq.rhs, env)                          # a constant: broadcast to its rows
+        rows = (len(x), sizes.get(eq.lhs.shape[0], H))
+        env[eq.lhs.name] = numpy.broadcast_to(val, rows) if numpy.ndim(val) < 2 else val
     return {eq.lhs.name: env[eq.lhs.name] for eq in c.equations}
 
 
@@ -86,16 +92,22 @@ _kernel = reference_kernels
 KINK_MARGIN = 1e-4
 
 
-#: Nodes with a kink: relu and abs at argument 0, max and min where their arguments tie.
-KINKED = (Relu, Abs, Binary)
+#: Nodes with a kink: relu and abs at argument 0, max and min where their arguments tie; and
+#: sqrt near 0 (a layer norm of a nearly constant vector, s = sqrt(var + eps)): its derivative
+#: 1/(2 sqrt) is so steep there that central differences are not accurate to 1e-6.
+KINKED = (Relu, Abs, Binary, Sqrt)
 
 
 def _kink_args(c, params, x, state):
     """The values that are 0 at a kink: relu's and abs's arguments, a - b of max(a, b)."""
-    env = dict(params, x=x, **{f"{s}_prev": v for s, v in zip(c.states, state)})
+    env = dict(params, x=x, **{f"{s}_prev": numpy.reshape(v, (len(v), -1))
+                               for s, v in zip(c.states, state)})
     env.update(cell_values(c, params, x, state))
     for eq in c.equations:
         for node in eq.rhs.atoms(*KINKED) if hasattr(eq.rhs, "atoms") else ():
+            if isinstance(node, Sqrt) and all(isinstance(a, DimSize) for a in
+                                              node.arg.atoms(MatrixSymbol)):
+                continue                                  # sqrt(H): a constant
             if isinstance(node, Binary):
                 yield _eval(node.args[0], env) - _eval(node.args[1], env)
             else:
@@ -112,8 +124,8 @@ def _skip_near_kinks(cell, params, xs, state0, step=None):
     for t in range(len(xs)):
         for a in _kink_args(c, params, xs[t], s):
             if numpy.any(numpy.abs(a) < KINK_MARGIN):
-                raise NotApplicable(f"{c.name}: a relu, abs, max or min is within {KINK_MARGIN} "
-                                    f"of its kink")
+                raise NotApplicable(f"{c.name}: a relu, abs, max, min or sqrt is within "
+                                    f"{KINK_MARGIN} of its kink")
         vals = cell_values(c, params, xs[t], s)
         s = tuple(numpy.asarray(vals[n]) for n in c.states)
 
@@ -148,8 +160,8 @@ def forward_matches_equations(case):
     got = k.step(case.params, case.x, case.state)
     vals = cell_values(case.cell, case.params, case.x, case.state)
     atol, rtol = _tol(case.x.dtype)
-    return max(_close(f"{case.cell} step state {s}", g, vals[s], atol, rtol)
-               for s, g in zip(k.STATE, got))
+    return max(_close(f"{case.cell} step state {s}", numpy.reshape(g, (len(g), -1)), vals[s],
+                      atol, rtol) for s, g in zip(k.STATE, got))
 
 
 def _saturation(dtype):
@@ -328,12 +340,14 @@ def lstm_direct_path(case):
 
 def _fd_step_jacobian(k, params, x, state, eps=1e-6):
     """(B, S, S) central differences of kernel.step w.r.t. the concatenated state, per row."""
-    s = numpy.concatenate([numpy.asarray(v, dtype=numpy.float64) for v in state], axis=1)
-    H = s.shape[1] // len(state)
+    shapes = [numpy.shape(v) for v in state]          # (B, H), (B, 1) or a matrix (B, H, H)
+    s = numpy.concatenate([numpy.asarray(v, dtype=numpy.float64).reshape(len(v), -1)
+                           for v in state], axis=1)
+    ends = numpy.cumsum([0] + [int(numpy.prod(sh[1:])) for sh in shapes])
 
     def run(flat):
-        parts = tuple(flat[:, i * H:(i + 1) * H] for i in range(len(state)))
-        return numpy.concatenate(k.step(params, x, parts), axis=1)
+        parts = tuple(flat[:, ends[i]:ends[i + 1]].reshape(shapes[i]) for i in range(len(state)))
+        return numpy.concatenate([a.reshape(len(a), -1) for a in k.step(params, x, parts)], axis=1)
     return fd_jacobian(run, s, eps, batch=1)
 
 

@@ -87,6 +87,7 @@ def param_shapes(cell) -> dict:
     (the kernels' ``PARAMS`` table), read from the cell definition."""
     c = _cell(cell)
     names = {v: k for k, v in DIMS.items()}
+    names[1] = "1"                                        # a scalar parameter
     out = {}
     for name, sym in c.params.items():
         rows, cols = sym.shape
@@ -101,7 +102,7 @@ def recurrent_params(cell) -> list:
 
 def resolve(shape, hidden_size, input_size) -> tuple:
     """A shape in dimension names as integers: ``("H", "D")`` -> ``(H, D)``."""
-    sizes = {"H": hidden_size, "D": input_size}
+    sizes = {"H": hidden_size, "D": input_size, "1": 1}
     return tuple(sizes[d] if isinstance(d, str) else int(d) for d in shape)
 
 
@@ -180,11 +181,20 @@ def params(draw, cell, hidden_size, input_size, *, dtype=numpy.float64, scale=1.
 
 
 def states(cell, batch, hidden_size, *, dtype=numpy.float64, scale=1.0):
-    """A state tuple in the cell's ``STATE`` order, each (B, H)."""
-    n = len(_cell(cell).states)
+    """A state tuple in the cell's ``STATE`` order, each (B, H), or (B, 1) for a scalar and
+    (B, H, H) for a matrix state."""
+    c = _cell(cell)
+    H = DIMS["H"]
+    rows = {(H, 1): lambda h: (h,), (1, 1): lambda h: (1,), (H * H, 1): lambda h: (h, h)}
+    kinds = [rows[tuple(c.state_shapes[s])] for s in c.states]
+    if all(k is kinds[0] for k in kinds) and tuple(c.state_shapes[c.states[0]]) == (H, 1):
+        n = len(kinds)
+        shape = st.tuples(_strategy(batch), _strategy(hidden_size))
+        return shape.flatmap(lambda bh: arrays((n,) + bh, dtype=dtype, scale=scale).map(
+            lambda a: tuple(numpy.array(s, copy=True) for s in a)))
     shape = st.tuples(_strategy(batch), _strategy(hidden_size))
-    return shape.flatmap(lambda bh: arrays((n,) + bh, dtype=dtype, scale=scale).map(
-        lambda a: tuple(numpy.array(s, copy=True) for s in a)))
+    return shape.flatmap(lambda bh: st.tuples(*(arrays((bh[0],) + k(bh[1]), dtype=dtype,
+                                                       scale=scale) for k in kinds)))
 
 
 def inputs(batch, input_size, *, dtype=numpy.float64, scale=1.0):

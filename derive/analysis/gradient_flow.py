@@ -239,13 +239,16 @@ def bound_params(kern, params):
     p, dims, dt = kern._check_params(params, kern.PARAMS)
     H, D = dims["H"], dims.get("D")
 
+    shapes = getattr(kern, "STATE_SHAPES", None)
+
     def inputs(x, state):
         x = kern._check_array("x", x, (("B", None), ("D", D)), dt)
-        return x, kern._check_state("state", state, kern.STATE, x.shape[0], H, dt)
+        return x, kern._check_state("state", state, kern.STATE, x.shape[0], H, dt, shapes)
 
     def step(x, state):
         x, s0 = inputs(x, state)
-        return tuple(s[1].copy() for s in kern._forward(p, x[None], s0)["S"])
+        new = tuple(s[1].copy() for s in kern._forward(p, x[None], s0)["S"])
+        return kern._public_state(kern.STATE, shapes, new) if shapes else new
 
     def step_jacobian(x, state):
         x, s0 = inputs(x, state)
@@ -258,7 +261,8 @@ def states_along(kern, params, xs, state0=None, step=None) -> list:
     kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s."""
     if state0 is None:
         H = hidden_size(kern, params)
-        state0 = tuple(numpy.zeros((xs.shape[1], H), dtype=xs.dtype) for _ in kern.STATE)
+        state0 = tuple(numpy.zeros((xs.shape[1],) + _state_shape(kern, s, H), dtype=xs.dtype)
+                       for s in kern.STATE)
     step = step or bound_params(kern, params)[0]
     out = [state0]
     for t in range(xs.shape[0] - 1):
@@ -303,7 +307,15 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
     def jacobian(j):
         """J_j at x_j, s_{j-1} (1-based step index)."""
         return step_jacobian(xs[j - 1], prev[j - 1])
-    return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks)
+    widths = [int(numpy.prod(_state_shape(kern, s, H))) for s in kern.STATE]
+    return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks,
+                      widths=widths)
+
+
+def _state_shape(kern, state, H) -> tuple:
+    """One batch row of a state: (H,), (1,) for a scalar, (H, H) for a matrix state."""
+    shape = getattr(kern, "STATE_SHAPES", {}).get(state, ("H",))
+    return tuple(H if d == "H" else 1 for d in shape)
 
 
 def check_ks(ks, T, name):
@@ -317,16 +329,20 @@ def check_ks(ks, T, name):
     return ks
 
 
-def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None) -> GradientFlow:
+def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None,
+               widths=None) -> GradientFlow:
     """The core: ``P_k = P_{k-1} J_{T-k+1}`` for k = 1..T, norms at the distances ``ks``.
 
-    ``jacobian(j)`` returns ``J_j`` as (B, S, S), S = H len(states), blocks in ``states``
+    ``jacobian(j)`` returns ``J_j`` as (B, S, S), S = the sum of the states' ``widths``
+    (H each by default; 1 for a scalar, H^2 for a matrix state), blocks in ``states``
     order. Each step costs one batched S x S product; each k in ``ks`` one SVD per block.
     """
     ks = numpy.arange(1, T + 1) if ks is None else numpy.asarray(ks)
     row = {int(k): i for i, k in enumerate(ks)}
-    S = H * len(states)
-    slices = {s: slice(i * H, (i + 1) * H) for i, s in enumerate(states)}
+    widths = [H] * len(states) if widths is None else list(widths)
+    ends = numpy.cumsum([0] + widths)
+    S = int(ends[-1])
+    slices = {s: slice(int(ends[i]), int(ends[i + 1])) for i, s in enumerate(states)}
     multi = len(states) > 1
     log10 = {s: numpy.empty((len(ks), B)) for s in states}
     if multi:
@@ -364,10 +380,15 @@ def accumulate(name, states, H, jacobian, T, B, *, direct=False, ks=None) -> Gra
                 direct_out[s][i] = Ld[s] + _log10(nd)
             Ld[s] = Ld[s] + _log10(nd)
             Qd[s] = _renormalize(Md, nd)
-    if pending:                              # one SVD call for every block norm of every row
+    if pending and len(set(widths)) == 1:    # one SVD call for every block norm of every row
         norms = _norm2(numpy.concatenate([b for _, _, blocks in pending for b in blocks]))
         for (i, Li, _), n in zip(pending, norms.reshape(len(pending), len(states), B)):
             for s, ns in zip(states, n):
+                log10[s][i] = Li + _log10(ns)
+    elif pending:                            # blocks of different sizes: one call per state
+        for j, s in enumerate(states):
+            norms = _norm2(numpy.concatenate([blocks[j] for _, _, blocks in pending]))
+            for (i, Li, _), ns in zip(pending, norms.reshape(len(pending), B)):
                 log10[s][i] = Li + _log10(ns)
     return GradientFlow(name, states, log10, direct_out, ks)
 

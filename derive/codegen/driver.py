@@ -10,7 +10,7 @@ from sympy import MatrixSymbol
 from derive.codegen.driver_backward import BackwardEmitter, _total
 from derive.codegen.exprs import symbols_in
 from derive.codegen.ir import Plan
-from derive.codegen.locations import param_code, size_code, span
+from derive.codegen.locations import hidden_code, param_code, size_code, span
 from derive.codegen.mathfn import MathFunction
 from derive.printing.numpy_code import BatchNumPyPrinter
 
@@ -74,7 +74,7 @@ class Driver(BackwardEmitter):
         L.indent()
         L('"""Run the recurrence over xs (T, B, D) from the states s0; keep what backward needs."""')
         L("T, B, D = xs.shape")
-        L("H = s0[0].shape[1]")
+        L(f"H = {hidden_code(self.cell)}")
         L("dt = s0[0].dtype")
         L("# stacked weights: one matrix product per operand")
         for g in plan.groups:
@@ -96,7 +96,7 @@ class Driver(BackwardEmitter):
                   if len(parts) > 1 else f"_Z{g.index} += {parts[0]}")
         L("# states s_0 .. s_T and the values backward needs, for every step")
         for s, k in self.state_index.items():
-            L(f"_S_{k} = numpy.empty((T + 1, B, H), dt)")
+            L(f"_S_{k} = numpy.empty((T + 1, B, {size_code(self.cell.state_shapes[s][0])}), dt)")
             L(f"_S_{k}[0] = s0[{k}]")
         for v in plan.stored:
             if self.loc[v].kind == "local":

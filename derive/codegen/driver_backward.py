@@ -4,12 +4,14 @@ products ``G_t W_stack``, weight gradients as one product per group after the lo
 from __future__ import annotations
 
 import sympy
-from sympy import MatMul, ZeroMatrix
+from sympy import MatMul, OneMatrix, ZeroMatrix
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive.codegen.ir import (FromBuffer, InputDelta, OuterLeft, OuterRight, PerStep,
                                PrevDelta, SlotAdjoint, VecGrad)
-from derive.codegen.locations import size_code, span
+from derive.codegen.locations import hidden_code, size_code, span
+from derive.core.algebra import apply_constant, hadamard
+from derive.core.matrixstate import Factor
 from derive.core.symbols import H, Input, Var
 
 
@@ -34,7 +36,7 @@ class BackwardEmitter:
         L('"""BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""')
         L('xs = c["xs"]')
         L("T, B, D = xs.shape")
-        L("H = ds[0].shape[1]")
+        L(f"H = {hidden_code(self.cell, 'ds')}")
         L("dt = ds[0].dtype")
         L(f"{self._unpack([f'_S_{k}' for k in self.state_index.values()])} = c[\"S\"]")
         for v in plan.stored:
@@ -87,7 +89,8 @@ class BackwardEmitter:
             for out in st.outs:
                 self._emit_out(L, out, pending)
         for s in zero_states:
-            L(f"_d_{self.state_index[s]} = _zero")
+            L(f"_d_{self.state_index[s]} = numpy.zeros((B, {size_code(self.cell.state_shapes[s][0])}), dt)"
+              if tuple(self.cell.state_shapes[s]) != (H, 1) else f"_d_{self.state_index[s]} = _zero")
         L.dedent()
         L("# weight gradients: one product per slot group over all T * B rows")
         L("grads = {}")
@@ -214,10 +217,12 @@ class BackwardEmitter:
         return names
 
     def jacobian(self, L):
+        if any(tuple(sh) != (H, 1) for sh in self.cell.state_shapes.values()):
+            return self._jacobian_by_columns(L)
         plan = self.plan
         names = self._one_step(L, "_jacobian(p, x, s0)",
                                "d s_t / d s_{t-1} (B, S, S), blocks in STATE order, numerator layout.",
-                               ["B, H = x.shape[0], s0[0].shape[1]", "dt = s0[0].dtype"])
+                               [f"B, H = x.shape[0], {hidden_code(self.cell)}", "dt = s0[0].dtype"])
         n = len(self.cell.states)
         L(f"J = numpy.zeros((B, {size_code(n * H)}, {size_code(n * H)}), dt)")
         L("_diag = numpy.arange(H)")
@@ -252,6 +257,27 @@ class BackwardEmitter:
         L()
         L()
 
+    def _jacobian_by_columns(self, L):
+        """``_jacobian`` of a cell with scalar or matrix states: column j is ``_jvp`` of the
+        j-th unit tangent (the states flattened in STATE order, a matrix state row-major)."""
+        L("def _jacobian(p, x, s0):")
+        L.indent()
+        L('"""d s_t / d s_{t-1} (B, S, S), S = the flattened sizes of the states in STATE order;')
+        L('column j is the JVP of the j-th unit tangent."""')
+        L("B, dt = x.shape[0], s0[0].dtype")
+        L("widths = [s.shape[1] for s in s0]")
+        L("offsets = numpy.cumsum([0] + widths)")
+        L("J = numpy.zeros((B, offsets[-1], offsets[-1]), dt)")
+        L("for k, w in enumerate(widths):")
+        L("    for j in range(w):")
+        L("        v = tuple(numpy.zeros_like(s) for s in s0)")
+        L("        v[k][:, j] = 1")
+        L("        J[:, :, offsets[k] + j] = numpy.concatenate(_jvp(p, x, s0, v), axis=1)")
+        L("return J")
+        L.dedent()
+        L()
+        L()
+
     # -- jvp ---------------------------------------------------------------------------
     def jvp(self, L):
         """``_jvp(p, x, s0, v)``: the step Jacobian applied to the tangent ``v`` (one array
@@ -272,7 +298,7 @@ class BackwardEmitter:
             if (s, r) in plan.jac.via:
                 u, q = plan.jac.via[(s, r)]
                 parts.append(f"{self._print(q, names)} * _P{self.state_index[u]}_{kr}")
-            tangent = Var(f"_v{kr}", H, 1)
+            tangent = Var(f"_v{kr}", *self.cell.state_shapes[r])
             for lead, chain in sorted(plan.jac.terms[(s, r)], key=lambda lc: not lc[1]):
                 code = self._term(lead, chain, names, tangent)
                 if code is not None:
@@ -283,7 +309,7 @@ class BackwardEmitter:
         outs = []
         for s, ks in self.state_index.items():
             blocks = [f"_P{ks}_{self.state_index[r]}" for s2, r in order if s2 == s and (s2, r) in made]
-            outs.append(" + ".join(blocks) if blocks else "numpy.zeros_like(v[0])")
+            outs.append(" + ".join(blocks) if blocks else f"numpy.zeros_like(v[{ks}])")
         L(f"return ({', '.join(outs)},)")
         L.dedent()
         L()
@@ -293,7 +319,8 @@ class BackwardEmitter:
         coeff = sympy.Integer(1)
         factors = []
         for item in [lead] + list(chain):
-            is_diag = item is lead or not (hasattr(item, "shape") and item.shape[1] != 1)
+            is_diag = item is lead or not (hasattr(item, "shape") and item.shape[1] != 1
+                                           or isinstance(item, OneMatrix))
             if isinstance(item, sympy.Expr) and item.is_number:
                 coeff *= item
             elif is_diag:
@@ -302,11 +329,23 @@ class BackwardEmitter:
                 factors.append(item)
         if coeff == 0:
             return None
+        if tangent is not None and any(isinstance(f, (OneMatrix, Factor)) for f in factors):
+            # the all-ones factors of a reduction: applied right to left as sums and broadcasts
+            expr = tangent
+            for f in reversed(factors):
+                expr = hadamard([f.args[0], expr]) if isinstance(f, DiagMatrix) else apply_constant(f, expr)
+            code = self._print(expr, names)
+            return code if coeff == 1 else f"{self._print(coeff, names)} * ({code})"
         if tangent is not None:
             # the term applied to a tangent vector: its factors, then the vector
             expr = MatMul(*factors, tangent, evaluate=False) if factors else tangent
             code = self._print(expr, names)
             return code if coeff == 1 else f"{self._print(coeff, names)} * ({code})"
+        for k in range(len(factors) - 1):       # 1_n 1_m^T: one all-ones block
+            if (isinstance(factors[k], OneMatrix) and isinstance(factors[k + 1], OneMatrix)
+                    and factors[k].shape[1] == 1):
+                factors[k:k + 2] = [OneMatrix(factors[k].shape[0], factors[k + 1].shape[1])]
+                break
         if not any(not isinstance(f, DiagMatrix) for f in factors):
             # a diagonal block: the product of the diagonals' vectors
             vec = [self._print(f.args[0], names) for f in factors]

@@ -8,8 +8,11 @@ import re
 import sympy
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, Transpose
 
+
+from derive.core.matrixstate import MatTVec, MatVec, Outer
+from derive.core.reduction import Broadcast, SumOf
 from derive.core.algebra import VecPoly, add, hadamard, matmul, ones, scale, transpose
-from derive.core.primitives import ALL_PRIMITIVES, Elementwise
+from derive.core.primitives import ALL_PRIMITIVES, Elementwise, Reciprocal
 from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState, Var
 
 RESERVED = {"numpy", "self"} | {p.numpy for p in ALL_PRIMITIVES} | {p.name for p in ALL_PRIMITIVES}
@@ -60,6 +63,12 @@ def _parts(e):
         return (e.arg,), lambda new: type(e)(new[0])
     if isinstance(e, Transpose):
         return (e.arg,), lambda new: Transpose(new[0])
+    if isinstance(e, SumOf):
+        return (e.arg,), lambda new: SumOf(new[0])
+    if isinstance(e, Broadcast):
+        return (e.arg,), lambda new: Broadcast(new[0], e.shape[0])
+    if isinstance(e, (Outer, MatVec, MatTVec)):
+        return e.args, lambda new: type(e)(*new)
     return (), None
 
 
@@ -99,6 +108,8 @@ def scalar_to_vector(expr, y_scalar, y_vec):
         return hadamard([scalar_to_vector(a, y_scalar, y_vec) for a in expr.args])
     if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
         return hadamard([scalar_to_vector(expr.base, y_scalar, y_vec)] * int(expr.exp))
+    if expr.is_Pow and expr.exp == -1:          # 1 / y (sqrt' = 1 / (2 y))
+        return Reciprocal(scalar_to_vector(expr.base, y_scalar, y_vec))
     raise KernelPlanError(f"from_output form {expr} is not a polynomial in the output")
 
 

@@ -18,7 +18,8 @@ import sympy
 
 from derive.codegen.exprs import symbols_in
 from derive.codegen.ir import FrozenMap
-from derive.core.symbols import Cotangent, Incoming, Input, Param, PrevState
+from derive.core.reduction import DimSize
+from derive.core.symbols import DIMS, Cotangent, Incoming, Input, Param, PrevState
 
 
 SHAPES = FrozenMap((            # shape kind -> one step's array of a batched value
@@ -57,13 +58,28 @@ class Location:
 
 
 def size_code(n) -> str:
-    """Code of a size or offset: a sum of multiples of H and D, such as "2 * H + D"."""
+    """Code of a size or offset: a sum of multiples of H and D (and H * H, the entries of a
+    matrix state), such as "2 * H + D"."""
     n = sympy.expand(n)
     parts = []
     for d in sorted(n.free_symbols, key=lambda s: (s.name != "H", s.name)):
+        c2 = n.coeff(d, 2)
+        if c2:
+            parts.append(f"{d} * {d}" if c2 == 1 else f"{c2} * {d} * {d}")
         c = n.coeff(d)
-        parts.append(str(d) if c == 1 else f"{c} * {d}")
+        if c:
+            parts.append(str(d) if c == 1 else f"{c} * {d}")
     return " + ".join(parts) if parts else str(n)
+
+
+def hidden_code(cell, states="s0") -> str:
+    """Code of H from a tuple of state arrays: the width of the first vector state (the
+    states of a cell may be scalars, vectors and vectorised H x H matrices)."""
+    for k, s in enumerate(cell.states):
+        if tuple(cell.state_shapes[s]) == (DIMS["H"], 1):
+            return f"{states}[{k}].shape[1]"
+    k = next(k for k, s in enumerate(cell.states) if cell.state_shapes[s][0] != 1)
+    return f"round({states}[{k}].shape[1] ** 0.5)"
 
 
 def span(widths, j, n=1) -> str:
@@ -131,6 +147,9 @@ def place_values(plan) -> FrozenMap:
 
     def locate(sym):
         rows = sym.shape[0]
+        if isinstance(sym, DimSize):
+            code = f"numpy.full((1,), {sym.name}, dt)"  # H as a (1,) array of the dtype
+            return Location("param", rows, code, code, code, shape="scalar")
         if isinstance(sym, Param):
             code = param_code(sym.name)
             return Location("param", rows, code, code, code)

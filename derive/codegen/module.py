@@ -29,6 +29,7 @@ from derive.codegen.plan import Plan, build_plan
 from derive.codegen.copied import module_body
 from derive.codegen.pysource import check_cell_names
 from derive.codegen.scan import generate_scan
+from derive.core.symbols import H
 
 GENERATOR_VERSION = 5
 SUPPORT_NAMES = [n for n, v in vars(kernel_support).items()
@@ -108,6 +109,12 @@ def _math_order(name):
     return (kind.get(head, 9), int(name[len(head):] or 0))
 
 
+def state_shapes(cell) -> dict:
+    """state -> its shape in a batch row: ("H",), ("1",) (a scalar) or ("H", "H") (a matrix)."""
+    named = {(H, 1): ("H",), (1, 1): ("1",), (H * H, 1): ("H", "H")}
+    return {s: named[tuple(cell.state_shapes[s])] for s in cell.states}
+
+
 def constants(L, cell, output_state, kept, scan_refusal=""):
     """The cell's constants (names and shapes; every value printed by repr); SCAN_REFUSAL is
     why forward(method="scan") refuses the cell ("" for a cell affine in its state)."""
@@ -118,6 +125,7 @@ def constants(L, cell, output_state, kept, scan_refusal=""):
         torch = {k: (list(v) if isinstance(v, list) else v) for k, v in cell.torch.items()}
     L(f"CELL = {cell.name!r}")
     L(f"STATE = {tuple(cell.states)!r}")
+    L(f"STATE_SHAPES = {state_shapes(cell)!r}")
     L(f"OUTPUT = {output_state!r}")
     L(f"SCAN_REFUSAL = {scan_refusal!r}")
     L("PARAMS = {")

@@ -262,3 +262,22 @@ def maximum(a, b):
 def minimum(a, b):
     """min(a, b) entry by entry."""
     return numpy.minimum(a, b)
+
+
+# -- matrix states (held row-major as n*n-vectors; derive.core.matrixstate) -------------------
+
+def outer_vec(u, w):
+    """vec(u w^T) of every batch row: (..., n), (..., n) -> (..., n * n), row-major."""
+    return (u[..., :, None] * w[..., None, :]).reshape(u.shape[:-1] + (-1,))
+
+
+def mat_vec(C, v):
+    """C v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    n = v.shape[-1]
+    return numpy.matmul(C.reshape(C.shape[:-1] + (n, n)), v[..., :, None])[..., 0]
+
+
+def mat_t_vec(C, v):
+    """C^T v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    n = v.shape[-1]
+    return numpy.matmul(v[..., None, :], C.reshape(C.shape[:-1] + (n, n)))[..., 0, :]

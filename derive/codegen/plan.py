@@ -149,7 +149,8 @@ def start(cell) -> Draft:
                               f"parameters, and no parameter has a dimension H")
     return Draft(cell, FrozenMap.of({sym.name: safe_name(sym.name)
                                      for sym in cell.variables.values()}),
-                 "h" if "h" in cell.states else cell.states[0])
+                 "h" if "h" in cell.states else next(      # else the first vector state
+                     (s for s in cell.states if cell.state_shapes[s] == (H, 1)), cell.states[0]))
 
 
 def name_subexpressions(d: Draft) -> Draft:

@@ -9,6 +9,7 @@ from derive.codegen.ir import FrozenMap, JacobianProgram
 from derive.codegen.plan_backward import rewrite
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
+from derive.core.matrixstate import Factor
 from derive.core.symbols import Var
 
 
@@ -25,10 +26,15 @@ def jacobian_program(cell, table) -> JacobianProgram:
     two dense products instead of four). Only blocks computed directly serve as sources."""
     chosen, via = _choose_blocks(cell)
     polys = [vp for lm in chosen.values() for t in lm.terms
-             for vp in (t.lead, *(c for c in t.chain if isinstance(c, VecPoly)))]
+             for vp in (t.lead, *(c for c in t.chain if isinstance(c, VecPoly)),
+                        *(VecPoly.from_expr(c.a) for c in t.chain if isinstance(c, Factor)))]
     assigns, reads, value = _vectors(polys + [q for _, q in via.values()], table)
 
     def vec(c):
+        """A chain item in computed values: a diagonal's vector, a matrix state's map over
+        its computed argument (I (x) q^T with q computed), a parameter as it is."""
+        if isinstance(c, Factor):
+            return type(c)(value[VecPoly.from_expr(c.a)])
         return value[c] if isinstance(c, VecPoly) else c
 
     terms = FrozenMap(tuple((key, tuple((vec(t.lead), tuple(vec(c) for c in t.chain))

@@ -4,21 +4,25 @@ From the cell's :class:`~derive.core.affine.AffineForm` (``s_t = A_t s_{t-1} + b
 block of ``A_t`` diagonal, so per unit an S x S matrix over the S states) this generates
 
 * ``_scan_forward(p, xs, s0)``: the state-free values and ``A_t``, ``b_t`` of every step in
-  one whole-sequence pass (``_seq``: the same printed expressions evaluate a (T, B, .) array),
-  then the states by recursive doubling (``_affine_scan`` of :mod:`derive.codegen.support`:
-  ceil(log2 T) whole-array passes);
+  one sequence pass (``_seq``, on the (T B, D) rows: one GEMM per input product), then the
+  states by the two-level affine scan of :mod:`derive.codegen.support` (O(T) work, about
+  2 sqrt(T) passes over (C, B, H) slices, no (T, B, H, S, S) blocks). The scan is linear, not
+  log-space: for positive A_t (minGRU, minLSTM) the log-space form is as accurate only while
+  the cumulative log A stays small and loses |sum log A| * eps otherwise (docs/kernels.md);
+  the cache keeps the state-free values the backward reads;
 * ``_scan_backward(p, c, dhs, ds, want_dx)``: the adjoint recursion
-  ``Delta_t = g_t + A_{t+1}^T Delta_{t+1}`` as a reverse scan, then the cell's derived backward
-  step evaluated on all steps at once (``_sgrad``), and every weight gradient as one
-  whole-sequence product (``U^T V`` over the (T B) rows of its outer-product factors). It reads
-  only ``xs`` and the states of the cache, so it accepts the cache of either forward.
+  ``Delta_t = g_t + A_{t+1}^T Delta_{t+1}`` as a reverse scan (``A_t`` from ``_scoef``), then
+  the cell's derived backward step on all steps at once (``_sgrad``), every weight gradient
+  as one whole-sequence product (``U^T V`` over the (T B) rows of its outer-product factors)
+  and dL/dxs (``_sdx``) only on request. The state-free values come from the cache (a scan
+  cache's 'seq', a loop cache's 'V') or are recomputed, so it accepts either cache.
 
 For a cell that is not affine, ``SCAN_REFUSAL`` holds the one-line reason (the state and the
 term that depends on it) that ``forward(..., method="scan")`` raises.
 """
 from __future__ import annotations
 
-from sympy import MatAdd, ZeroMatrix
+from sympy import MatAdd, MatrixSymbol, ZeroMatrix
 
 from derive.codegen.exprs import canon, free_inputs
 from derive.codegen.plan_backward import rewrite
@@ -95,58 +99,108 @@ def _generate_scan(cell, form, output_state):
             outputs.append(g)
             plan.append((name, "vector", [g]))
     dx = Var("_dx", *bw.input.shape)
-    grad_assigns.append((dx, named(bw.input)))
-    outputs.append(dx)
+    dx_assign = [(dx, named(bw.input))]
+    defined = {d for d, _ in grad_assigns}
+    dx_from = [v for v in free_inputs(dx_assign) if v in defined]
+    outputs += [v for v in dx_from if v not in outputs]
     sgrad = MathFunction("_sgrad", list(free_inputs(grad_assigns)), grad_assigns, outputs)
+    sdx = MathFunction("_sdx", list(free_inputs(dx_assign)), dx_assign, [dx])
+    coef_assigns = [(a_vars[k], a) for k, a in form.coeff]
+    scoef = MathFunction("_scoef", list(free_inputs(coef_assigns)), coef_assigns,
+                         list(a_vars.values()))
+
+    xdep = set()                     # the state-free values that depend on the input
+    for eq in free:
+        if any(isinstance(q, Input) or (isinstance(q, Var) and q.name in xdep)
+               for q in eq.rhs.atoms(MatrixSymbol)):
+            xdep.add(eq.lhs.name)
+    free_names = {eq.lhs.name: eq.lhs for eq in free}
+    kept = [v.name for v in list(sgrad.inputs) + list(scoef.inputs) + list(sdx.inputs)
+            if isinstance(v, Var) and v.name in free_names]
+    kept = list(dict.fromkeys(kept))
+    size = {"H": "H", "D": "xs.shape[2]"}
+
+    def kept_shape(n, labelled=False):
+        """The shape of a kept value in the generated code: (T, B, rows) or (rows,)."""
+        lab = str(free_names[n].shape[0])
+        if labelled:
+            dims = ((("T", "T"), ("B", "B")) if n in xdep else ()) + ((lab, size[lab]),)
+            return "(" + "".join(f'("{a}", {b}), ' for a, b in dims) + ")"
+        return f"(T, B, {size[lab]})" if n in xdep else f"({size[lab]},)"
 
     code = {}
-    for sym in list(seq.inputs) + list(sgrad.inputs):
-        if isinstance(sym, Param):
+    for sym in list(seq.inputs) + list(sgrad.inputs) + list(scoef.inputs) + list(sdx.inputs):
+        if sym in outputs:                                        # made by _sgrad
+            code[sym] = f"_o{outputs.index(sym)}"
+        elif isinstance(sym, Param):
             code[sym] = param_code(sym.name)
         elif isinstance(sym, Input):
-            code[sym] = "xs"
+            code[sym] = "_x"
         elif isinstance(sym, PrevState):
-            code[sym] = f'c["S"][{idx[sym.state]}][:-1]'
+            code[sym] = f'_rows(c["S"][{idx[sym.state]}][:-1])'
         elif isinstance(sym, Incoming):
-            code[sym] = f"Delta[..., {idx[sym.state]}]"
+            code[sym] = f"_rows(Delta[{idx[sym.state]}])"
         elif isinstance(sym, Var) and sym.name in idx:
-            code[sym] = f'c["S"][{idx[sym.name]}][1:]'
+            code[sym] = f'_rows(c["S"][{idx[sym.name]}][1:])'
         elif isinstance(sym, Var):
             code[sym] = f"_v_{sym.name}"
         else:                                                     # pragma: no cover
             raise ValueError(f"scan: no value for {sym}")
     seq_out = [f"_v_{s.name}" for s in seq.outputs]
-    L = []
 
-    def coefficients():
-        L.append(f"    {', '.join(seq_out)}, = _seq({', '.join(code[s] for s in seq.inputs)})")
-        L.append(f"    A = numpy.zeros(xs.shape[:2] + (H, {S}, {S}), dt)")
-        for (s, r), v in a_vars.items():
-            L.append(f"    A[..., {idx[s]}, {idx[r]}] = _v_{v.name}")
-    L.append("def _scan_forward(p, xs, s0):")
-    L.append('    """s_t = A_t s_{t-1} + b_t by a parallel scan (see derive.codegen.scan)."""')
-    L.append("    H, dt = s0[0].shape[1], s0[0].dtype")
-    coefficients()
-    L.append("    b = numpy.zeros_like(A[..., 0])")
-    for s_ in states:
-        L.append(f"    b[..., {idx[s_]}] = _v_{b_vars[s_].name}")
-    L.append("    s = _affine_scan(A, b, numpy.stack(s0, axis=-1))")
-    L.append(f'    S = tuple(numpy.concatenate([s0[i][None], s[..., i]]) for i in range({S}))')
-    L.append('    return {"cell": CELL, "method": "scan", "xs": xs, "S": S, "V": {}}')
+    def call(fn):
+        return f"{fn.name}({', '.join(code[s] for s in fn.inputs)})"
+
+    def coeffs():
+        return "{" + ", ".join(f"({idx[s]}, {idx[r]}): _unrows(_v_{v.name}, T, B)"
+                               for (s, r), v in a_vars.items()) + "}"
+    L = ["def _scan_forward(p, xs, s0):"]
+    L.append('    """s_t = A_t s_{t-1} + b_t by the two-level affine scan (_affine_scan: O(T) work,')
+    L.append('    about 2 sqrt(T) passes over chunk slices), in linear form (not log-space, which')
+    L.append('    loses |sum log A| * eps for long sequences); the cache keeps the state-free values')
+    L.append('    the backward reads (their input products are not recomputed)."""')
+    L.append("    T, B, H, dt = xs.shape[0], xs.shape[1], s0[0].shape[1], s0[0].dtype")
+    L.append("    _x = _rows(xs)")
+    L.append(f"    {', '.join(seq_out)}, = {call(seq)}")
+    L.append(f"    S = tuple(numpy.empty((T + 1, B, H), dt) for _ in range({S}))")
+    L.append(f"    for i in range({S}):")
+    L.append("        S[i][0] = s0[i]")
+    L.append(f"    _affine_scan({coeffs()}, [{', '.join(f'_unrows(_v_{b_vars[s].name}, T, B)' for s in states)}], "
+             f"s0, [s[1:] for s in S])")
+    L.append("    kept = {" + ", ".join(   # input-dependent values are fresh: kept as they are
+        f'"{n}": _unrows(_v_{n}, T, B)' if n in xdep else
+        f'"{n}": numpy.array(numpy.broadcast_to(_v_{n}, {kept_shape(n)}))' for n in kept) + "}")
+    L.append('    return {"cell": CELL, "method": "scan", "xs": xs, "S": S, "V": {}, "seq": kept}')
     L += ["", ""]
     L.append("def _scan_backward(p, c, dhs, ds, want_dx):")
     L.append('    """BPTT by a reverse scan of Delta_t = g_t + A_{t+1}^T Delta_{t+1}, then every step\'s')
-    L.append('    local gradients at once and whole-sequence weight products."""')
+    L.append('    local gradients at once and whole-sequence weight products. The state-free values')
+    L.append("    come from the cache (a loop cache's V, a scan cache's 'seq') or are recomputed.\"\"\"")
     L.append('    xs = c["xs"]')
-    L.append("    H, dt = ds[0].shape[1], ds[0].dtype")
-    coefficients()
-    L.append(f"    g = numpy.zeros(xs.shape[:2] + (H, {S}), dt)")
-    L.append(f"    g[..., {idx[output_state]}] = dhs")
-    L.append("    Delta = _affine_scan_reverse(A, g, numpy.stack(ds, axis=-1))")
-    L.append('    dstate0 = tuple(numpy.einsum("bhji,bhj->bhi", A[0], Delta[0])[..., i] '
-             f"for i in range({S}))")
+    L.append("    T, B, H, dt = xs.shape[0], xs.shape[1], ds[0].shape[1], dt_ = ds[0].dtype")
+    L[-1] = "    T, B, H, dt = xs.shape[0], xs.shape[1], ds[0].shape[1], ds[0].dtype"
+    shapes = "{" + ", ".join(f'"{n}": {kept_shape(n, True)}' for n in kept) + "}"
+    L.append("    _x = _rows(xs)")
+    L.append(f"    v = _scan_kept(c, {shapes}, dt)")
+    L.append("    if v is None:")
+    L.append(f"        {', '.join(seq_out)}, = {call(seq)}")
+    if kept:
+        L.append("    else:")
+        L.append(f"        {', '.join(f'_v_{n}' for n in kept)}, = "
+                 f"{', '.join(f'_rows(v[{n!r}])' if n in xdep else f'v[{n!r}]' for n in kept)},")
+    L.append(f"    {', '.join(f'_v_{v.name}' for v in scoef.outputs)}, = {call(scoef)}")
+    L.append(f"    Delta = tuple(numpy.empty((T, B, H), dt) for _ in range({S}))")
+    if S > 1:
+        L.append("    zero = numpy.broadcast_to(numpy.zeros((), dt), (T, B, H))")
+    L.append("    g = [" + ", ".join("dhs" if s_ == output_state else "zero" for s_ in states) + "]")
+    L.append(f"    A = {coeffs()}")
+    L.append("    _affine_scan_reverse(A, g, ds, Delta)")
+    L.append("    first = {ij: numpy.broadcast_to(a, (T, B, H))[0] if T else 0 for ij, a in A.items()}")
+    L.append("    dstate0 = tuple(sum((first[j, i] * Delta[j][0] for j in range(%d) if (j, i) in first), "
+             "numpy.zeros((B, H), dt)) if T else ds[i].copy()" % S)
+    L.append(f"                    for i in range({S}))")
     out_names = [f"_o{k}" for k in range(len(outputs))]
-    L.append(f"    {', '.join(out_names)}, = _sgrad({', '.join(code[s] for s in sgrad.inputs)})")
+    L.append(f"    {', '.join(out_names)}, = {call(sgrad)}")
     pos = {v: out_names[k] for k, v in enumerate(outputs)}
     L.append("    grads = {}")
     for name, kind, parts in plan:
@@ -158,6 +212,9 @@ def _generate_scan(cell, form, output_state):
     for name in cell.params:
         if name not in bw.params:
             L.append(f'    grads["{name}"] = numpy.zeros_like(p["{name}"])')
-    L.append(f"    return grads, dstate0, ({pos[dx]} * numpy.ones_like(xs)) if want_dx else None")
+    L.append("    if not want_dx:")
+    L.append("        return grads, dstate0, None")
+    L.append(f"    _dx, = {call(sdx)}")
+    L.append("    return grads, dstate0, numpy.broadcast_to(numpy.asarray(_unrows(_dx, T, B), dt), xs.shape).copy()")
     L += ["", ""]
-    return {"_seq": seq, "_sgrad": sgrad}, "\n".join(L), ""
+    return {"_seq": seq, "_sgrad": sgrad, "_scoef": scoef, "_sdx": sdx}, "\n".join(L), ""

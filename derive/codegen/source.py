@@ -13,6 +13,7 @@ from derive.codegen import support as kernel_support
 from derive.codegen import module as kernelgen
 from derive.codegen import np_primitives as numpy_primitives
 from derive.codegen.copied import module_body
+from derive.core.symbols import H
 from derive.codegen.pysource import docstring
 
 _RULE = "# " + "-" * 86 + "\n# "
@@ -100,7 +101,8 @@ def module_names() -> frozenset:
     """Every top-level name a generated kernel module or ``kernels/__init__.py`` defines or
     imports, read off the generator's own output: a cell so named would be shadowed in
     ``from kernels import <name>`` or would shadow the module's own code."""
-    cell = SimpleNamespace(name="c", states=("h",), params={}, torch={"module": "RNN"})
+    cell = SimpleNamespace(name="c", states=("h",), params={}, torch={"module": "RNN"},
+                           state_shapes={"h": (H, 1)})
     lines = kernelgen._Lines()
     kernelgen.constants(lines, cell, "h", {})
     api_head = f"import numpy\n__all__ = []\n{lines.text()}\n{kernelgen.api_source(cell)}\n"

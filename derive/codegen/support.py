@@ -49,7 +49,7 @@ def _check_params(params, PARAMS):
         if name not in PARAMS:
             raise ValueError(f"params: unexpected parameter {name!r}; expected exactly "
                              f"{list(PARAMS)}")
-    arrays, dims, dtype, first = {}, {}, None, None
+    arrays, dims, dtype, first = {}, {"1": 1}, None, None
     for name, spec in PARAMS.items():
         arr = _as_float_array(f"parameter {name!r}", params[name], dtype)
         if dtype is None:
@@ -86,16 +86,36 @@ def _check_array(name, value, shape, dtype, *, finite=True):
     return arr
 
 
-def _check_state(name, state, STATE, batch, hidden, dtype):
-    """A state: a tuple (or list) of arrays ordered like ``STATE``, each (B, H)."""
+def _state_dims(shape, hidden):
+    """The (label, size) pairs of one state's batch row: ("H",) is (H,), ("1",) a scalar (1,),
+    ("H", "H") a matrix (H, H)."""
+    return tuple((d, hidden if d == "H" else 1) for d in shape)
+
+
+def _check_state(name, state, STATE, batch, hidden, dtype, SHAPES=None):
+    """A state: a tuple (or list) of arrays ordered like ``STATE``, each (B, H) or as
+    ``SHAPES`` says ((B, 1) for a scalar, (B, H, H) for a matrix, returned flat as (B, H*H),
+    row-major: the kernels' layout)."""
     if isinstance(state, numpy.ndarray) or not isinstance(state, (tuple, list)):
         raise ValueError(f"{name} must be a tuple of {len(STATE)} arrays ordered like STATE = "
                          f"{STATE}, got {type(state).__name__}")
     if len(state) != len(STATE):
         raise ValueError(f"{name} must have {len(STATE)} arrays ordered like STATE = {STATE}, "
                          f"got {len(state)}")
-    return tuple(_check_array(f"{name}[{i}] ({s})", a, (("B", batch), ("H", hidden)), dtype)
-                 for i, (s, a) in enumerate(zip(STATE, state)))
+    out = []
+    for i, (s, a) in enumerate(zip(STATE, state)):
+        shape = (SHAPES or {}).get(s, ("H",))
+        arr = _check_array(f"{name}[{i}] ({s})", a, (("B", batch),) + _state_dims(shape, hidden),
+                           dtype)
+        out.append(arr.reshape(arr.shape[0], -1) if len(shape) == 2 else arr)
+    return tuple(out)
+
+
+def _public_state(STATE, SHAPES, states):
+    """States in the kernels' layout as the API gives them: a matrix state (B, H*H) as
+    (B, H, H), the others unchanged."""
+    return tuple(a.reshape(a.shape[0], round(a.shape[1] ** 0.5), -1)
+                 if len(SHAPES.get(s, ("H",))) == 2 else a for s, a in zip(STATE, states))
 
 
 def _cache_array(name, value, shape, dtype):
@@ -108,7 +128,7 @@ def _cache_array(name, value, shape, dtype):
     return value
 
 
-def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
+def _check_cache(cache, CELL, STATE, KEPT, dims, dtype, SHAPES=None):
     """The cache of this cell's ``forward``, checked key by key against the parameters'
     sizes and dtype (``KEPT``: stored value -> its dims, "T" and "B" for the sequence axes).
     Returns (T, B)."""
@@ -128,7 +148,9 @@ def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
         raise ValueError(f"cache: 'S' must be a tuple of {len(STATE)} arrays ordered like "
                          f"STATE = {STATE}, got {got}")
     for i, s in enumerate(S):
-        _cache_array(f"'S'[{i}] ({STATE[i]})", s, (("T+1", T + 1), ("B", B), ("H", H)), dtype)
+        width = numpy.prod([n for _, n in _state_dims((SHAPES or {}).get(STATE[i], ("H",)), H)])
+        _cache_array(f"'S'[{i}] ({STATE[i]})", s, (("T+1", T + 1), ("B", B), ("H", int(width))),
+                     dtype)
     V = cache["V"]
     if not isinstance(V, dict) or sorted(V) != sorted(KEPT):
         raise ValueError(f"cache: 'V' must be a dict with the keys {sorted(KEPT)}, got "
@@ -139,8 +161,10 @@ def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
     return T, B
 
 
-def _zero_state(STATE, batch, hidden, dtype):
-    return tuple(numpy.zeros((batch, hidden), dtype) for _ in STATE)
+def _zero_state(STATE, batch, hidden, dtype, SHAPES=None):
+    """Zero states in the kernels' layout ((B, H), (B, 1), a matrix flat (B, H*H))."""
+    return tuple(numpy.zeros((batch, int(numpy.prod([n for _, n in _state_dims(
+        (SHAPES or {}).get(s, ("H",)), hidden)]))), dtype) for s in STATE)
 
 
 def _init_params(PARAMS, input_size, hidden_size, rng=None, dtype=numpy.float64):
@@ -156,7 +180,7 @@ def _init_params(PARAMS, input_size, hidden_size, rng=None, dtype=numpy.float64)
     if not isinstance(rng, numpy.random.Generator):
         raise ValueError(f"rng must be None, an int seed or a numpy.random.Generator, got "
                          f"{type(rng).__name__}")
-    dims = {"H": int(hidden_size), "D": int(input_size)}
+    dims = {"H": int(hidden_size), "D": int(input_size), "1": 1}      # "1": a scalar
     bound = 1.0 / numpy.sqrt(dims["H"])
     return {name: rng.uniform(-bound, bound, tuple(dims[d] for d in spec)).astype(dtype)
             for name, spec in PARAMS.items()}
@@ -220,33 +244,161 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def _affine_scan(A, b, s0):
-    """s_t = A_t s_{t-1} + b_t for t = 0..T-1 from s_{-1} = s0, by recursive doubling
-    (Hillis and Steele): after the pass with offset d, (A_t, b_t) composes the steps
-    t-2d+1..t, with (A, b) then (A', b') = (A' A, A' b + b'); ceil(log2 T) whole-array passes.
-    A (T, ..., S, S), b (T, ..., S), s0 (..., S); S = 1 runs elementwise."""
-    T = A.shape[0]
-    if A.shape[-1] == 1:
-        A, b, s = A[..., 0, 0].copy(), b[..., 0].copy(), s0[..., 0]
-        d = 1
-        while d < T:
-            b[d:] = A[d:] * b[:-d] + b[d:]
-            A[d:] = A[d:] * A[:-d]
-            d *= 2
-        return (A * s + b)[..., None]
-    A, b = A.copy(), b.copy()
-    d = 1
-    while d < T:
-        b[d:] = numpy.einsum("...ij,...j->...i", A[d:], b[:-d]) + b[d:]
-        A[d:] = A[d:] @ A[:-d]
-        d *= 2
-    return numpy.einsum("...ij,...j->...i", A, s0) + b
+def _unrows(v, T, B):
+    """A sequence pass's value as (T, B, n) when it is rows (T B, n); constants unchanged."""
+    return v.reshape(T, B, v.shape[-1]) if numpy.ndim(v) == 2 else v
 
 
-def _affine_scan_reverse(A, g, ds):
+def _scan_kept(cache, shapes, dtype):
+    """The state-free values the scan backward reads, {name: array}: a scan cache's 'seq'
+    (checked: exactly the names of ``shapes``, each an array of its (label, size) shape and
+    ``dtype``), or a loop cache's 'V' when it holds them all at those shapes; None when they
+    are to be recomputed (a cache without them)."""
+    if cache.get("method", "loop") == "scan":
+        kept = cache.get("seq")
+        if kept is None:
+            return None
+        if not isinstance(kept, dict) or sorted(kept) != sorted(shapes):
+            raise ValueError(f"cache: 'seq' must be a dict with the keys {sorted(shapes)}, got "
+                             + (f"keys {sorted(kept, key=str)}" if isinstance(kept, dict)
+                                else type(kept).__name__))
+        for name, shape in shapes.items():
+            _cache_array(f"'seq'[{name!r}]", kept[name], shape, dtype)
+        return kept
+    V = cache["V"]
+    if all(n in V and _has_shape(V[n], shape) for n, shape in shapes.items()):
+        return {n: V[n] for n in shapes}
+    return None
+
+
+def _closure(nz):
+    """The nonzero pattern of every product of matrices with nonzero pattern ``nz`` (a set of
+    (i, j)): the smallest superset closed under products."""
+    nz = set(nz)
+    while True:
+        more = {(i, j) for i, k in nz for k2, j in nz if k == k2} - nz
+        if not more:
+            return nz
+        nz |= more
+
+
+def _block_mul(X, Y, S, pattern):
+    """Z = X Y for S x S blocks of arrays (dicts {(i, j): array}, missing = 0), elementwise over
+    the arrays, only for the entries in ``pattern``."""
+    Z = {}
+    for i, j in pattern:
+        terms = [(X[i, k], Y[k, j]) for k in range(S) if (i, k) in X and (k, j) in Y]
+        if terms:
+            z = terms[0][0] * terms[0][1]
+            for u, v in terms[1:]:
+                z += u * v
+            Z[i, j] = z
+    return Z
+
+
+def _compose(first, then, S, pattern):
+    """(A, b) then (A', b') = (A' A, A' b + b'), blocks as in :func:`_block_mul`."""
+    (A1, b1), (A2, b2) = first, then
+    b = []
+    for i in range(S):
+        v = b2[i].copy()
+        for k in range(S):
+            if (i, k) in A2:
+                v += A2[i, k] * b1[k]
+        b.append(v)
+    return _block_mul(A2, A1, S, pattern), b
+
+
+def _affine_scan(A, b, s0, out, chunk=None):
+    """s_t = A_t s_{t-1} + b_t for t = 0..T-1 from s_{-1} = s0, written into ``out``.
+
+    A: {(i, j): array (T, ...), or one with fewer axes for an A_t constant in time} (missing
+    entries are 0; an S x S block per element), b: S arrays broadcasting to (T, ...), s0: S
+    arrays (...), out: S writable arrays (T, ...), any strides, not overlapping A or b.
+    A two-level scan with O(T) work and no (T, ...) temporaries: the steps are cut into C
+    chunks of K (about 2 sqrt(T)); (1) each full chunk's composition (P_c, e_c) = (A_last ...
+    A_first, the chunk's state from 0) by runs of 8 steps and a balanced tree over the runs,
+    vectorised across the chunks (8 + log2(K / 8) roundings deep: a chain of K products
+    near 1 loses about K ulps); (2) the state before every chunk, s_(c) = P_(c-1) s_(c-1) + e_(c-1),
+    over the C chunks; (3) the recurrence inside all chunks at once from those states, K
+    passes writing ``out``. Each state sees at most log2 K + C + K compositions in a chain
+    of states, like the loop's T, and no product of more than 8 + log2(K / 8) roundings."""
+    S = len(b)
+    T = out[0].shape[0]
+    if T == 0:
+        return out
+    full, dt = out[0].shape, out[0].dtype
+    K = chunk or max(1, int(numpy.ceil(2 * numpy.sqrt(T))))
+    C = -(-T // K)
+    const = all(numpy.ndim(a) < len(full) for a in A.values())
+    A = {ij: numpy.asarray(a, dt) if numpy.ndim(a) < len(full) else numpy.broadcast_to(a, full)
+         for ij, a in A.items()}
+    b = [numpy.broadcast_to(numpy.asarray(bi, dt), full) for bi in b]
+
+    def at(a, j, m):
+        return a if numpy.ndim(a) < len(full) else a[j::K][:m]
+    E = [numpy.empty((C,) + full[1:], dt) for _ in range(S)]
+    for i in range(S):
+        E[i][0] = s0[i]
+    n = C - 1                                # (1) the full chunks before the last one
+    if n:
+        pattern = sorted(_closure(A))
+        items = []                           # runs of 8 positions in place, then a tree
+        for g in range(0, K, 8):
+            P = {ij: numpy.array(at(v, g, n), dt) for ij, v in A.items()}
+            e = [bi[g::K][:n].copy() for bi in b]
+            for j in range(g + 1, min(g + 8, K)):
+                a = {ij: at(v, j, n) for ij, v in A.items()}
+                if S == 1:
+                    e[0] *= a[0, 0]
+                    e[0] += b[0][j::K][:n]
+                    if const:
+                        P = {(0, 0): a[0, 0] * P[0, 0]}
+                    else:
+                        P[0, 0] *= a[0, 0]
+                else:
+                    P, e = _compose((P, e), (a, [bi[j::K][:n] for bi in b]), S, pattern)
+            items.append((P, e))
+        while len(items) > 1:                # a balanced tree: log2(K / 8) roundings deep
+            nxt = [_compose(items[q], items[q + 1], S, pattern) for q in range(0, len(items) - 1, 2)]
+            items = nxt + items[len(items) - len(items) % 2:]
+        P, e = items[0]
+        for c in range(1, C):                # (2) the state before each chunk
+            for i in range(S):
+                v = E[i][c]
+                v[...] = e[i][c - 1]
+                for k in range(S):
+                    if (i, k) in P:
+                        v += (P[i, k] if numpy.ndim(P[i, k]) < len(full) else P[i, k][c - 1]) \
+                            * E[k][c - 1]
+    tmp = numpy.empty((C,) + full[1:], dt)
+    for j in range(min(K, T)):               # (3) the recurrence inside every chunk
+        m = len(range(j, T, K))
+        prev = [E[k][:m] if j == 0 else out[k][j - 1::K][:m] for k in range(S)]
+        w = tmp[:m]
+        for i in range(S):
+            x = out[i][j::K]
+            x[...] = b[i][j::K][:m]
+            for k in range(S):
+                if (i, k) in A:
+                    numpy.multiply(at(A[i, k], j, m), prev[k], out=w)
+                    x += w
+    return out
+
+
+def _affine_scan_reverse(A, g, ds, out, chunk=None):
     """The adjoint recursion Delta_t = g_t + A_{t+1}^T Delta_{t+1}, t = T-1..0, with
-    Delta_{T-1} = g_{T-1} + ds: the same scan run backwards in time over A^T."""
-    M = numpy.empty_like(A)
-    M[0] = numpy.eye(A.shape[-1], dtype=A.dtype)
-    M[1:] = numpy.swapaxes(A[:0:-1], -1, -2)
-    return _affine_scan(M, g[::-1], ds)[::-1]
+    Delta_{T-1} = g_{T-1} + ds, into ``out`` (S arrays (T, ...)): :func:`_affine_scan` run
+    backwards in time over the transposed blocks. A as for _affine_scan (broadcasting to
+    (T, ...)), g: S arrays (T, ...)."""
+    T = out[0].shape[0]
+    if T == 0:
+        return out
+    full = out[0].shape
+    M = {(j, i): numpy.broadcast_to(a, full)[:0:-1] if numpy.ndim(a) == len(full) else a
+         for (i, j), a in A.items()}
+    for i in range(len(g)):
+        numpy.add(g[i][-1], ds[i], out=out[i][-1])
+    _affine_scan(M, [gi[-2::-1] for gi in g], [o[-1] for o in out],
+                 [o[-2::-1] for o in out], chunk)
+    return out

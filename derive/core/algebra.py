@@ -1,8 +1,5 @@
-"""Building matrix expressions without SymPy's reordering, and the two normal forms.
-
-SymPy's ``MatAdd``/``MatMul``/``HadamardProduct`` constructors are used with
-``evaluate=False`` so that the order of terms is ours. Two normal forms keep results in the
-shape a person writes:
+"""The two normal forms of derived expressions (the constructors, which never reorder, are
+:mod:`derive.core.build`'s, re-exported here). They keep results in the shape a person writes:
 
 * :class:`VecPoly`: a column-vector expression built from ``+``, scalar multiples and
   Hadamard products, expanded into a sum of Hadamard monomials with rational coefficients,
@@ -16,159 +13,40 @@ from fractions import Fraction
 from functools import total_ordering
 
 import sympy
-from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix,
-                   Transpose, ZeroMatrix)
-from sympy.matrices.expressions import MatrixExpr
-from sympy.matrices.expressions.diagonal import DiagMatrix
+from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix, ZeroMatrix
 
 from derive.core.binary import Binary
+# the constructors, re-exported: the engine's modules import them from here
+from derive.core.build import add, diag, hadamard, matmul, ones, scale, transpose  # noqa: F401
+from derive.core.matrixstate import Factor, MatTVec, MatVec, Outer
+from derive.core.ordering import atom_rank
 from derive.core.primitives import Elementwise, Reciprocal
-from derive.core.symbols import Cotangent, Incoming, Param
+from derive.core.reduction import Broadcast, SumOf
 
 
-# ---------------------------------------------------------------------------------------
-# constructors
-# ---------------------------------------------------------------------------------------
-
-def add(terms, shape):
-    """Sum of matrix expressions in the given order; zeros dropped, nested sums flattened."""
-    flat = []
-    for t in terms:
-        if isinstance(t, ZeroMatrix):
-            continue
-        flat.extend(t.args if isinstance(t, MatAdd) else (t,))
-    if not flat:
-        return ZeroMatrix(*shape)
-    if len(flat) == 1:
-        return flat[0]
-    return MatAdd(*flat, evaluate=False)
+def broadcast(s, n):
+    """The scalar ``s`` as an n-vector, ``Broadcast(s, n)``; a constant ``c`` gives ``c 1_n``."""
+    p = VecPoly.from_expr(s)
+    if all(not m for m, _ in p.terms):                 # a rational constant (or zero)
+        c = p.terms[0][1] if p.terms else Fraction(0)
+        return scale(sympy.Rational(c.numerator, c.denominator), OneMatrix(n, 1))
+    return Broadcast(p.to_expr(), n)
 
 
-def matmul(*factors):
-    """Matrix product in the given order; identities dropped, a zero factor gives zero."""
-    coeff = sympy.Integer(1)
-    flat = []
-    for f in factors:
-        if isinstance(f, MatMul):
-            c, mats = f.as_coeff_matrices()
-            coeff *= c
-            flat.extend(mats)
-        elif isinstance(f, Identity):
-            continue
-        else:
-            flat.append(f)
-    rows = factors[0].shape[0]
-    cols = factors[-1].shape[1]
-    if coeff == 0 or any(isinstance(f, ZeroMatrix) for f in flat):
-        return ZeroMatrix(rows, cols)
-    if not flat:
-        return Identity(rows) if coeff == 1 else MatMul(coeff, Identity(rows), evaluate=False)
-    if coeff == 1 and len(flat) == 1:
-        return flat[0]
-    args = ([coeff] if coeff != 1 else []) + flat
-    return MatMul(*args, evaluate=False)
+def apply_constant(m, v):
+    """The constant matrix ``m`` applied to the vector ``v``: a parameter product ``M v``,
+    or, for the all-ones matrices of the reductions, ``1^T v = SumOf(v)`` and ``1_n s =
+    Broadcast(s, n)``."""
+    if isinstance(m, OneMatrix) and m.shape[0] == 1:
+        return SumOf(v)
+    if isinstance(m, OneMatrix) and m.shape[1] == 1:
+        return broadcast(v, m.shape[0])
+    if isinstance(m, Factor):                          # a matrix state's linear maps
+        return m.apply(v)
+    return matmul(m, v)
 
 
-def scale(coeff, expr):
-    """coeff * expr for a rational coefficient."""
-    coeff = sympy.Rational(coeff)
-    if coeff == 1:
-        return expr
-    if coeff == 0:
-        return ZeroMatrix(*expr.shape)
-    if isinstance(expr, MatMul):
-        c, mats = expr.as_coeff_matrices()
-        coeff *= c
-        expr = mats[0] if len(mats) == 1 else MatMul(*mats, evaluate=False)
-        if coeff == 1:
-            return expr
-    return MatMul(coeff, expr, evaluate=False)
-
-
-def hadamard(factors):
-    """Hadamard (entrywise) product in the given order."""
-    flat = []
-    for f in factors:
-        flat.extend(f.args if isinstance(f, HadamardProduct) else (f,))
-    if len(flat) == 1:
-        return flat[0]
-    return HadamardProduct(*flat, evaluate=False)
-
-
-def diag(v):
-    """diag(v): the square matrix with the column vector v on its diagonal."""
-    return DiagMatrix(v)
-
-
-def transpose(expr):
-    """expr^T with the transpose pushed to the leaves: (AB)^T = B^T A^T, diag(v)^T = diag(v)."""
-    if isinstance(expr, Transpose):
-        return expr.arg
-    if isinstance(expr, MatMul):
-        c, mats = expr.as_coeff_matrices()
-        return scale(c, matmul(*[transpose(m) for m in reversed(mats)]))
-    if isinstance(expr, MatAdd):
-        return add([transpose(a) for a in expr.args], (expr.shape[1], expr.shape[0]))
-    if isinstance(expr, (DiagMatrix, Identity)):
-        return expr
-    if isinstance(expr, ZeroMatrix):
-        return ZeroMatrix(expr.shape[1], expr.shape[0])
-    return Transpose(expr)
-
-
-def ones(shape):
-    return OneMatrix(*shape)
-
-
-# ---------------------------------------------------------------------------------------
-# Hadamard polynomials
-# ---------------------------------------------------------------------------------------
-
-#: Order of atoms inside a monomial: parameters, deltas, variables, activations,
-#: derivatives (the order in which Greff et al. write their products, p_o * delta o_bar).
-_RANK_PARAM, _RANK_ADJOINT, _RANK_VAR, _RANK_OTHER, _RANK_FUNC, _RANK_DERIV = range(6)
-
-
-def atom_rank(atom) -> tuple:
-    """Sort key of an atom of a Hadamard monomial (structural, cached; no printing)."""
-    key = _RANK_CACHE.get(atom)
-    if key is None:
-        if isinstance(atom, MatrixSymbol):
-            if isinstance(atom, (Cotangent, Incoming)):
-                rank = _RANK_ADJOINT
-            elif isinstance(atom, Param):
-                rank = _RANK_PARAM
-            else:
-                rank = _RANK_VAR
-            key = (rank, atom.name)
-        elif isinstance(atom, Elementwise):
-            key = (_RANK_DERIV if atom.is_derivative else _RANK_FUNC, atom.name,
-                   structural_key(atom.arg))
-        elif isinstance(atom, Binary):
-            key = (_RANK_FUNC, atom.name, structural_key(atom))
-        else:
-            key = (_RANK_OTHER, structural_key(atom))
-        _RANK_CACHE[atom] = key
-    return key
-
-
-_RANK_CACHE: dict = {}
-_SKEY_CACHE: dict = {}
-
-
-def structural_key(e) -> tuple:
-    """A total, deterministic order on expressions from their tree (names, classes, numbers)."""
-    key = _SKEY_CACHE.get(e)
-    if key is None:
-        if isinstance(e, MatrixSymbol):
-            key = ("0", e.name)
-        elif getattr(e, "is_Matrix", False) or isinstance(e, MatrixExpr):
-            key = ("1", type(e).__name__, tuple(structural_key(a) for a in e.args))
-        else:
-            key = ("2", type(e).__name__, str(e))     # numbers and shape symbols: cheap to print
-        _SKEY_CACHE[e] = key
-    return key
-
+# -- Hadamard polynomials ----------------------------------------------------------------
 
 @total_ordering
 class VecPoly:
@@ -226,8 +104,15 @@ class VecPoly:
                 return cls.from_expr(inner).scaled(c)
         if isinstance(e, Elementwise):
             return cls.atom(type(e)(cls.from_expr(e.arg).to_expr()))
+        if isinstance(e, (Outer, MatVec, MatTVec)):
+            return _bilinear_atom(type(e), [cls.from_expr(a) for a in e.args], e.shape)
         if isinstance(e, Binary):
             return cls.atom(type(e)(*(cls.from_expr(a).to_expr() for a in e.args)))
+        if isinstance(e, SumOf):
+            inner = cls.from_expr(e.arg)
+            return _trace_form(inner) or _linear_atom(lambda v: SumOf(v), inner, e.shape)
+        if isinstance(e, Broadcast):
+            return _linear_atom(lambda s: Broadcast(s, e.shape[0]), cls.from_expr(e.arg), e.shape)
         if isinstance(e, MatMul):
             # matrix times vector: normalise the vector operand, keep the product an atom
             *mats, v = e.args
@@ -248,20 +133,29 @@ class VecPoly:
         return self + (-other)
 
     def __mul__(self, other):
-        """Hadamard product."""
+        """Hadamard product; broadcast scalars of one monomial multiply inside one broadcast
+        (``Broadcast(a) * Broadcast(b) = Broadcast(a b)``)."""
         acc: dict = {}
         for m1, c1 in self.terms:
             for m2, c2 in other.terms:
                 m = tuple(sorted(m1 + m2, key=atom_rank))
-                acc[m] = acc.get(m, 0) + c1 * c2
+                c = c1 * c2
+                if sum(isinstance(a, Broadcast) for a in m) > 1:
+                    m, c = _merge_broadcasts(m, c)
+                acc[m] = acc.get(m, 0) + c
         return VecPoly(acc, self.shape)
 
     def scaled(self, c):
-        c = Fraction(int(sympy.Rational(c).p), int(sympy.Rational(c).q))
+        if not isinstance(c, Fraction):
+            c = Fraction(int(sympy.Rational(c).p), int(sympy.Rational(c).q))
         return VecPoly({m: k * c for m, k in self.terms}, self.shape)
 
     def is_zero(self):
         return not self.terms
+
+    def reshaped(self, shape):
+        """A constant polynomial (no atoms) of another shape: c 1_1 -> c 1_n."""
+        return VecPoly(dict(self.terms), shape)
 
     def is_one(self):
         return self.terms == (((), Fraction(1)),)
@@ -300,6 +194,72 @@ class VecPoly:
             return ZeroMatrix(*self.shape)
         ordered = sorted(self.terms, key=lambda mc: mc[1] < 0)      # stable: keeps canonical order
         return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
+
+
+def _trace_form(inner: VecPoly):
+    """``1^T (P * vec(v w^T)) = v^T P w``: a sum whose one monomial holds an outer product and
+    other matrix-state factors, as ``Sum(v * (P w))`` (no H^2 temporary); else None."""
+    if len(inner.terms) != 1:
+        return None
+    (m, c), = inner.terms
+    outers = [a for a in m if isinstance(a, Outer)]
+    rest = [a for a in m if not isinstance(a, Outer)]
+    if len(outers) != 1 or not rest or any(isinstance(a, Broadcast) for a in rest):
+        return None
+    v, w = outers[0].args
+    return VecPoly.from_expr(SumOf(hadamard([v, MatVec(hadamard(rest), w)]))).scaled(c)
+
+
+def _linear_atom(make, inner: VecPoly, shape) -> VecPoly:
+    """The atom ``make(inner)`` of a linear node (SumOf, Broadcast) with the rational factor of
+    its argument pulled out (``SumOf(-2 d) = -2 SumOf(d)``); a constant argument stays a constant
+    (``Broadcast(c) = c 1_n``)."""
+    if inner.is_zero():
+        return VecPoly.zero(shape)
+    if isinstance(make(inner.to_expr()), Broadcast) and all(not m for m, _ in inner.terms):
+        return inner.reshaped(shape)
+    c = inner.terms[0][1] if len(inner.terms) == 1 else Fraction(-1 if inner.terms[0][1] < 0 else 1)
+    inner, outside = inner.scaled(1 / c), VecPoly.one((1, 1))
+    if len(inner.terms) == 1 and isinstance(make(inner.to_expr()), SumOf):
+        (m, _), = inner.terms          # SumOf(v Broadcast(s)) = s SumOf(v): the scalars come out
+        scalars = [a for a in m if isinstance(a, Broadcast)]
+        if scalars and len(scalars) < len(m):
+            for a in scalars:
+                outside = outside * VecPoly.from_expr(a.arg)
+            inner = VecPoly({tuple(a for a in m if not isinstance(a, Broadcast)): Fraction(1)}, inner.shape)
+    return (VecPoly.atom(make(inner.to_expr())) * outside).scaled(c)
+
+
+def _bilinear_atom(node, args, shape) -> VecPoly:
+    """``node(a, b)`` for a bilinear node (Outer, MatVec, MatTVec) with the rational factor and
+    the broadcast scalars of each single-monomial argument pulled out:
+    ``MatVec(i' dC, k) = i' MatVec(dC, k)``."""
+    outside, c, clean = VecPoly.one((1, 1)), Fraction(1), []
+    for a in args:
+        if len(a.terms) == 1:
+            (m, k), = a.terms
+            scalars = [x for x in m if isinstance(x, Broadcast)]
+            if scalars and len(scalars) < len(m):
+                for x in scalars:
+                    outside = outside * VecPoly.from_expr(x.arg)
+                m = tuple(x for x in m if not isinstance(x, Broadcast))
+            c, a = c * k, VecPoly({m: Fraction(1)}, a.shape)
+        clean.append(a)
+    out = VecPoly.atom(node(*(a.to_expr() for a in clean)))
+    if not outside.is_one():
+        out = out * VecPoly.from_expr(broadcast(outside.to_expr(), shape[0]))
+    return out.scaled(c)
+
+
+def _merge_broadcasts(m, c):
+    """A monomial's broadcast atoms as one: (the other atoms + Broadcast(product), coefficient)."""
+    scalars = [a for a in m if isinstance(a, Broadcast)]
+    inner = VecPoly.one((1, 1))
+    for a in scalars:
+        inner = inner * VecPoly.from_expr(a.arg)
+    merged = _linear_atom(lambda s: Broadcast(s, scalars[0].shape[0]), inner, scalars[0].shape)
+    (mm, cc), = merged.terms
+    return tuple(sorted([a for a in m if not isinstance(a, Broadcast)] + list(mm), key=atom_rank)), c * cc
 
 
 _FACTOR_CACHE: dict = {}

@@ -20,6 +20,7 @@ from sympy import DiagMatrix, HadamardProduct, MatAdd, MatMul, MatrixSymbol
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
 from derive.core.primitives import Elementwise
+from derive.core.reduction import DimSize
 from derive.core.rules import jvp, pull_back, sum_cotangents
 from derive.core.symbols import (DIMS, Cotangent, Incoming, Input, LossGradient, Param, PrevState, Var,
                       adjoint_name, incoming_name, prev_name)
@@ -80,7 +81,7 @@ class Backward:
         from derive.core.symbols import H
         out = list(self.assignments)
         for s, e in self.prev_states.items():
-            out.append((Cotangent(adjoint_name(prev_name(s)), H, 1), e))
+            out.append((Cotangent(adjoint_name(prev_name(s)), *e.shape), e))
         out.append((Cotangent(adjoint_name("x"), *self.input.shape), self.input))
         for p, e in self.params.items():
             out.append((Cotangent(adjoint_name(p), *e.shape), e))
@@ -92,7 +93,7 @@ class Cell:
 
     def __init__(self, name, *, states, params, equations, readout=(), readout_params=None,
                  title="", reference="", description="", notation=None, source=None,
-                 torch=None):
+                 torch=None, state_shapes=None):
         self.name = name
         self.title = title or name
         self.reference = reference
@@ -106,7 +107,11 @@ class Cell:
         self.source = source                       # path of the spec it came from
         self.torch = torch                         # PyTorch module name, when it has one
         self.input = Input("x", DIMS["D"], 1)
-        self.prev = {s: PrevState.of(s, DIMS["H"], 1) for s in self.states}
+        #: state -> its column shape: (H, 1), a scalar (1, 1), or an (H, H) matrix as its
+        #: row-major vectorisation (H^2, 1)
+        self.state_shapes = {s: tuple((state_shapes or {}).get(s, (DIMS["H"], 1)))
+                             for s in self.states}
+        self.prev = {s: PrevState.of(s, *self.state_shapes[s]) for s in self.states}
         self._defs = {eq.lhs.name: eq for eq in self.equations + self.readout}
         self._jac_cache: dict = {}
         self._expr_cache: dict = {}
@@ -261,10 +266,9 @@ class Cell:
 
     @cached_property
     def _backward(self) -> Backward:
-        H = DIMS["H"]
-        incoming = {s: Incoming(incoming_name(s), H, 1) for s in self.states}
+        incoming = {s: Incoming(incoming_name(s), *self.state_shapes[s]) for s in self.states}
         received: dict = {}                     # Var name -> [VecPoly contributions]
-        prev_ct: dict = {s: VecPoly.zero((H, 1)) for s in self.states}
+        prev_ct: dict = {s: VecPoly.zero(self.state_shapes[s]) for s in self.states}
         input_ct = VecPoly.zero(self.input.shape)
         param_ct: dict = {}
         assignments = []
@@ -279,6 +283,8 @@ class Cell:
                     prev_ct[e.state] = prev_ct[e.state] + ct
             elif isinstance(e, Input):
                 input_ct = input_ct + ct
+            elif isinstance(e, DimSize):
+                pass                                   # a dimension's size: a constant
             elif isinstance(e, Param):
                 param_ct.setdefault(e.name, []).append(ct)
             else:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sympy import Identity, MatMul, MatrixSymbol, Transpose, ZeroMatrix
+from sympy import Identity, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from derive.core.algebra import VecPoly, add, diag, matmul, transpose
+from derive.core.reduction import Broadcast, DimSize, SumOf
+from derive.core.algebra import VecPoly, add, apply_constant, broadcast, diag, matmul, transpose
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class LinMap:
     def simplified(self) -> "LinMap":
         grouped: dict = {}
         order = []
-        for t in self.terms:
+        for t in map(_scalars_to_lead, self.terms):
             key = t.chain
             if key not in grouped:
                 grouped[key] = t.lead
@@ -109,9 +110,67 @@ class LinMap:
                 if isinstance(c, VecPoly):
                     acc = c * acc
                 else:
-                    acc = VecPoly.atom(matmul(transpose(c), acc.to_expr()))
+                    r = apply_constant(transpose(c), acc.to_expr())
+                    acc = VecPoly.atom(r) if isinstance(r, MatMul) else VecPoly.from_expr(r)
             out = out + acc
         return out
+
+
+def _is_row_ones(c):
+    return isinstance(c, OneMatrix) and c.shape[0] == 1
+
+
+def _contract_ones(chain):
+    """Inner products of the chain that are scalars: ``1^T diag(v) 1 = SumOf(v)`` and
+    ``1^T 1 = n`` (a :class:`~derive.core.reduction.DimSize`), as 1 x 1 diagonals."""
+    chain, k = list(chain), 0
+    while k < len(chain):
+        c = chain[k]
+        if _is_row_ones(c):
+            n = c.shape[1]
+            if k + 1 < len(chain) and isinstance(chain[k + 1], OneMatrix) and chain[k + 1].shape[1] == 1:
+                chain[k:k + 2] = [VecPoly.atom(DimSize(n))]
+                continue
+            if (k + 2 < len(chain) and isinstance(chain[k + 1], VecPoly)
+                    and isinstance(chain[k + 2], OneMatrix) and chain[k + 2].shape[1] == 1):
+                chain[k:k + 3] = [VecPoly.from_expr(SumOf(chain[k + 1].to_expr()))]
+                continue
+        k += 1
+    return tuple(chain)
+
+
+def _scalars_to_lead(t: Term) -> Term:
+    """A 1 x 1 diagonal in the chain is a scalar and commutes with every factor: it joins
+    the leading diagonal (broadcast to its rows): ``diag(v) 1 diag(s) 1^T = diag(v s) 1 1^T``."""
+    if any(isinstance(c, OneMatrix) for c in t.chain):
+        t = Term(t.lead, _contract_ones(t.chain))
+    lead = t.lead
+    if any(isinstance(c, VecPoly) and len(c.terms) == 1 and c.terms[0][1] != 1 for c in t.chain):
+        chain = []                     # diag(k v) in the chain: its number k joins the lead
+        for c in t.chain:
+            if isinstance(c, VecPoly) and len(c.terms) == 1 and c.terms[0][1] != 1:
+                k = c.terms[0][1]
+                lead, c = lead.scaled(k), c.scaled(1 / k)
+            chain.append(c)
+        t = Term(lead, tuple(chain))
+    if any(_broadcast_scalar(c) is not None for c in t.chain):
+        t = Term(t.lead, tuple(_broadcast_scalar(c) or c for c in t.chain))
+    scalars = [c for c in t.chain if isinstance(c, VecPoly) and tuple(c.shape) == (1, 1)]
+    if not scalars:
+        return t
+    for s in scalars:
+        lead = lead * (s if lead.shape == s.shape else VecPoly.from_expr(broadcast(s.to_expr(), lead.shape[0])))
+    return Term(lead, tuple(c for c in t.chain if not (isinstance(c, VecPoly) and tuple(c.shape) == (1, 1))))
+
+
+def _broadcast_scalar(c):
+    """A diagonal in the chain that is one broadcast scalar, diag(s 1) = s I, as the 1 x 1
+    scalar s (it commutes with every factor); None otherwise."""
+    if isinstance(c, VecPoly) and tuple(c.shape) != (1, 1) and len(c.terms) == 1:
+        (m, k), = c.terms
+        if len(m) == 1 and isinstance(m[0], Broadcast):
+            return VecPoly.from_expr(m[0].arg).scaled(k)
+    return None
 
 
 def _term_key(t: Term):

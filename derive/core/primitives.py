@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 
+from fractions import Fraction
+
 import sympy
 
 from derive.core.elementwise import Elementwise, _limit_at  # noqa: F401  (re-exported)
@@ -245,6 +247,14 @@ class Sqrt(Elementwise):
     derivative = SqrtPrime
     domain = _POSITIVE
     scalar = staticmethod(sympy.sqrt)
+    derive_with_output = True
+
+    @staticmethod
+    def from_output(y):
+        """sqrt'(u) = 1 / (2 y) with y = sqrt(u) (layer norm's derivative reads sigma)."""
+        if isinstance(y, sympy.Basic):                  # a scalar symbol
+            return 1 / (2 * y)
+        return type(y).atom(Reciprocal(y.to_expr())).scaled(Fraction(1, 2))
 
 
 class CosPrime(Elementwise):

@@ -26,7 +26,10 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Zero
 from derive.core.algebra import VecPoly, add, matmul, transpose
 from derive.core.binary import Binary
 from derive.core.linmap import LinMap
+from derive.core.matrixstate import (ByMatrix, ByMatrixT, KronLeft, KronLeftT, KronRight,
+                                     KronRightT, MatTVec, MatVec, Outer)
 from derive.core.primitives import Elementwise
+from derive.core.reduction import Broadcast, SumOf
 
 #: node type -> partials(e) -> [(vector child, LinMap d e / d child)]: the only derivative.
 PARTIALS: dict = {}
@@ -120,6 +123,39 @@ def binary_partials(e):
     a, b = (VecPoly.from_expr(x).to_expr() for x in e.args)
     return [(child, LinMap.diagonal(VecPoly.from_expr(d)))
             for child, d in zip(e.args, type(e).local(a, b))]
+
+
+@defjvp(SumOf)
+def sum_partials(e):
+    """d SumOf(v) / dv = 1^T (the 1 x n row of ones); its transpose broadcasts."""
+    return [(e.arg, LinMap.matrix(OneMatrix(1, e.arg.shape[0])))]
+
+
+@defjvp(Broadcast)
+def broadcast_partials(e):
+    """d Broadcast(s, n) / ds = 1_n (the n x 1 column of ones); its transpose sums."""
+    return [(e.arg, LinMap.matrix(OneMatrix(e.shape[0], 1)))]
+
+
+@defjvp(Outer)
+def outer_partials(e):
+    """d vec(u w^T) = (I (x) w) du + (u (x) I) dw."""
+    u, w = (VecPoly.from_expr(a).to_expr() for a in e.args)
+    return [(e.args[0], LinMap.matrix(KronRight(w))), (e.args[1], LinMap.matrix(KronLeft(u)))]
+
+
+@defjvp(MatVec)
+def matvec_partials(e):
+    """d (C q) = (I (x) q^T) dvec(C) + C dq."""
+    C, q = (VecPoly.from_expr(a).to_expr() for a in e.args)
+    return [(e.args[0], LinMap.matrix(KronRightT(q))), (e.args[1], LinMap.matrix(ByMatrix(C)))]
+
+
+@defjvp(MatTVec)
+def mattvec_partials(e):
+    """d (C^T v) = (v^T (x) I) dvec(C) + C^T dv."""
+    C, v = (VecPoly.from_expr(a).to_expr() for a in e.args)
+    return [(e.args[0], LinMap.matrix(KronLeftT(v))), (e.args[1], LinMap.matrix(ByMatrixT(C)))]
 
 
 @defjvp(OneMatrix)

@@ -16,6 +16,7 @@ end of the run (:meth:`FigureProcess.reap`).
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import pickle
 import signal
@@ -86,11 +87,12 @@ class FigureProcess:
         self.send(experiments)
         return self.receive()
 
-    def detach(self) -> None:
-        """Close this process's ends of the pipes (the gradient-flow child holds its own)."""
-        for name in ("request_fd", "reply_fd"):
+    def detach(self, request=True, reply=True) -> None:
+        """Close this process's ends of the pipes (by default both; the process that sends
+        or receives holds its own)."""
+        for name, close in (("request_fd", request), ("reply_fd", reply)):
             fd = getattr(self, name)
-            if fd is not None:
+            if close and fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
 
@@ -106,15 +108,51 @@ class FigureProcess:
             self.pid = None
 
 
+def _rebuild(cls, args, state):
+    """An exception as it was sent: its class, ``args`` and attributes, without calling its
+    ``__init__`` again (which may format its message a second time)."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    for name, value in state.items():
+        setattr(exc, name, value)
+    return exc
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles exceptions by :func:`_rebuild`, so that the reader raises the same message."""
+
+    def reducer_override(self, obj):
+        if not isinstance(obj, BaseException):
+            return NotImplemented
+        state = dict(getattr(obj, "__dict__", {}))
+        if isinstance(obj, OSError):
+            for name in ("errno", "strerror", "filename", "filename2"):
+                state[name] = getattr(obj, name)
+        return _rebuild, (type(obj), obj.args, state)
+
+
 def send_result(fd, compute) -> None:
     """Pickle ``("ok", compute())``, or ``("error", exception)``, to the pipe ``fd`` (the
-    one reply of a forked worker) and close it."""
+    one reply of a forked worker) and close it. An exception arrives with its class, message
+    and attributes (:func:`_rebuild`); one that cannot be pickled as a RuntimeError with its
+    one-line message."""
     try:
         payload = ("ok", compute())
     except BaseException as exc:                 # noqa: BLE001 - handed to the reader
         payload = ("error", exc)
+    try:
+        data = _dumps(payload)
+    except Exception as exc:                     # noqa: BLE001 - e.g. an unpicklable exception
+        shown = payload[1] if payload[0] == "error" else exc
+        data = _dumps(("error", RuntimeError(f"{type(shown).__name__}: {shown}")))
     with os.fdopen(fd, "wb") as fh:
-        pickle.dump(payload, fh)
+        fh.write(data)
+
+
+def _dumps(obj) -> bytes:
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
 
 
 def start(warm, draw) -> FigureProcess | None:

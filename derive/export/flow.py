@@ -21,8 +21,8 @@ import numpy
 
 from derive.export import figure_process
 from derive.export.output import OutputError
-from derive.analysis.experiment import experiment, prepare_experiment
-from derive.analysis.gradient_flow import GradientFlowError, require_recurrence
+from derive.analysis.experiment import experiment, forget_bias, regime_gamma
+from derive.analysis.gradient_flow import GradientFlowError, recurrent_matrices, require_recurrence
 
 CSV_PATH = "figures/gradient_flow.csv"
 PNG_PATH = "figures/gradient_flow.png"
@@ -281,61 +281,101 @@ def _has_recurrence(cell) -> bool:
     return True
 
 
-#: Worth running in a separate process beside the symbolic exporters (see derive.export.registry).
-PARALLEL = True
+#: Per-cell work that may run in a worker process (derive.export.cellpool).
+CELL_TASKS = True
 
 
 def prepare(cells, options) -> None:
-    """Before the fork: everything the experiment needs that the symbolic exporters derive
-    as well (step Jacobians, gamma, the generated kernels), derived once and inherited by
-    the child. Only warms caches; :func:`export` repeats every check and reports every error."""
+    """Before the workers are forked: what the experiment needs that the symbolic exporters
+    derive as well (gamma, the recurrent matrices; the kernels exporter's ``prepare`` derives
+    the step), derived once and inherited by every process; the kernels are generated per
+    cell, in whichever process does the cell. Only warms caches; :func:`cell_task` repeats every
+    check and reports every error."""
     for c in cells:
         try:
             if _has_recurrence(c):
-                prepare_experiment(c)
-        except Exception:                   # noqa: BLE001 - export reports it, as before
+                regime_gamma(c)
+                recurrent_matrices(c)
+                forget_bias(c)
+        except Exception:                   # noqa: BLE001 - cell_task reports it
             pass
 
 
-def _run_experiment(c):
-    """The experiment of one cell, or None (with a note on stderr) when it cannot be run."""
+def check(options) -> None:
+    """Before any work: with the figure on, :class:`MissingDependencyError` when matplotlib
+    is missing (before the experiment, not after it)."""
+    if figure_wanted(options):
+        require_matplotlib()
+
+
+def cell_task(cell, options):
+    """The experiment of one cell: ``("ok", Experiment)``, ``("none", None)`` for a cell
+    without a recurrence, or ``("skip", reason)`` when it cannot be run."""
+    if not _has_recurrence(cell):
+        return "none", None
     try:
         with numpy.errstate(over="ignore", invalid="ignore"):    # reported below instead
-            return experiment(c)
+            return "ok", experiment(cell)
     except (GradientFlowError, ValueError, FloatingPointError) as exc:
         # e.g. a user-defined cell whose state overflows under random parameters: the
         # experiment cannot say anything about it, the other exports still stand
-        print(f"note: gradient flow of cell {c.name!r} skipped: {exc}", file=sys.stderr)
-        return None
+        return "skip", str(exc)
+
+
+def lead_cells(cells, options) -> list:
+    """The names of the drawn cells when a figure process holds pipes here (see
+    :func:`start_helper`): their experiments are done first and sent to it, so it draws
+    while the other cells' experiments run. [] otherwise."""
+    proc = _FIGURE[-1] if _FIGURE else None
+    if not figure_wanted(options) or proc is None or proc.request_fd is None:
+        return []
+    recurrent = [cells[i] for i in range(len(cells)) if _has_recurrence(cells[i])]
+    drawn = [c for c in recurrent if c.name in FIGURE_CELLS] or recurrent
+    return [c.name for c in drawn]
+
+
+def lead_done(results, options) -> None:
+    """Send the drawn cells' experiments (``results``, in cell order) to the figure process."""
+    _FIGURE[-1].send([ex for kind, ex in results.values() if kind == "ok"])
+
+
+def lead_finish(options) -> dict:
+    """The figure files the figure process drew."""
+    return _FIGURE.pop().receive()
+
+
+def merge(cells, results, options, extras=()) -> dict:
+    """The CSV and (option ``figure``) the figure, from :func:`cell_task`'s results in the
+    order of ``cells``; the figure files are those the figure process drew (``extras``) or
+    drawn here. A skipped cell is a note on stderr."""
+    _FIGURE.clear()
+    experiments = []
+    for c in cells:
+        kind, value = results[c.name]
+        if kind == "ok":
+            experiments.append(value)
+        elif kind == "skip":
+            print(f"note: gradient flow of cell {c.name!r} skipped: {value}", file=sys.stderr)
+    files = {CSV_PATH: csv_text(experiments)}
+    if figure_wanted(options):
+        files.update(extras[0] if extras else figures(experiments))
+    return files
 
 
 def export(cells, options) -> dict:
-    """The CSV and (option ``figure``) the figure. With a figure process (this is the forked
-    child of a ``python -m derive`` run) the drawn cells' experiments run first and go to it,
-    so it draws while the other cells' experiments run; the files are the same either way
-    (the figure depends only on the drawn cells, :func:`figure_panels`)."""
-    figure = figure_wanted(options)
-    if figure:
-        require_matplotlib()                 # before the experiment, not after it
-    proc = _FIGURE.pop() if _FIGURE else None
-    if not figure or (proc is not None and proc.request_fd is None):
-        proc = None
-    runs = {}                                # id(cell) -> Experiment or None
-    if proc is not None:
-        ordered = [cells[i] for i in range(len(cells))]      # indexing: no progress report
-        recurrent = [c for c in ordered if _has_recurrence(c)]
-        drawn = [c for c in recurrent if c.name in FIGURE_CELLS] or recurrent
-        for c in drawn:
-            runs[id(c)] = _run_experiment(c)
-        proc.send([runs[id(c)] for c in drawn if runs[id(c)] is not None])
-    experiments = []
+    """The CSV and (option ``figure``) the figure, in this process. With a figure process
+    holding pipes here (a test, or a worker of :mod:`derive.export.cellpool`) the drawn
+    cells' experiments run first and go to it; the files are the same either way (the
+    figure depends only on the drawn cells, :func:`figure_panels`)."""
+    check(options)
+    lead = lead_cells(cells, options)
+    results = {}
+    if lead:
+        for c in [cells[i] for i in range(len(cells))]:      # indexing: no progress report
+            if c.name in lead:
+                results[c.name] = cell_task(c, options)
+        lead_done(results, options)
     for c in cells:
-        if not _has_recurrence(c):
-            continue
-        ex = runs[id(c)] if id(c) in runs else _run_experiment(c)
-        if ex is not None:
-            experiments.append(ex)
-    files = {CSV_PATH: csv_text(experiments)}
-    if figure:
-        files.update(proc.receive() if proc is not None else figures(experiments))
-    return files
+        if c.name not in results:
+            results[c.name] = cell_task(c, options)
+    return merge(cells, results, options, [lead_finish(options)] if lead else [])

@@ -24,7 +24,7 @@ variables that depend on no input and no state (parameters only, e.g. the LRU's
 from __future__ import annotations
 
 import sympy
-from sympy import HadamardProduct, MatMul, MatrixSymbol
+from sympy import HadamardProduct, MatMul, MatrixSymbol, OneMatrix
 from sympy.printing.latex import LatexPrinter
 
 from derive.core.cell import register_display
@@ -107,10 +107,15 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         return "-" + self._product(-c, mats, depth) if neg else self._product(c, mats, depth)
 
     def _product(self, c, mats, depth) -> Breakable:
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix) and tuple(mats[0].shape) == (1, 1):
+            return Breakable.of(self._print(sympy.Rational(c)))      # a constant scalar: c
         if c == 1 and len(mats) == 1 and precedence(mats[0]) >= PRODUCT:
             return self.breakable(mats[0], depth)     # - a \odot b in a sum: no parentheses
         parts = []
         for m in mats:
+            if isinstance(m, OneMatrix) and len(mats) > 1:   # the ones of a reduction's Jacobian
+                parts.append(Breakable.of(r"\mathbf{1}^\top" if m.shape[0] == 1 else r"\mathbf{1}"))
+                continue
             s = self.breakable(m, depth)
             parts.append(r"\bigl(" + s + r"\bigr)" if needs_parens(m, MatMul) else s)
         body = Breakable.join(" ", parts)

@@ -43,6 +43,9 @@ class BatchNumPyPrinter(NumPyPrinter):
         return self._name(expr)
 
     def _print_OneMatrix(self, expr):
+        rows, cols = expr.shape
+        if rows != 1 and cols != 1:       # 1 1^T in a Jacobian: the all-ones (n, m) block
+            return f"numpy.ones(({rows}, {cols}), dt)"
         return "1"
 
     def _print_ZeroMatrix(self, expr):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from sympy import HadamardProduct, MatAdd, MatMul, Transpose
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
+from derive.core.reduction import Broadcast
+
 SUM, PRODUCT, POSTFIX, ATOM = 10, 20, 40, 50
 
 #: node class -> binding level; classes not listed (symbols, f(u), diag(v), I, 0, 1) are atoms
@@ -33,6 +35,8 @@ def precedence(e) -> int:
     """The binding level of the expression ``e`` (a negative product binds like a sum)."""
     if isinstance(e, MatMul) and split_sign(e)[0]:
         return SUM
+    if isinstance(e, Broadcast):                 # printed as its scalar: binds like it
+        return precedence(e.arg)
     return level(type(e))
 
 

@@ -16,6 +16,7 @@ from sympy.printing.str import StrPrinter
 
 from derive.printing.precedence import ATOM, PRODUCT, level, needs_parens, precedence, split_sign
 from derive.core.primitives import Elementwise, Reciprocal
+from derive.core.reduction import Broadcast
 
 
 class ConstantMatricesMixin:
@@ -28,7 +29,7 @@ class ConstantMatricesMixin:
         return "0"
 
     def _print_OneMatrix(self, expr):
-        return "1"
+        return "1ᵀ" if expr.shape[0] == 1 and expr.shape[1] != 1 else "1"
 
 
 def hadamard_factors(expr) -> list:
@@ -36,6 +37,8 @@ def hadamard_factors(expr) -> list:
     the meaning is unchanged), in order."""
     out = []
     for a in expr.args:
+        while isinstance(a, Broadcast):     # a broadcast scalar prints as the scalar itself
+            a = a.arg
         out.extend(hadamard_factors(a) if isinstance(a, HadamardProduct) else (a,))
     return out
 

@@ -203,7 +203,8 @@ def _x():
 def _sigmoid_prime_is_sigma_one_minus_sigma():
     from derive.core.primitives import Sigmoid, SigmoidPrime
     x = _x()
-    return sympy.simplify(sympy.diff(Sigmoid.scalar(x), x) - SigmoidPrime.scalar(x)) == 0
+    return sympy.cancel(sympy.together((sympy.diff(Sigmoid.scalar(x), x)
+                                        - SigmoidPrime.scalar(x)).rewrite(sympy.exp))) == 0
 
 
 def _zero_attained_by_sigmoid_prime():

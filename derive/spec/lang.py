@@ -17,7 +17,10 @@ one shape, or a vector and a number;
 ``+`` and ``-`` take vectors of one shape (a number there is that number times the
 all-ones vector); functions (:data:`derive.core.primitives.FUNCTIONS`: sigmoid, tanh, relu,
 exp, log, softplus, logsigmoid, silu, abs, sqrt, cos, sin) apply entrywise to vectors, never
-to a bare number (log and sqrt are defined for positive entries; nothing checks that).
+to a bare number (log and sqrt are defined for positive entries; nothing checks that);
+reductions (:data:`derive.spec.reductions.REDUCTIONS`: ``sum(v)``, ``mean(v)``, ``dot(u, v)``,
+``norm(v)``) take vectors and give a scalar (1 x 1), and a scalar meeting a vector in ``+``,
+``-``, ``*``, ``/``, ``max`` or ``min`` is broadcast to the vector's rows.
 Names resolve through a scope dict supplied by the caller. The result is a SymPy matrix
 expression built with the engine's constructors (:mod:`derive.core.algebra`); nothing is passed
 to ``eval``, ``exec`` or ``sympify``, and every input size is bounded.
@@ -35,6 +38,7 @@ from sympy import MatMul
 from derive.core.algebra import add, hadamard, matmul, ones, scale
 from derive.core.binary import BINARY_FUNCTIONS
 from derive.core.primitives import FUNCTIONS, Reciprocal
+from derive.spec.reductions import REDUCTIONS, matrix_times, reduce, unify
 from derive.core.symbols import Param
 
 MAX_EXPR_CHARS = 4000            # one equation
@@ -219,7 +223,7 @@ class _Parser:
         if kind == "name":
             if self.at_op("("):
                 return self.call(val, off)
-            if val in FUNCTIONS or val in BINARY_FUNCTIONS:
+            if val in FUNCTIONS or val in BINARY_FUNCTIONS or val in REDUCTIONS:
                 raise self.error(f"function {val!r} needs an argument in parentheses", off)
             sym = self.scope.get(val)
             if sym is None and val in self.scope:
@@ -233,10 +237,10 @@ class _Parser:
         raise self.error(f"unexpected {val!r}: an operand is missing", off)
 
     def call(self, fname, off):
-        fn = FUNCTIONS.get(fname) or BINARY_FUNCTIONS.get(fname)
+        fn = FUNCTIONS.get(fname) or BINARY_FUNCTIONS.get(fname) or REDUCTIONS.get(fname)
         if fn is None:
             raise self.error(f"unknown function {fname!r}; the functions are "
-                             + ", ".join(sorted([*FUNCTIONS, *BINARY_FUNCTIONS])), off)
+                             + ", ".join(sorted([*FUNCTIONS, *BINARY_FUNCTIONS, *REDUCTIONS])), off)
         _, _, paren = self.take()
         self._nest(paren)
         self.calls += 1
@@ -244,7 +248,7 @@ class _Parser:
             raise self.error(f"function calls nested deeper than {MAX_CALL_DEPTH} levels; name the "
                              f"inner values as equations of their own", off)
         args = [self.expr()]
-        if fname in BINARY_FUNCTIONS:
+        if fname in BINARY_FUNCTIONS or REDUCTIONS.get(fname) == 2:
             self.expect(",", paren, f"{fname}() takes two arguments: ")
             args.append(self.expr())
         elif self.at_op(","):
@@ -254,6 +258,8 @@ class _Parser:
         end = self.expect(")", paren)
         if fname in BINARY_FUNCTIONS:
             return _Node(self.binary(fn, fname, args, off), off, end)
+        if fname in REDUCTIONS:
+            return _Node(self.reduction(fname, args, off), off, end)
         arg, = args
         if arg.is_number:
             raise self.error(f"{fname}() of a number is not a cell quantity", off)
@@ -283,11 +289,27 @@ class _Parser:
                 raise self.error(f"{fname}() applies to vectors; {self.src(a)!r} is a "
                                  f"{shape_str(a.value)} matrix", a.start)
         shape = next(a.value.shape for a in args if not a.is_number)
-        left, right = (_const(a.value, shape) for a in args)
+        left, right = unify(*(_const(a.value, shape) for a in args))
         if left.shape != right.shape:
             raise self.error(f"shape mismatch in {fname}(): {self.src(args[0])!r} has "
                              f"{_rows(left)} rows but {self.src(args[1])!r} has {_rows(right)}", off)
         return fn(left, right)
+
+    def reduction(self, fname, args, off):
+        """sum / mean / norm of a vector, dot of two vectors of one shape: a scalar."""
+        for a in args:
+            if a.is_number:
+                raise self.error(f"{fname}() of a number is not a cell quantity", a.start)
+            if not is_vector(a.value) or a.value.shape[0] == 1:
+                what = "a scalar" if a.value.shape[0] == 1 and is_vector(a.value) else \
+                    f"a {shape_str(a.value)} matrix"
+                does = "takes vectors" if fname == "outer" else "reduces a vector to a scalar"
+                raise self.error(f"{fname}() {does}; {self.src(a)!r} is {what}", a.start)
+        if len(args) == 2 and args[0].value.shape != args[1].value.shape:
+            raise self.error(f"shape mismatch in {fname}(): {self.src(args[0])!r} has "
+                             f"{_rows(args[0].value)} rows but {self.src(args[1])!r} has "
+                             f"{_rows(args[1].value)}", off)
+        return reduce(fname, [a.value for a in args])
 
     def undeclared(self, name):
         msg = f"undeclared symbol {name!r}"
@@ -313,7 +335,7 @@ class _Parser:
                 raise self.error(f"'{op}' needs two vectors of one shape; {self.src(n)!r} is a "
                                  f"{shape_str(n.value)} matrix", n.start)
         shape = (b if a.is_number else a).value.shape
-        left, right = _const(a.value, shape), _const(b.value, shape)
+        left, right = unify(_const(a.value, shape), _const(b.value, shape))
         if left.shape != right.shape:
             raise self.error(f"shape mismatch in '{op}': {self.src(a)!r} has "
                              f"{_rows(left)} rows but {self.src(b)!r} has {_rows(right)}", off)
@@ -338,10 +360,11 @@ class _Parser:
                         "; use '@' for a matrix product")
                 raise self.error(f"'*' is the elementwise product of vectors; "
                                  f"{self.src(n)!r} is a {shape_str(n.value)} matrix{hint}", off)
-        if a.value.shape != b.value.shape:
+        left, right = unify(a.value, b.value)
+        if left.shape != right.shape:
             raise self.error(f"shape mismatch in '*': {self.src(a)!r} has {_rows(a.value)} rows "
                              f"but {self.src(b)!r} has {_rows(b.value)}", off)
-        return _Node(hadamard([a.value, b.value]), *span)
+        return _Node(hadamard([left, right]), *span)
 
     def divide(self, a, b, off):
         """a / b entrywise: a * reciprocal(b); by a number: a scalar multiple."""
@@ -358,20 +381,24 @@ class _Parser:
         if not is_vector(b.value):
             raise self.error(f"'/' divides by vectors; {self.src(b)!r} is a "
                              f"{shape_str(b.value)} matrix", b.start)
-        recip = Reciprocal(b.value)
         if a.is_number:
+            recip = Reciprocal(b.value)
             return scale(sympy.Rational(a.value.numerator, a.value.denominator), recip)
         if not is_vector(a.value):
             raise self.error(f"'/' divides vectors; {self.src(a)!r} is a "
                              f"{shape_str(a.value)} matrix", a.start)
-        if a.value.shape != b.value.shape:
+        num, recip = unify(a.value, Reciprocal(b.value))      # v / s: v * (1/s) broadcast
+        if num.shape != recip.shape:
             raise self.error(f"shape mismatch in '/': {self.src(a)!r} has {_rows(a.value)} rows "
                              f"but {self.src(b)!r} has {_rows(b.value)}", off)
-        return hadamard([a.value, recip])
+        return hadamard([num, recip])
 
     def matmul(self, a, b, off):
         if a.is_number or b.is_number:
             raise self.error("'@' needs two matrix operands; use '*' to scale by a number", off)
+        product = matrix_times(a.value, b.value)         # a matrix state times a vector
+        if product is not None:
+            return product
         if not _is_param_matrix(a.value):
             what = "a vector" if is_vector(a.value) else "not a parameter matrix"
             raise self.error(f"the left operand of '@' must be a parameter matrix (or a product "

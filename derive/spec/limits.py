@@ -7,6 +7,8 @@ import keyword
 import re
 
 from derive.core.binary import BINARY_FUNCTIONS
+from derive.core.symbols import DIMS
+from derive.spec.reductions import REDUCTIONS
 from derive.core.primitives import ALL_PRIMITIVES
 
 # -- limits (every one is reported by name when exceeded) -----------------------------------
@@ -19,11 +21,11 @@ MAX_EQUATIONS = 64               # step equations plus readout equations
 MAX_DERIVATION_SIZE = 2000       # see derivation_size(); the largest built-in cell is 258
 
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z", re.ASCII)
-TABLES = ("cell", "params", "equations", "readout", "readout_params", "latex", "torch")
+TABLES = ("cell", "params", "state_shapes", "equations", "readout", "readout_params", "latex", "torch")
 CELL_KEYS = ("name", "title", "reference", "description", "states")
 #: The public top-level names of a generated kernel module and of ``kernels/__init__.py``
 #: (a test checks this against the generator's output: derive.codegen.source.module_names).
-KERNEL_API = frozenset({"CELL", "CELLS", "OUTPUT", "PARAMS", "STATE", "TORCH", "backward",
+KERNEL_API = frozenset({"CELL", "CELLS", "OUTPUT", "PARAMS", "STATE", "STATE_SHAPES", "TORCH", "backward",
                         "forward", "init_params", "params_from_torch", "params_to_torch", "step",
                         "step_jacobian", "step_jvp", "step_vjp", "JACOBIAN_LIMIT_BYTES",
                         "SCAN_REFUSAL"})
@@ -35,5 +37,7 @@ RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive", "t
                      | set(keyword.kwlist) | set(keyword.softkwlist)
                      | {cls.name for cls in ALL_PRIMITIVES}
                      | {cls.numpy for cls in ALL_PRIMITIVES}      # absolute: abs's NumPy name
-                     | {n for cls in BINARY_FUNCTIONS.values() for n in (cls.name, cls.numpy)})
+                     | {n for cls in BINARY_FUNCTIONS.values() for n in (cls.name, cls.numpy)}
+                     | set(REDUCTIONS) | set(DIMS)      # sum, mean, dot, norm, outer; H, D (sizes)
+                     | {"outer_vec", "mat_vec", "mat_t_vec"})   # the matrix-state NumPy helpers
 RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step

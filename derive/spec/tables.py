@@ -7,7 +7,7 @@ Every cell, built-in or user-defined, is written this way (``derive/cells/*.toml
     title = "Elman RNN, tanh"
     states = ["h"]
 
-    [params]                 # name = [rows, cols] or [rows]; dims are "H" and "D"
+    [params]                 # name = [rows, cols], [rows] or ["1"]; dims are "H" and "D"
     W_xh = ["H", "D"]
     W_hh = ["H", "H"]
     b_h = ["H"]
@@ -56,6 +56,8 @@ from derive.spec.limits import (MAX_SPEC_BYTES, MAX_TEXT_CHARS, MAX_LATEX_CHARS,
 from derive.spec.cost import derivation_size
 from derive.spec.positions import TomlPositions
 from derive.core.symbols import DIMS, Input, Param, PrevState, Var, prev_name
+from derive.spec.shapes import param_shape, state_shapes
+from derive.core.reduction import DimSize
 
 __all__ = ["SpecError", "load_spec", "parse_spec", "derivation_size", "MAX_SPEC_BYTES",
            "MAX_EXPR_CHARS", "MAX_TOKENS", "MAX_DEPTH", "MAX_DERIVATION_SIZE"]
@@ -176,9 +178,10 @@ def _build(doc, sp: _Spec) -> Cell:
         if s in states[:k]:
             raise sp.error(f"state {s!r} is listed twice", pos.item(k, "cell", "states"))
 
-    scope: dict = {"x": Input("x", DIMS["D"], 1)}
+    shapes = state_shapes(sp.table(doc, "state_shapes", required=False), states, sp, pos)
+    scope: dict = {"x": Input("x", DIMS["D"], 1), "H": DimSize(DIMS["H"])}   # H: the size
     for s in states:
-        scope[prev_name(s)] = PrevState(prev_name(s), DIMS["H"], 1)
+        scope[prev_name(s)] = PrevState(prev_name(s), *shapes[s])
 
     def read_params(table_name):
         out = {}
@@ -190,7 +193,7 @@ def _build(doc, sp: _Spec) -> Cell:
                 what = ("a parameter" if isinstance(other, Param) else
                         "an equation" if isinstance(other, Var) else "a previous state")
                 raise sp.error(f"parameter {pname!r} has the name of {what}", where)
-            out[pname] = Param(pname, *_param_shape(pname, dims, sp, pos.value(table_name, pname)))
+            out[pname] = Param(pname, *param_shape(pname, dims, sp, pos.value(table_name, pname)))
             scope[pname] = out[pname]
         return out
 
@@ -217,9 +220,11 @@ def _build(doc, sp: _Spec) -> Cell:
     readout_params = read_params("readout_params")
     readout = _read_equations(readout_table, "readout", scope, sp, states, allow_empty=True)
     for eq in equations:
-        if eq.lhs.name in states and eq.rhs.shape != (DIMS["H"], 1):
-            raise sp.error(f"state {eq.lhs.name!r} must be an (H,) vector, got {shape_str(eq.rhs)}",
-                           pos.value("equations", eq.lhs.name))
+        if eq.lhs.name in states and tuple(eq.rhs.shape) != shapes[eq.lhs.name]:
+            want = {(1, 1): "a scalar", (DIMS["H"], 1): "an (H,) vector"}.get(
+                shapes[eq.lhs.name], "an (H, H) matrix")
+            raise sp.error(f"state {eq.lhs.name!r} must be {want} (its [state_shapes] entry), "
+                           f"got {shape_str(eq.rhs)}", pos.value("equations", eq.lhs.name))
     for table_name, declared, eqs in (("params", params, equations),
                                       ("readout_params", readout_params, readout)):
         unused = [p for p in declared if not any(_uses(eq.rhs, declared[p]) for eq in eqs)]
@@ -236,6 +241,7 @@ def _build(doc, sp: _Spec) -> Cell:
     latex = _read_latex(sp.table(doc, "latex", required=False), scope, sp)
     torch = _read_torch(doc.get("torch"), params, sp)
     return Cell(name, states=states, params=params, equations=equations, readout=readout,
+                state_shapes=shapes,
                 readout_params=readout_params, notation=latex, source=str(sp.path), torch=torch,
                 **texts)
 
@@ -278,16 +284,6 @@ def _check_name(name, what, sp, where):
     if name in RESERVED or name.startswith(RESERVED_PREFIXES) or name.endswith("_prev"):
         raise sp.error(f"{what} name {name!r} is reserved (x, *_prev, delta_*, Delta_*, "
                        f"function names and Python keywords are)", where)
-
-
-def _param_shape(name, dims, sp, where):
-    if not isinstance(dims, list) or not 1 <= len(dims) <= 2 or \
-            any(not isinstance(d, str) or d not in DIMS for d in dims):
-        raise sp.error(f"parameter {name!r}: shape must be [rows] or [rows, cols] with dims "
-                       f"\"H\" and \"D\" (e.g. [\"H\", \"D\"]), got {dims!r}", where)
-    rows = DIMS[dims[0]]
-    cols = DIMS[dims[1]] if len(dims) == 2 else 1
-    return rows, cols
 
 
 def _uses(expr, sym):

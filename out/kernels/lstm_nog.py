@@ -277,6 +277,25 @@ def minimum(a, b):
     return numpy.minimum(a, b)
 
 
+# -- matrix states (held row-major as n*n-vectors; derive.core.matrixstate) -------------------
+
+def outer_vec(u, w):
+    """vec(u w^T) of every batch row: (..., n), (..., n) -> (..., n * n), row-major."""
+    return (u[..., :, None] * w[..., None, :]).reshape(u.shape[:-1] + (-1,))
+
+
+def mat_vec(C, v):
+    """C v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    n = v.shape[-1]
+    return numpy.matmul(C.reshape(C.shape[:-1] + (n, n)), v[..., :, None])[..., 0]
+
+
+def mat_t_vec(C, v):
+    """C^T v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    n = v.shape[-1]
+    return numpy.matmul(v[..., None, :], C.reshape(C.shape[:-1] + (n, n)))[..., 0, :]
+
+
 # --------------------------------------------------------------------------------------
 # input checking and parameter packing (derive/codegen/support.py, copied verbatim)
 
@@ -322,7 +341,7 @@ def _check_params(params, PARAMS):
         if name not in PARAMS:
             raise ValueError(f"params: unexpected parameter {name!r}; expected exactly "
                              f"{list(PARAMS)}")
-    arrays, dims, dtype, first = {}, {}, None, None
+    arrays, dims, dtype, first = {}, {"1": 1}, None, None
     for name, spec in PARAMS.items():
         arr = _as_float_array(f"parameter {name!r}", params[name], dtype)
         if dtype is None:
@@ -359,16 +378,36 @@ def _check_array(name, value, shape, dtype, *, finite=True):
     return arr
 
 
-def _check_state(name, state, STATE, batch, hidden, dtype):
-    """A state: a tuple (or list) of arrays ordered like ``STATE``, each (B, H)."""
+def _state_dims(shape, hidden):
+    """The (label, size) pairs of one state's batch row: ("H",) is (H,), ("1",) a scalar (1,),
+    ("H", "H") a matrix (H, H)."""
+    return tuple((d, hidden if d == "H" else 1) for d in shape)
+
+
+def _check_state(name, state, STATE, batch, hidden, dtype, SHAPES=None):
+    """A state: a tuple (or list) of arrays ordered like ``STATE``, each (B, H) or as
+    ``SHAPES`` says ((B, 1) for a scalar, (B, H, H) for a matrix, returned flat as (B, H*H),
+    row-major: the kernels' layout)."""
     if isinstance(state, numpy.ndarray) or not isinstance(state, (tuple, list)):
         raise ValueError(f"{name} must be a tuple of {len(STATE)} arrays ordered like STATE = "
                          f"{STATE}, got {type(state).__name__}")
     if len(state) != len(STATE):
         raise ValueError(f"{name} must have {len(STATE)} arrays ordered like STATE = {STATE}, "
                          f"got {len(state)}")
-    return tuple(_check_array(f"{name}[{i}] ({s})", a, (("B", batch), ("H", hidden)), dtype)
-                 for i, (s, a) in enumerate(zip(STATE, state)))
+    out = []
+    for i, (s, a) in enumerate(zip(STATE, state)):
+        shape = (SHAPES or {}).get(s, ("H",))
+        arr = _check_array(f"{name}[{i}] ({s})", a, (("B", batch),) + _state_dims(shape, hidden),
+                           dtype)
+        out.append(arr.reshape(arr.shape[0], -1) if len(shape) == 2 else arr)
+    return tuple(out)
+
+
+def _public_state(STATE, SHAPES, states):
+    """States in the kernels' layout as the API gives them: a matrix state (B, H*H) as
+    (B, H, H), the others unchanged."""
+    return tuple(a.reshape(a.shape[0], round(a.shape[1] ** 0.5), -1)
+                 if len(SHAPES.get(s, ("H",))) == 2 else a for s, a in zip(STATE, states))
 
 
 def _cache_array(name, value, shape, dtype):
@@ -381,7 +420,7 @@ def _cache_array(name, value, shape, dtype):
     return value
 
 
-def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
+def _check_cache(cache, CELL, STATE, KEPT, dims, dtype, SHAPES=None):
     """The cache of this cell's ``forward``, checked key by key against the parameters'
     sizes and dtype (``KEPT``: stored value -> its dims, "T" and "B" for the sequence axes).
     Returns (T, B)."""
@@ -401,7 +440,9 @@ def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
         raise ValueError(f"cache: 'S' must be a tuple of {len(STATE)} arrays ordered like "
                          f"STATE = {STATE}, got {got}")
     for i, s in enumerate(S):
-        _cache_array(f"'S'[{i}] ({STATE[i]})", s, (("T+1", T + 1), ("B", B), ("H", H)), dtype)
+        width = numpy.prod([n for _, n in _state_dims((SHAPES or {}).get(STATE[i], ("H",)), H)])
+        _cache_array(f"'S'[{i}] ({STATE[i]})", s, (("T+1", T + 1), ("B", B), ("H", int(width))),
+                     dtype)
     V = cache["V"]
     if not isinstance(V, dict) or sorted(V) != sorted(KEPT):
         raise ValueError(f"cache: 'V' must be a dict with the keys {sorted(KEPT)}, got "
@@ -412,8 +453,10 @@ def _check_cache(cache, CELL, STATE, KEPT, dims, dtype):
     return T, B
 
 
-def _zero_state(STATE, batch, hidden, dtype):
-    return tuple(numpy.zeros((batch, hidden), dtype) for _ in STATE)
+def _zero_state(STATE, batch, hidden, dtype, SHAPES=None):
+    """Zero states in the kernels' layout ((B, H), (B, 1), a matrix flat (B, H*H))."""
+    return tuple(numpy.zeros((batch, int(numpy.prod([n for _, n in _state_dims(
+        (SHAPES or {}).get(s, ("H",)), hidden)]))), dtype) for s in STATE)
 
 
 def _init_params(PARAMS, input_size, hidden_size, rng=None, dtype=numpy.float64):
@@ -429,7 +472,7 @@ def _init_params(PARAMS, input_size, hidden_size, rng=None, dtype=numpy.float64)
     if not isinstance(rng, numpy.random.Generator):
         raise ValueError(f"rng must be None, an int seed or a numpy.random.Generator, got "
                          f"{type(rng).__name__}")
-    dims = {"H": int(hidden_size), "D": int(input_size)}
+    dims = {"H": int(hidden_size), "D": int(input_size), "1": 1}      # "1": a scalar
     bound = 1.0 / numpy.sqrt(dims["H"])
     return {name: rng.uniform(-bound, bound, tuple(dims[d] for d in spec)).astype(dtype)
             for name, spec in PARAMS.items()}
@@ -493,36 +536,164 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def _affine_scan(A, b, s0):
-    """s_t = A_t s_{t-1} + b_t for t = 0..T-1 from s_{-1} = s0, by recursive doubling
-    (Hillis and Steele): after the pass with offset d, (A_t, b_t) composes the steps
-    t-2d+1..t, with (A, b) then (A', b') = (A' A, A' b + b'); ceil(log2 T) whole-array passes.
-    A (T, ..., S, S), b (T, ..., S), s0 (..., S); S = 1 runs elementwise."""
-    T = A.shape[0]
-    if A.shape[-1] == 1:
-        A, b, s = A[..., 0, 0].copy(), b[..., 0].copy(), s0[..., 0]
-        d = 1
-        while d < T:
-            b[d:] = A[d:] * b[:-d] + b[d:]
-            A[d:] = A[d:] * A[:-d]
-            d *= 2
-        return (A * s + b)[..., None]
-    A, b = A.copy(), b.copy()
-    d = 1
-    while d < T:
-        b[d:] = numpy.einsum("...ij,...j->...i", A[d:], b[:-d]) + b[d:]
-        A[d:] = A[d:] @ A[:-d]
-        d *= 2
-    return numpy.einsum("...ij,...j->...i", A, s0) + b
+def _unrows(v, T, B):
+    """A sequence pass's value as (T, B, n) when it is rows (T B, n); constants unchanged."""
+    return v.reshape(T, B, v.shape[-1]) if numpy.ndim(v) == 2 else v
 
 
-def _affine_scan_reverse(A, g, ds):
+def _scan_kept(cache, shapes, dtype):
+    """The state-free values the scan backward reads, {name: array}: a scan cache's 'seq'
+    (checked: exactly the names of ``shapes``, each an array of its (label, size) shape and
+    ``dtype``), or a loop cache's 'V' when it holds them all at those shapes; None when they
+    are to be recomputed (a cache without them)."""
+    if cache.get("method", "loop") == "scan":
+        kept = cache.get("seq")
+        if kept is None:
+            return None
+        if not isinstance(kept, dict) or sorted(kept) != sorted(shapes):
+            raise ValueError(f"cache: 'seq' must be a dict with the keys {sorted(shapes)}, got "
+                             + (f"keys {sorted(kept, key=str)}" if isinstance(kept, dict)
+                                else type(kept).__name__))
+        for name, shape in shapes.items():
+            _cache_array(f"'seq'[{name!r}]", kept[name], shape, dtype)
+        return kept
+    V = cache["V"]
+    if all(n in V and _has_shape(V[n], shape) for n, shape in shapes.items()):
+        return {n: V[n] for n in shapes}
+    return None
+
+
+def _closure(nz):
+    """The nonzero pattern of every product of matrices with nonzero pattern ``nz`` (a set of
+    (i, j)): the smallest superset closed under products."""
+    nz = set(nz)
+    while True:
+        more = {(i, j) for i, k in nz for k2, j in nz if k == k2} - nz
+        if not more:
+            return nz
+        nz |= more
+
+
+def _block_mul(X, Y, S, pattern):
+    """Z = X Y for S x S blocks of arrays (dicts {(i, j): array}, missing = 0), elementwise over
+    the arrays, only for the entries in ``pattern``."""
+    Z = {}
+    for i, j in pattern:
+        terms = [(X[i, k], Y[k, j]) for k in range(S) if (i, k) in X and (k, j) in Y]
+        if terms:
+            z = terms[0][0] * terms[0][1]
+            for u, v in terms[1:]:
+                z += u * v
+            Z[i, j] = z
+    return Z
+
+
+def _compose(first, then, S, pattern):
+    """(A, b) then (A', b') = (A' A, A' b + b'), blocks as in :func:`_block_mul`."""
+    (A1, b1), (A2, b2) = first, then
+    b = []
+    for i in range(S):
+        v = b2[i].copy()
+        for k in range(S):
+            if (i, k) in A2:
+                v += A2[i, k] * b1[k]
+        b.append(v)
+    return _block_mul(A2, A1, S, pattern), b
+
+
+def _affine_scan(A, b, s0, out, chunk=None):
+    """s_t = A_t s_{t-1} + b_t for t = 0..T-1 from s_{-1} = s0, written into ``out``.
+
+    A: {(i, j): array (T, ...), or one with fewer axes for an A_t constant in time} (missing
+    entries are 0; an S x S block per element), b: S arrays broadcasting to (T, ...), s0: S
+    arrays (...), out: S writable arrays (T, ...), any strides, not overlapping A or b.
+    A two-level scan with O(T) work and no (T, ...) temporaries: the steps are cut into C
+    chunks of K (about 2 sqrt(T)); (1) each full chunk's composition (P_c, e_c) = (A_last ...
+    A_first, the chunk's state from 0) by runs of 8 steps and a balanced tree over the runs,
+    vectorised across the chunks (8 + log2(K / 8) roundings deep: a chain of K products
+    near 1 loses about K ulps); (2) the state before every chunk, s_(c) = P_(c-1) s_(c-1) + e_(c-1),
+    over the C chunks; (3) the recurrence inside all chunks at once from those states, K
+    passes writing ``out``. Each state sees at most log2 K + C + K compositions in a chain
+    of states, like the loop's T, and no product of more than 8 + log2(K / 8) roundings."""
+    S = len(b)
+    T = out[0].shape[0]
+    if T == 0:
+        return out
+    full, dt = out[0].shape, out[0].dtype
+    K = chunk or max(1, int(numpy.ceil(2 * numpy.sqrt(T))))
+    C = -(-T // K)
+    const = all(numpy.ndim(a) < len(full) for a in A.values())
+    A = {ij: numpy.asarray(a, dt) if numpy.ndim(a) < len(full) else numpy.broadcast_to(a, full)
+         for ij, a in A.items()}
+    b = [numpy.broadcast_to(numpy.asarray(bi, dt), full) for bi in b]
+
+    def at(a, j, m):
+        return a if numpy.ndim(a) < len(full) else a[j::K][:m]
+    E = [numpy.empty((C,) + full[1:], dt) for _ in range(S)]
+    for i in range(S):
+        E[i][0] = s0[i]
+    n = C - 1                                # (1) the full chunks before the last one
+    if n:
+        pattern = sorted(_closure(A))
+        items = []                           # runs of 8 positions in place, then a tree
+        for g in range(0, K, 8):
+            P = {ij: numpy.array(at(v, g, n), dt) for ij, v in A.items()}
+            e = [bi[g::K][:n].copy() for bi in b]
+            for j in range(g + 1, min(g + 8, K)):
+                a = {ij: at(v, j, n) for ij, v in A.items()}
+                if S == 1:
+                    e[0] *= a[0, 0]
+                    e[0] += b[0][j::K][:n]
+                    if const:
+                        P = {(0, 0): a[0, 0] * P[0, 0]}
+                    else:
+                        P[0, 0] *= a[0, 0]
+                else:
+                    P, e = _compose((P, e), (a, [bi[j::K][:n] for bi in b]), S, pattern)
+            items.append((P, e))
+        while len(items) > 1:                # a balanced tree: log2(K / 8) roundings deep
+            nxt = [_compose(items[q], items[q + 1], S, pattern) for q in range(0, len(items) - 1, 2)]
+            items = nxt + items[len(items) - len(items) % 2:]
+        P, e = items[0]
+        for c in range(1, C):                # (2) the state before each chunk
+            for i in range(S):
+                v = E[i][c]
+                v[...] = e[i][c - 1]
+                for k in range(S):
+                    if (i, k) in P:
+                        v += (P[i, k] if numpy.ndim(P[i, k]) < len(full) else P[i, k][c - 1]) \
+                            * E[k][c - 1]
+    tmp = numpy.empty((C,) + full[1:], dt)
+    for j in range(min(K, T)):               # (3) the recurrence inside every chunk
+        m = len(range(j, T, K))
+        prev = [E[k][:m] if j == 0 else out[k][j - 1::K][:m] for k in range(S)]
+        w = tmp[:m]
+        for i in range(S):
+            x = out[i][j::K]
+            x[...] = b[i][j::K][:m]
+            for k in range(S):
+                if (i, k) in A:
+                    numpy.multiply(at(A[i, k], j, m), prev[k], out=w)
+                    x += w
+    return out
+
+
+def _affine_scan_reverse(A, g, ds, out, chunk=None):
     """The adjoint recursion Delta_t = g_t + A_{t+1}^T Delta_{t+1}, t = T-1..0, with
-    Delta_{T-1} = g_{T-1} + ds: the same scan run backwards in time over A^T."""
-    M = numpy.empty_like(A)
-    M[0] = numpy.eye(A.shape[-1], dtype=A.dtype)
-    M[1:] = numpy.swapaxes(A[:0:-1], -1, -2)
-    return _affine_scan(M, g[::-1], ds)[::-1]
+    Delta_{T-1} = g_{T-1} + ds, into ``out`` (S arrays (T, ...)): :func:`_affine_scan` run
+    backwards in time over the transposed blocks. A as for _affine_scan (broadcasting to
+    (T, ...)), g: S arrays (T, ...)."""
+    T = out[0].shape[0]
+    if T == 0:
+        return out
+    full = out[0].shape
+    M = {(j, i): numpy.broadcast_to(a, full)[:0:-1] if numpy.ndim(a) == len(full) else a
+         for (i, j), a in A.items()}
+    for i in range(len(g)):
+        numpy.add(g[i][-1], ds[i], out=out[i][-1])
+    _affine_scan(M, [gi[-2::-1] for gi in g], [o[-1] for o in out],
+                 [o[-2::-1] for o in out], chunk)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -530,6 +701,7 @@ def _affine_scan_reverse(A, g, ds):
 
 CELL = 'lstm_nog'
 STATE = ('h', 'c')
+STATE_SHAPES = {'h': ('H',), 'c': ('H',)}
 OUTPUT = 'h'
 SCAN_REFUSAL = "cell 'lstm_nog' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on c_(t-1)"
 PARAMS = {
@@ -723,23 +895,25 @@ def _inputs(params, x, state, seq):
         x = _check_array("x", x, (("B", None), ("D", D)), dt)
         B = x.shape[0]
     if state is None:
-        s0 = _zero_state(STATE, B, H, dt)
+        s0 = _zero_state(STATE, B, H, dt, STATE_SHAPES)
     else:
-        s0 = _check_state("state0" if seq else "state", state, STATE, B, H, dt)
+        s0 = _check_state("state0" if seq else "state", state, STATE, B, H, dt, STATE_SHAPES)
     return p, x, s0
 
 
 def step(params, x, state):
-    """One step: x (B, D) and state (arrays (B, H) ordered like STATE) -> the new state."""
+    """One step: x (B, D) and state (arrays ordered like STATE, shaped as STATE_SHAPES says:
+    (B, H), a scalar (B, 1), a matrix (B, H, H)) -> the new state."""
     p, x, s0 = _inputs(params, x, state, False)
     c = _forward(p, x[None], s0)
-    return tuple(s[1].copy() for s in c["S"])
+    return _public_state(STATE, STATE_SHAPES, tuple(s[1].copy() for s in c["S"]))
 
 
 def forward(params, xs, state0=None, *, method="loop"):
     """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward).
     method="scan" (cells affine in their state only: SCAN_REFUSAL says why not) computes the
-    states by a parallel scan in O(log T) whole-array passes instead of a loop over t."""
+    states by a two-level parallel scan (O(T) work, about 2 sqrt(T) passes over chunk slices)
+    instead of a loop over t."""
     p, xs, s0 = _inputs(params, xs, state0, True)
     if method == "scan":
         if SCAN_REFUSAL:
@@ -756,8 +930,8 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
     Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
     also dL/dxs (T, B, D) as a third item (what a layer below needs). method: "loop", or
-    "scan" (a reverse scan of the adjoint recursion; it reads only the inputs and states, so
-    it takes the cache of either forward); by default the method of the forward that made
+    "scan" (a reverse scan of the adjoint recursion; it reads the inputs, the states and the
+    kept state-free values, recomputing them when absent, so it takes the cache of either forward); by default the method of the forward that made
     the cache."""
     p, dims, dt = _check_params(params, PARAMS)
     made = cache.get("method", "loop") if isinstance(cache, dict) else "loop"
@@ -768,15 +942,17 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
         raise ValueError(f"backward(method='scan'): {SCAN_REFUSAL}")
     if method == "loop" and made == "scan":
         raise ValueError("backward(method='loop'): this cache comes from forward(method='scan'), "
-                         "which keeps only the inputs and states; use method='scan'")
-    T, B = _check_cache(cache, CELL, STATE, _KEPT if made == "loop" else {}, dims, dt)
+                         "which keeps the inputs, the states and the scan's values ('seq'); "
+                         "use method='scan'")
+    T, B = _check_cache(cache, CELL, STATE, _KEPT if made == "loop" else {}, dims, dt, STATE_SHAPES)
     dhs = _check_array("dhs", dhs, (("T", T), ("B", B), ("H", dims["H"])), dt)
     if dstate is None:
-        ds = _zero_state(STATE, B, dims["H"], dt)
+        ds = _zero_state(STATE, B, dims["H"], dt, STATE_SHAPES)
     else:
-        ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt)
+        ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt, STATE_SHAPES)
     run = _scan_backward if method == "scan" else _backward
     grads, dstate0, dxs = run(p, cache, dhs, ds, bool(return_dxs))
+    dstate0 = _public_state(STATE, STATE_SHAPES, dstate0)
     return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
 
 
@@ -785,9 +961,10 @@ JACOBIAN_LIMIT_BYTES = 1 << 28
 
 
 def step_jacobian(params, x, state):
-    """J[b, i, j] = d s_t[i] / d s_{t-1}[j] (B, S, S), S = H * len(STATE), blocks in STATE order."""
+    """J[b, i, j] = d s_t[i] / d s_{t-1}[j] (B, S, S), S = the states' sizes (H each; 1 for a
+    scalar, H * H for a matrix, row-major), blocks in STATE order."""
     p, x, s0 = _inputs(params, x, state, False)
-    S = s0[0].shape[1] * len(STATE)
+    S = sum(s.shape[1] for s in s0)
     size = x.shape[0] * S * S * s0[0].dtype.itemsize
     if size > JACOBIAN_LIMIT_BYTES:
         raise ValueError(f"step_jacobian: J would be (B, S, S) = ({x.shape[0]}, {S}, {S}), "
@@ -798,19 +975,22 @@ def step_jacobian(params, x, state):
 
 
 def step_jvp(params, x, state, dstate_prev):
-    """J v without forming J: dstate_prev (arrays (B, H) ordered like STATE) is a tangent of
-    s_{t-1}; returns d s_t = sum_r (d s_t / d r_{t-1}) dstate_prev_r, a tuple like STATE."""
+    """J v without forming J: dstate_prev (arrays shaped like the state, ordered like STATE)
+    is a tangent of s_{t-1}; returns d s_t = sum_r (d s_t / d r_{t-1}) dstate_prev_r, a tuple
+    like STATE."""
     p, x, s0 = _inputs(params, x, state, False)
-    v = _check_state("dstate_prev", dstate_prev, STATE, x.shape[0], s0[0].shape[1], s0[0].dtype)
-    return tuple(_jvp(p, x, s0, v))
+    H = _check_params(params, PARAMS)[1]["H"]
+    v = _check_state("dstate_prev", dstate_prev, STATE, x.shape[0], H, s0[0].dtype, STATE_SHAPES)
+    return _public_state(STATE, STATE_SHAPES, tuple(_jvp(p, x, s0, v)))
 
 
 def step_vjp(params, x, state, dstate):
-    """J^T u without forming J: dstate (arrays (B, H) ordered like STATE) = dL/ds_t; returns
-    dL/ds_{t-1} = sum_s (d s_t / d s'_{t-1})^T dstate_s, a tuple like STATE (one backward step)."""
+    """J^T u without forming J: dstate (arrays shaped like the state, ordered like STATE) =
+    dL/ds_t; returns dL/ds_{t-1} = sum_s (d s_t / d s'_{t-1})^T dstate_s, a tuple like STATE
+    (one backward step)."""
     p, x, s0 = _inputs(params, x, state, False)
-    B, H, dt = x.shape[0], s0[0].shape[1], s0[0].dtype
-    ds = _check_state("dstate", dstate, STATE, B, H, dt)
+    B, H, dt = x.shape[0], _check_params(params, PARAMS)[1]["H"], s0[0].dtype
+    ds = _check_state("dstate", dstate, STATE, B, H, dt, STATE_SHAPES)
     c = _forward(p, x[None], s0)
     _, dstate0, _ = _backward(p, c, numpy.zeros((1, B, H), dt), ds, False)
-    return tuple(dstate0)
+    return _public_state(STATE, STATE_SHAPES, tuple(dstate0))

@@ -58,7 +58,8 @@ def brute_force_log10(kern, params, xs, state0):
     Js = [numpy.asarray(kern.step_jacobian(params, xs[j], states[j]), dtype=float)
           for j in range(T)]
     S = Js[0].shape[1]
-    H = S // len(kern.STATE)
+    widths = [numpy.asarray(a).reshape(B, -1).shape[1] for a in state0]   # H, 1 or H * H
+    ends = numpy.cumsum([0] + widths)
     out = {s: numpy.empty((T, B)) for s in kern.STATE}
     out["state"] = numpy.empty((T, B))
     for k in range(1, T + 1):
@@ -69,7 +70,7 @@ def brute_force_log10(kern, params, xs, state0):
             with numpy.errstate(divide="ignore"):
                 out["state"][k - 1, b] = numpy.log10(numpy.linalg.norm(P, 2))
             for i, s in enumerate(kern.STATE):
-                blk = P[i * H:(i + 1) * H, i * H:(i + 1) * H]
+                blk = P[ends[i]:ends[i + 1], ends[i]:ends[i + 1]]
                 with numpy.errstate(divide="ignore"):
                     out[s][k - 1, b] = numpy.log10(numpy.linalg.norm(blk, 2))
     return out

@@ -18,11 +18,12 @@ from collections import Counter
 
 import pytest
 from sympy import (DiagMatrix, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   Transpose, ZeroMatrix)
+                   OneMatrix, Transpose, ZeroMatrix)
 
 import derive
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
+from derive.core.matrixstate import Factor
 from derive.core.primitives import Elementwise
 from derive.core.symbols import H, Param, Var
 
@@ -177,7 +178,8 @@ def test_derived_expressions_are_in_normal_form(name):
 @pytest.mark.parametrize("name", CELLS)
 def test_jacobian_terms_are_diag_led_chains_of_params(name):
     """Every block is a sum of diag(v) M1 diag(v2) M2 ... with parameters M (numerator
-    layout, diagonal on the left), or a bare diag(v)."""
+    layout, diagonal on the left), or a bare diag(v); the other factors are the constant
+    all-ones vectors of a reduction (1, 1^T) and a matrix state's linear maps (I (x) w^T, ...)."""
     cell = derive.cell(name)
     for (s, r), block in cell.step_jacobian().items():
         terms = block.args if isinstance(block, MatAdd) else (block,)
@@ -187,7 +189,7 @@ def test_jacobian_terms_are_diag_led_chains_of_params(name):
             assert isinstance(t, MatMul), (name, s, r, t)
             mats = t.as_coeff_matrices()[1]
             for m in mats:
-                assert isinstance(m, (DiagMatrix, Param)) or \
+                assert isinstance(m, (DiagMatrix, Param, OneMatrix, Factor)) or \
                     (isinstance(m, Transpose) and isinstance(m.arg, Param)), (name, s, r, m)
 
 

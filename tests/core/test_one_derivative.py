@@ -15,6 +15,7 @@ from sympy import ImmutableMatrix, MatMul, MatrixSymbol
 from sympy.matrices.expressions import MatrixExpr
 
 import derive
+from derive.core.reduction import DimSize
 from derive.core import rules
 from derive.core.algebra import VecPoly
 from derive.core.linmap import LinMap
@@ -98,8 +99,9 @@ def _equations(name):
 
 
 def _rows(sym):
-    """The explicit size of a vector symbol: N for H rows, D for D rows (a readout of LRU)."""
-    return N if sym.shape[0] == DIMS["H"] else D
+    """The explicit size of a vector symbol: N for H rows, N^2 for a matrix state, 1 for a
+    scalar, D for D rows (a readout of LRU)."""
+    return {DIMS["H"]: N, DIMS["H"] ** 2: N * N, 1: 1}.get(sym.shape[0], D)
 
 
 @pytest.mark.parametrize("name", derive.cells())
@@ -120,6 +122,8 @@ def test_every_local_cotangent_equals_the_transposed_jacobian(name):
         extra = {**free, ct: symbol_matrix(ct.name, _rows(ct), 1)}
         rhs = ImmutableMatrix(ex.explicit(eq.rhs, extra=free))
         for s in sorted(leaves, key=lambda a: a.name):
+            if isinstance(s, DimSize):            # a dimension's size: a constant, no cotangent
+                continue
             mat = free[s] if s in free else next(m for k, m in ex.leaves.items() if k.name == s.name)
             if mat.cols == 1:
                 oracle = rhs.jacobian(list(mat)).T * extra[ct]

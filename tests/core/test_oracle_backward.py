@@ -24,7 +24,7 @@ D = 2
 
 def _cases():
     for name in derive.cells():
-        for n in explicit_sizes(name):
+        for n in explicit_sizes(name, backward=True):
             yield pytest.param(name, n, id=f"{name}-n{n}")
 
 

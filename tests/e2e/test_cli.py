@@ -124,7 +124,7 @@ def test_progress_on_stderr_outcome_on_stdout_and_quiet(tmp_path):
     """Not a terminal: one plain line per exporter and cell on stderr, the outcome on stdout
     (what was written, then 'up to date' on a run that changes nothing); --quiet: no stderr."""
     out = tmp_path / "o"
-    r = run("--cells", "rnn_tanh,gru", "--out", str(out))
+    r = run("--cells", "rnn_tanh,gru", "--out", str(out), "--jobs", "1")
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     for label in ("summary", "latex", "kernels", "flow"):
@@ -135,6 +135,16 @@ def test_progress_on_stderr_outcome_on_stdout_and_quiet(tmp_path):
     r = run("--cells", "rnn_tanh,gru", "--out", str(out), "--quiet")
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout == f"{out}/ is up to date: {n} files\n"
+    # in parallel (derive.export.cellpool): each cell derived here, then its kernels and
+    # experiment wherever they run, numbered in the order of derivation (both are drawn
+    # in the figure: in cell order)
+    r = run("--cells", "rnn_tanh,gru", "--out", str(tmp_path / "p"), "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    for label in ("summary", "latex"):
+        assert f"{label}: rnn_tanh (1/2)" in lines and f"{label}: gru (2/2)" in lines, lines
+    assert {"deriving: rnn_tanh (1/2)", "deriving: gru (2/2)", "kernels, flow: rnn_tanh (1/2)",
+            "kernels, flow: gru (2/2)"} <= set(lines), lines
 
 
 def test_live_progress_line_on_a_terminal():

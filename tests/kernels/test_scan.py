@@ -16,6 +16,7 @@ import sympy
 from hypothesis import given, settings, strategies as st
 
 import derive
+from conftest import states_like
 from derive.core.affine import NotAffine, affine_form
 from verify import oracles
 from verify.explicit import expand
@@ -28,7 +29,7 @@ def _case(name, T, seed=0, dtype=numpy.float64, B=2, D=3, H=4):
     rng = numpy.random.default_rng(seed)
     p = k.init_params(D, H, rng=rng, dtype=dtype)
     xs = rng.standard_normal((T, B, D)).astype(dtype)
-    s0 = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in k.STATE)
+    s0 = states_like(k, B, H, lambda shape: rng.standard_normal(shape).astype(dtype))
     return k, p, xs, s0
 
 
@@ -51,13 +52,21 @@ def test_affine_form_is_the_step_exactly(name):
         assert sympy.simplify(sympy.Matrix(ex.values[s]) - total) == sympy.zeros(2, 1), s
 
 
+#: affine in S given its gates, but with a matrix A_t (I - beta k k^T acting on S from the right):
+#: refused naming the factor, until the chunked matrix scan exists
+MATRIX_A = {"gated_deltanet"}
+
+
 @pytest.mark.parametrize("name", sorted(set(derive.cells()) - set(AFFINE)))
 def test_other_cells_are_refused_with_the_state_and_the_term(name):
-    with pytest.raises(NotAffine, match=r"is not affine in its state: d\w+_t/d\w+_\(t-1\) contains .+, "
-                                        r"which depends on \w+_\(t-1\)"):
-        affine_form(derive.cell(name))
+    why = (r"is not diagonal \(a matrix factor .+\); only diagonal A_t is supported"
+           if name in MATRIX_A else r"depends on")
+    if name not in MATRIX_A:
+        with pytest.raises(NotAffine, match=r"is not affine in its state: d\w+_t/d\w+_\(t-1\) "
+                                            r"contains .+, which depends on \w+_\(t-1\)"):
+            affine_form(derive.cell(name))
     k, p, xs, s0 = _case(name, 3)
-    with pytest.raises(ValueError, match=r"forward\(method='scan'\): cell .* depends on") as err:
+    with pytest.raises(ValueError, match=r"forward\(method='scan'\): cell .* " + why) as err:
         k.forward(p, xs, s0, method="scan")
     assert "\n" not in str(err.value)
     _, cache = k.forward(p, xs, s0)

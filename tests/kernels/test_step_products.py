@@ -7,6 +7,7 @@ import numpy
 import pytest
 
 import derive
+from conftest import flat_states, split_states, state_shapes, states_like
 from verify import oracles
 
 B, D, H = 2, 3, 4
@@ -17,35 +18,33 @@ def _case(name, seed=0):
     rng = numpy.random.default_rng(seed)
     p = k.init_params(D, H, rng=rng)
     x = rng.standard_normal((B, D))
-    s = tuple(rng.uniform(0.5, 1.5, (B, H)) for _ in k.STATE)      # n > 0 for slstm
-    v = tuple(rng.standard_normal((B, H)) for _ in k.STATE)
+    s = states_like(k, B, H, lambda shape: rng.uniform(0.5, 1.5, shape))   # n > 0 for slstm
+    v = states_like(k, B, H, rng.standard_normal)
     return k, p, x, s, v
 
 
 def _flat(states):
-    return numpy.concatenate(states, axis=1)
+    return flat_states(states)
 
 
-def _split(a, n):
-    return tuple(numpy.split(a, n, axis=1))
+def _split(a, k):
+    return split_states(a, state_shapes(k, B, H))
 
 
 @pytest.mark.parametrize("name", derive.cells())
 def test_step_jvp_is_the_directional_derivative_of_step(name):
     k, p, x, s, v = _case(name)
-    n = len(s)
     got = _flat(k.step_jvp(p, x, s, v))
     fd = oracles.central_difference(
-        lambda e: _flat(k.step(p, x, _split(_flat(s) + e[0] * _flat(v), n))), numpy.zeros(1))
+        lambda e: _flat(k.step(p, x, _split(_flat(s) + e[0] * _flat(v), k))), numpy.zeros(1))
     numpy.testing.assert_allclose(got, fd[..., 0], atol=1e-7, rtol=1e-7)
 
 
 @pytest.mark.parametrize("name", derive.cells())
 def test_step_vjp_is_the_gradient_of_the_pairing_with_u(name):
     k, p, x, s, u = _case(name, 1)
-    n = len(s)
     got = _flat(k.step_vjp(p, x, s, u))
-    fd = oracles.fd_gradient(lambda a: float((_flat(k.step(p, x, _split(a, n))) * _flat(u)).sum()),
+    fd = oracles.fd_gradient(lambda a: float((_flat(k.step(p, x, _split(a, k))) * _flat(u)).sum()),
                              _flat(s))
     numpy.testing.assert_allclose(got, fd, atol=1e-7, rtol=1e-7)
 

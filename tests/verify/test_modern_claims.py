@@ -36,3 +36,11 @@ def test_the_claims_report_lists_them_as_proved():
     ids = [c[0] for c in M.MODERN_CLAIMS]
     got = {c.id: c.verdict for c in run_claims(ids, max_examples=5)}
     assert got == {i: "proved" for i in ids}
+
+
+def test_the_block_check_finds_an_off_diagonal_c_block_where_a_gate_reads_c():
+    """lstm_peephole_full's gates read c_(t-1) through full H x H peepholes: its c-c block is
+    dense, and the check that passes for lnlstm says so."""
+    M.check_block_diagonal("lnlstm", "c")((0, 3, 2, 1.0))
+    with pytest.raises(PropertyFailure, match="off-diagonal"):
+        M.check_block_diagonal("lstm_peephole_full", "c")((0, 3, 2, 1.0))

@@ -1,0 +1,235 @@
+"""Reductions to a scalar (sum, mean, dot, norm), scalar parameters, broadcasting and layer
+norm, through the whole engine: the derived Jacobians and VJPs against SymPy's scalar
+``Matrix.jacobian`` / ``diff`` on explicit small sizes, and the generated kernels (forward,
+backward, step Jacobian, JVP, VJP) against central differences. Cells with reductions are
+written here as specs (the one definition); no formula of a derivative is typed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy
+import pytest
+import sympy
+
+import derive
+from derive.spec.tables import SpecError
+from verify.explicit import entries_equal, expand
+from verify.oracles import evaluate, fd_gradient, fd_jacobian
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: One layer norm (gain a, bias b, epsilon 1e-5) of a recurrent pre-activation.
+LN_CELL = """
+[cell]
+name = "ln_rnn"
+states = ["h"]
+[params]
+W = ["H", "D"]
+R = ["H", "H"]
+a = ["H"]
+b = ["H"]
+[equations]
+u = "W @ x + R @ h_prev"
+d = "u - mean(u)"
+s = "sqrt(mean(d * d) + 0.00001)"
+h = "tanh(a * d / s + b)"
+"""
+
+#: A scalar gate from a dot product with a scalar bias, and a unit-norm key.
+SCALAR_CELL = """
+[cell]
+name = "scalar_gate"
+states = ["h"]
+[params]
+w = ["D"]
+b0 = ["1"]
+W = ["H", "D"]
+R = ["H", "H"]
+[equations]
+k = "W @ x + R @ h_prev"
+kn = "k / norm(k)"
+gate = "sigmoid(dot(w, x) + b0)"
+h = "gate * h_prev + (1 - gate) * tanh(kn) + sum(h_prev) / 4"
+"""
+
+
+def _cell(tmp_path, text, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return derive.cell_from_spec(p)
+
+
+@pytest.fixture(scope="module")
+def ln_cell(tmp_path_factory):
+    return _cell(tmp_path_factory.mktemp("ln"), LN_CELL)
+
+
+@pytest.fixture(scope="module")
+def scalar_cell(tmp_path_factory):
+    return _cell(tmp_path_factory.mktemp("sc"), SCALAR_CELL)
+
+
+# -- spec language -----------------------------------------------------------------------
+
+def test_reductions_are_scalars_and_broadcast(scalar_cell):
+    """dot/norm/sum give 1 x 1 values; a scalar times a vector is a vector."""
+    shapes = {eq.lhs.name: tuple(eq.lhs.shape) for eq in scalar_cell.equations}
+    assert shapes["gate"] == (1, 1)
+    assert shapes["kn"][1] == 1 and shapes["kn"][0] != 1
+    assert tuple(scalar_cell.params["b0"].shape) == (1, 1)
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("sum(x, x)", "sum() takes one argument"),
+    ("dot(x)", "dot() takes two arguments"),
+    ("mean(3)", "mean() of a number is not a cell quantity"),
+    ("sum(W)", "sum() reduces a vector to a scalar; 'W' is a (H, D) matrix"),
+    ("norm(b0)", "norm() reduces a vector to a scalar; 'b0' is a scalar"),
+    ("dot(x, h_prev) * h_prev", "shape mismatch in dot()"),
+])
+def test_reduction_errors_are_located(tmp_path, expr, message):
+    """Each misuse of a reduction is one located SpecError naming the operand."""
+    spec = SCALAR_CELL.replace('h = "gate * h_prev', f'bad = "{expr}"\nh = "gate * h_prev')
+    with pytest.raises(SpecError) as exc:
+        _cell(tmp_path, spec)
+    text = str(exc.value)
+    assert message in text
+    assert "c.toml:" in text and "\n" not in text
+
+
+def test_scalar_parameter_shape_error(tmp_path):
+    """A parameter shape other than [rows], [rows, cols] or ["1"] names the scalar form."""
+    with pytest.raises(SpecError, match=r'or \["1"\] for a scalar'):
+        _cell(tmp_path, SCALAR_CELL.replace('b0 = ["1"]', 'b0 = ["2"]'))
+
+
+# -- derivatives against SymPy's scalar differentiation ----------------------------------
+
+@pytest.mark.parametrize("n, m", [(2, 2), (3, 2)])
+def test_layer_norm_jacobians_match_sympy(ln_cell, n, m):
+    """d h_t / d h_{t-1} and d h_t / d x_t of a layer-normalised RNN (a non-diagonal block:
+    1 1^T and d d^T terms) equal Matrix.jacobian of the explicit n x n expansion."""
+    ex = expand(ln_cell, n, m)
+    for wrt in ("h", "x", "a"):
+        assert not entries_equal(ex.derived_jacobian("h", wrt), ex.oracle_jacobian("h", wrt)), wrt
+
+
+@pytest.mark.parametrize("cellname", ["ln_cell", "scalar_cell"])
+def test_vjps_match_sympy(request, cellname):
+    """Every gradient backward() passes back (h_{t-1}, x, each parameter, scalar b0 included)
+    equals the scalar derivative of L = Delta_h . h_t of the explicit expansion (n = 2)."""
+    cell = request.getfixturevalue(cellname)
+    ex = expand(cell, 2, 2)
+    got = ex.derived_backward()
+    wrts = [(s, f"{s}_prev") for s in cell.states] + [("x", "x")] + [(q, q) for q in cell.params]
+    for wrt, key in wrts:
+        want = ex.oracle_vjp(wrt)
+        assert not entries_equal(sympy.ImmutableMatrix(got.get(key, sympy.zeros(*want.shape))),
+                                 want), key
+
+
+def test_layer_norm_state_jacobian_is_not_diagonal(ln_cell):
+    """The derived block has all-ones (reduction) factors: the Jacobian of layer norm is
+    dense, and the printed form says so (1 1^T)."""
+    from derive.printing.text import text
+    assert "1 1ᵀ" in text(ln_cell.jacobian("h", "h"))
+
+
+# -- kernels against finite differences --------------------------------------------------
+
+def _case(cell, H=4, D=3, T=4, B=2, seed=0):
+    K = derive.kernels(cell)
+    rng = numpy.random.default_rng(seed)
+    p = K.init_params(D, H, rng=rng)
+    for k, v in p.items():
+        if k.startswith("a"):
+            p[k] = 1 + 0.3 * rng.standard_normal(v.shape)
+    xs = rng.standard_normal((T, B, D))
+    s0 = tuple(rng.standard_normal((B, H)) for _ in K.STATE)
+    return K, p, xs, s0
+
+
+@pytest.mark.parametrize("cellname", ["ln_cell", "scalar_cell"])
+def test_kernel_forward_matches_the_interpreter(request, cellname):
+    """The generated forward step equals verify's independent interpreter of the equations."""
+    cell = request.getfixturevalue(cellname)
+    K, p, xs, s0 = _case(cell)
+    got = K.step(p, xs[0], s0)
+    values = {"x": xs[0][..., None], "h_prev": s0[0][..., None]}
+    values.update({k: (v[None, ...] if v.ndim == 2 else v.reshape(1, -1, 1)) for k, v in p.items()})
+    for eq in cell.equations:
+        values[eq.lhs.name] = evaluate(eq.rhs, values, dims={"H": 4, "D": 3})
+    numpy.testing.assert_allclose(got[0], values["h"][..., 0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cellname", ["ln_cell", "scalar_cell"])
+def test_kernel_gradients_match_central_differences(request, cellname):
+    """backward() of a whole sequence (every parameter and the initial state) equals central
+    differences of sum(hs * dhs) (float64, |error| <= 1e-6 relative to the largest entry)."""
+    cell = request.getfixturevalue(cellname)
+    K, p, xs, s0 = _case(cell)
+    hs, cache = K.forward(p, xs, s0)
+    dhs = numpy.random.default_rng(5).standard_normal(hs.shape)
+    grads, ds0 = K.backward(p, cache, dhs)
+
+    def loss_of(name):
+        def f(v):
+            q = dict(p)
+            q[name] = v
+            return float((K.forward(q, xs, s0)[0] * dhs).sum())
+        return f
+    for name in p:
+        fd = fd_gradient(loss_of(name), p[name])
+        assert numpy.abs(fd - grads[name]).max() <= 1e-6 * max(1.0, numpy.abs(fd).max()), name
+    fd_s0 = fd_gradient(lambda v: float((K.forward(p, xs, (v,))[0] * dhs).sum()), s0[0])
+    numpy.testing.assert_allclose(ds0[0], fd_s0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cellname", ["ln_cell", "scalar_cell"])
+def test_step_products_match_central_differences(request, cellname):
+    """step_jacobian equals central differences of step(); step_jvp / step_vjp are J v and
+    J^T u of that Jacobian (1e-7 and 1e-12)."""
+    cell = request.getfixturevalue(cellname)
+    K, p, xs, s0 = _case(cell)
+    x0 = xs[0]
+    J = K.step_jacobian(p, x0, s0)
+    fd = fd_jacobian(lambda v: K.step(p, x0, (v,))[0], s0[0], batch=1)
+    numpy.testing.assert_allclose(J, fd, atol=1e-7)
+    rng = numpy.random.default_rng(2)
+    v, u = rng.standard_normal(s0[0].shape), rng.standard_normal(s0[0].shape)
+    numpy.testing.assert_allclose(K.step_jvp(p, x0, s0, (v,))[0], numpy.einsum("bij,bj->bi", J, v),
+                                  atol=1e-12)
+    numpy.testing.assert_allclose(K.step_vjp(p, x0, s0, (u,))[0], numpy.einsum("bij,bi->bj", J, u),
+                                  atol=1e-12)
+
+
+def test_lnlstm_example_against_torch_autograd():
+    """examples/lnlstm.toml (Ba, Kiros, Hinton 2016, eqs. 20-22, per-gate layer norm of the
+    recurrent and input parts and of c_t) against a hand-written torch LN-LSTM: forward states
+    and every gradient by autograd (float64, 1e-10)."""
+    torch = pytest.importorskip("torch")
+    cell = derive.cell_from_spec(ROOT / "derive" / "cells" / "lnlstm.toml")
+    K, p, xs, s0 = _case(cell, H=5, D=3, T=6, B=2)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+
+    def ln(v, a, b=None):
+        d = v - v.mean(-1, keepdim=True)
+        s = torch.sqrt((d * d).mean(-1, keepdim=True) + 1e-5)
+        return a * d / s + (0 if b is None else b)
+
+    c, h = (torch.tensor(s) for s in s0)
+    hs = []
+    for x in torch.tensor(xs):
+        pre = {g: ln(h @ t[f"W_h{g}"].T, t[f"a_h{g}"]) + ln(x @ t[f"W_x{g}"].T, t[f"a_x{g}"]) + t[f"b_{g}"]
+               for g in "ifog"}
+        c = torch.sigmoid(pre["f"]) * c + torch.sigmoid(pre["i"]) * torch.tanh(pre["g"])
+        h = torch.sigmoid(pre["o"]) * torch.tanh(ln(c, t["a_c"], t["beta_c"]))
+        hs.append(h)
+    hs_t = torch.stack(hs)
+    got, cache = K.forward(p, xs, s0)
+    numpy.testing.assert_allclose(got, hs_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dhs = numpy.random.default_rng(3).standard_normal(got.shape)
+    (hs_t * torch.tensor(dhs)).sum().backward()
+    grads, _ = K.backward(p, cache, dhs)
+    for k in p:
+        numpy.testing.assert_allclose(grads[k], t[k].grad.numpy(), rtol=1e-9, atol=1e-10, err_msg=k)
