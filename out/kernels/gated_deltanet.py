@@ -907,17 +907,17 @@ def _backward(p, c, dhs, ds, want_dx):
 
 def _jacobian(p, x, s0):
     """d s_t / d s_{t-1} (B, S, S), S = the flattened sizes of the states in STATE order;
-    column j is the JVP of the j-th unit tangent."""
+    column j is the JVP of the j-th unit tangent, all S of them in one batched call."""
     B, dt = x.shape[0], s0[0].dtype
     widths = [s.shape[1] for s in s0]
+    S = sum(widths)
+    eye = numpy.eye(S, dtype=dt)
     offsets = numpy.cumsum([0] + widths)
-    J = numpy.zeros((B, offsets[-1], offsets[-1]), dt)
-    for k, w in enumerate(widths):
-        for j in range(w):
-            v = tuple(numpy.zeros_like(s) for s in s0)
-            v[k][:, j] = 1
-            J[:, :, offsets[k] + j] = numpy.concatenate(_jvp(p, x, s0, v), axis=1)
-    return J
+    v = tuple(numpy.repeat(eye[:, None, a:b], B, axis=1).reshape(S * B, b - a)
+              for a, b in zip(offsets[:-1], offsets[1:]))
+    rep = tuple(numpy.tile(s, (S, 1)) for s in s0)
+    out = numpy.concatenate(_jvp(p, numpy.tile(x, (S, 1)), rep, v), axis=1)
+    return out.reshape(S, B, S).transpose(1, 2, 0).copy()
 
 
 def _jvp(p, x, s0, v):
