@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "kernels"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))     # timing.py
 import derive  # noqa: E402
+from verify.examples import resolve  # noqa: E402
 from timing import median_of  # noqa: E402
 import refs_matrix_state as R  # noqa: E402
 
@@ -45,7 +46,7 @@ def zero_state(name, dtype, b=B, h=H):
                 numpy.zeros((b, 1), dtype), numpy.zeros((b, h), dtype))
     if name == "gated_deltanet":
         return numpy.zeros((b, h, h), dtype), numpy.zeros((b, h), dtype)
-    k = derive.kernels(name)
+    k = derive.kernels(resolve(name))
     return tuple(numpy.ones((b, h), dtype) if s == "n" else numpy.zeros((b, h), dtype)
                  for s in k.STATE)
 
@@ -66,7 +67,7 @@ def run(steps, repeats):
         rng = numpy.random.default_rng(0)
         xs = rng.standard_normal((steps, B, D)).astype(dtype)
         dhs = rng.standard_normal((steps, B, H)).astype(dtype)
-        k = derive.kernels("mlstm")
+        k = derive.kernels(resolve("mlstm"))
         p = k.init_params(D, H, rng=rng, dtype=dtype)
         s0 = zero_state("mlstm", dtype)
         g1, _ = generated(k, p, xs, s0, dhs)
@@ -78,7 +79,7 @@ def run(steps, repeats):
         name = numpy.dtype(dtype).name
         rows.append(("mlstm", name, t_gen, t_hand, err))
         for cell in ("slstm", "gated_deltanet"):
-            kc = derive.kernels(cell)
+            kc = derive.kernels(resolve(cell))
             pc = kc.init_params(D, H, rng=rng, dtype=dtype)
             sc = zero_state(cell, dtype)
             rows.append((cell, name, median(lambda: generated(kc, pc, xs, sc, dhs), repeats),

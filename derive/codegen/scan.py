@@ -188,7 +188,8 @@ def _generate_scan(cell, form, output_state):
         L.append("    else:")
         L.append(f"        {', '.join(f'_v_{n}' for n in kept)}, = "
                  f"{', '.join(f'_rows(v[{n!r}])' if n in xdep else f'v[{n!r}]' for n in kept)},")
-    L.append(f"    {', '.join(f'_v_{v.name}' for v in scoef.outputs)}, = {call(scoef)}")
+    if scoef.outputs:                    # (none when every A_t is 0: s_t = b_t)
+        L.append(f"    {', '.join(f'_v_{v.name}' for v in scoef.outputs)}, = {call(scoef)}")
     L.append(f"    Delta = tuple(numpy.empty((T, B, H), dt) for _ in range({S}))")
     if S > 1:
         L.append("    zero = numpy.broadcast_to(numpy.zeros((), dt), (T, B, H))")

@@ -208,7 +208,7 @@ def test_lnlstm_example_against_torch_autograd():
     recurrent and input parts and of c_t) against a hand-written torch LN-LSTM: forward states
     and every gradient by autograd (float64, 1e-10)."""
     torch = pytest.importorskip("torch")
-    cell = derive.cell_from_spec(ROOT / "derive" / "cells" / "lnlstm.toml")
+    cell = derive.cell_from_spec(ROOT / "examples" / "lnlstm.toml")
     K, p, xs, s0 = _case(cell, H=5, D=3, T=6, B=2)
     t = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
 

@@ -105,7 +105,7 @@ def test_api_template_imports_and_its_functions_behave(monkeypatch):
         acc = numpy.cumsum(dhs[::-1], axis=0)[::-1] + ds[0]
         return {}, (acc[0].copy(),), (acc if want_dx else None)
 
-    for name, value in {"CELL": "toy", "STATE": ("h",), "OUTPUT": "h", "PARAMS": {},
+    for name, value in {"CELL": "toy", "STATE": ("h",), "STATE_SHAPES": {"h": ("H",)}, "OUTPUT": "h", "PARAMS": {},
                         "_KEPT": {}, "_forward": toy_forward, "_backward": toy_backward,
                         "_jacobian": lambda p, x, s0: numpy.ones((x.shape[0], 1, 1))}.items():
         monkeypatch.setattr(api_template, name, value, raising=False)

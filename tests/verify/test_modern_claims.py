@@ -41,6 +41,6 @@ def test_the_claims_report_lists_them_as_proved():
 def test_the_block_check_finds_an_off_diagonal_c_block_where_a_gate_reads_c():
     """lstm_peephole_full's gates read c_(t-1) through full H x H peepholes: its c-c block is
     dense, and the check that passes for lnlstm says so."""
-    M.check_block_diagonal("lnlstm", "c")((0, 3, 2, 1.0))
+    M.check_block_diagonal("lnlstm", "c")((0, 3, 2, 1.0))          # examples/lnlstm.toml
     with pytest.raises(PropertyFailure, match="off-diagonal"):
         M.check_block_diagonal("lstm_peephole_full", "c")((0, 3, 2, 1.0))
