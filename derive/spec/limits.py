@@ -7,7 +7,6 @@ import keyword
 import re
 
 from derive.core.binary import BINARY_FUNCTIONS
-from derive.core.symbols import DIMS
 from derive.spec.reductions import REDUCTIONS
 from derive.core.primitives import ALL_PRIMITIVES
 
@@ -38,6 +37,6 @@ RESERVED = frozenset({"x", "np", "numpy", "math", "sympy", "torch", "derive", "t
                      | {cls.name for cls in ALL_PRIMITIVES}
                      | {cls.numpy for cls in ALL_PRIMITIVES}      # absolute: abs's NumPy name
                      | {n for cls in BINARY_FUNCTIONS.values() for n in (cls.name, cls.numpy)}
-                     | set(REDUCTIONS) | set(DIMS)      # sum, mean, dot, norm, outer; H, D (sizes)
+                     | set(REDUCTIONS)                  # sum, mean, dot, norm, outer
                      | {"outer_vec", "mat_vec", "mat_t_vec"})   # the matrix-state NumPy helpers
 RESERVED_PREFIXES = ("delta_", "Delta_")   # adjoint names of the backward step

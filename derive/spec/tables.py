@@ -179,7 +179,10 @@ def _build(doc, sp: _Spec) -> Cell:
             raise sp.error(f"state {s!r} is listed twice", pos.item(k, "cell", "states"))
 
     shapes = state_shapes(sp.table(doc, "state_shapes", required=False), states, sp, pos)
-    scope: dict = {"x": Input("x", DIMS["D"], 1), "H": DimSize(DIMS["H"])}   # H: the size
+    scope: dict = {"x": Input("x", DIMS["D"], 1)}
+    named = set(sp.table(doc, "params", False)) | set(sp.table(doc, "equations", False))
+    if "H" not in named:                # H, the hidden size, unless the spec names its own H
+        scope["H"] = DimSize(DIMS["H"])
     for s in states:
         scope[prev_name(s)] = PrevState(prev_name(s), *shapes[s])
 
@@ -223,8 +226,8 @@ def _build(doc, sp: _Spec) -> Cell:
         if eq.lhs.name in states and tuple(eq.rhs.shape) != shapes[eq.lhs.name]:
             want = {(1, 1): "a scalar", (DIMS["H"], 1): "an (H,) vector"}.get(
                 shapes[eq.lhs.name], "an (H, H) matrix")
-            raise sp.error(f"state {eq.lhs.name!r} must be {want} (its [state_shapes] entry), "
-                           f"got {shape_str(eq.rhs)}", pos.value("equations", eq.lhs.name))
+            raise sp.error(f"state {eq.lhs.name!r} must be {want}, got {shape_str(eq.rhs)}",
+                           pos.value("equations", eq.lhs.name))
     for table_name, declared, eqs in (("params", params, equations),
                                       ("readout_params", readout_params, readout)):
         unused = [p for p in declared if not any(_uses(eq.rhs, declared[p]) for eq in eqs)]

@@ -280,6 +280,6 @@ def test_new_function_names_are_reserved_for_parameters(name):
 
 def test_unknown_function_lists_the_new_ones():
     with pytest.raises(SpecError, match="unknown function 'erf'; the functions are abs, cos, "
-                                        "dot, exp, log, logsigmoid, max, mean, min, norm, relu, "
+                                        "dot, exp, log, logsigmoid, max, mean, min, norm, outer, relu, "
                                         "sigmoid, silu, sin, softplus, sqrt, sum, tanh"):
         parse_spec(SPEC.format(extra="", expr="erf(W @ h_prev)"), "t.toml")

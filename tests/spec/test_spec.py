@@ -177,9 +177,9 @@ ERRORS = [
     ("unclosed parenthesis", HEAD + 'a = "W_xh @ x + (W_hh @ h_prev + b_h"\nh = "tanh(a) * u"\n',
      "expected ')' to close the '(' at column 17", '"'),
     ("unknown function", HEAD + 'a = "W_xh @ x + W_hh @ h_prev + b_h"\nh = "erf(a) * u"\n',
-     "unknown function 'erf'; the functions are abs, cos, exp, log, logsigmoid, max, min, relu, "
+     "unknown function 'erf'; the functions are abs, cos, dot, exp, log, logsigmoid, max, mean, min, norm, outer, relu, "
      "sigmoid, "
-     "silu, sin, softplus, sqrt, tanh", "e"),
+     "silu, sin, softplus, sqrt, sum, tanh", "e"),
     ("undeclared symbol", HEAD + 'a = "W_xh @ x + W_hh @ hprev + b_h"\nh = "tanh(a) * u"\n',
      "undeclared symbol 'hprev'; did you mean 'h_prev'?", "h"),
     ("shape mismatch", HEAD + 'a = "W_xh @ x + W_hh @ x + b_h"\nh = "tanh(a) * u"\n',
