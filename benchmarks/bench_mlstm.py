@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "kernels"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))     # timing.py
 import derive  # noqa: E402
-from verify.examples import resolve  # noqa: E402
 from timing import median_of  # noqa: E402
 import refs_matrix_state as R  # noqa: E402
 
@@ -46,7 +45,7 @@ def zero_state(name, dtype, b=B, h=H):
                 numpy.zeros((b, 1), dtype), numpy.zeros((b, h), dtype))
     if name == "gated_deltanet":
         return numpy.zeros((b, h, h), dtype), numpy.zeros((b, h), dtype)
-    k = derive.kernels(resolve(name))
+    k = derive.kernels(derive.cell(name))
     return tuple(numpy.ones((b, h), dtype) if s == "n" else numpy.zeros((b, h), dtype)
                  for s in k.STATE)
 
@@ -67,7 +66,7 @@ def run(steps, repeats):
         rng = numpy.random.default_rng(0)
         xs = rng.standard_normal((steps, B, D)).astype(dtype)
         dhs = rng.standard_normal((steps, B, H)).astype(dtype)
-        k = derive.kernels(resolve("mlstm"))
+        k = derive.kernels(derive.cell("mlstm"))
         p = k.init_params(D, H, rng=rng, dtype=dtype)
         s0 = zero_state("mlstm", dtype)
         g1, _ = generated(k, p, xs, s0, dhs)
@@ -79,7 +78,7 @@ def run(steps, repeats):
         name = numpy.dtype(dtype).name
         rows.append(("mlstm", name, t_gen, t_hand, err))
         for cell in ("slstm", "gated_deltanet"):
-            kc = derive.kernels(resolve(cell))
+            kc = derive.kernels(derive.cell(cell))
             pc = kc.init_params(D, H, rng=rng, dtype=dtype)
             sc = zero_state(cell, dtype)
             rows.append((cell, name, median(lambda: generated(kc, pc, xs, sc, dhs), repeats),

@@ -22,6 +22,7 @@ from derive.core.matrixstate import Factor, MatTVec, MatVec, Outer
 from derive.core.ordering import atom_rank
 from derive.core.primitives import Elementwise, Reciprocal
 from derive.core.reduction import Broadcast, SumOf
+from derive.core.symbols import Centred
 
 
 def broadcast(s, n):
@@ -109,7 +110,7 @@ class VecPoly:
         if isinstance(e, Binary):
             return cls.atom(type(e)(*(cls.from_expr(a).to_expr() for a in e.args)))
         if isinstance(e, SumOf):
-            inner = cls.from_expr(e.arg)
+            inner = _uncentred(cls.from_expr(e.arg))
             return _trace_form(inner) or _linear_atom(lambda v: SumOf(v), inner, e.shape)
         if isinstance(e, Broadcast):
             return _linear_atom(lambda s: Broadcast(s, e.shape[0]), cls.from_expr(e.arg), e.shape)
@@ -194,6 +195,17 @@ class VecPoly:
             return ZeroMatrix(*self.shape)
         ordered = sorted(self.terms, key=lambda mc: mc[1] < 0)      # stable: keeps canonical order
         return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
+
+
+def _uncentred(p: VecPoly) -> VecPoly:
+    """``p`` without its monomials ``s d`` (broadcast scalars times one centred vector d):
+    under ``1^T`` they vanish, ``1^T (s d) = s 1^T d = 0``."""
+    def centred(m):
+        rest = [a for a in m if not isinstance(a, Broadcast)]
+        return len(rest) == 1 and isinstance(rest[0], Centred)
+    if not any(centred(m) for m, _ in p.terms):
+        return p
+    return VecPoly({m: c for m, c in p.terms if not centred(m)}, p.shape)
 
 
 def _trace_form(inner: VecPoly):

@@ -3,10 +3,10 @@
 ``max(a, b)`` and ``min(a, b)`` apply entry by entry to two vectors of one shape (the
 stabiliser of xLSTM, ``m_t = max(f~_t + m_{t-1}, i~_t)``, is one). Next to its definition each
 registers ``local(a, b)``: the diagonals of its two partial derivatives, written with the
-Heaviside step ``H`` (:class:`~derive.core.primitives.Step`, ``H(0) = 1/2``)::
+Heaviside step ``Θ`` (:class:`~derive.core.primitives.Step`, ``Θ(0) = 1/2``)::
 
-    d max(a, b) = diag(H(a - b)) da + diag(H(b - a)) db
-    d min(a, b) = diag(H(b - a)) da + diag(H(a - b)) db
+    d max(a, b) = diag(Θ(a - b)) da + diag(Θ(b - a)) db
+    d min(a, b) = diag(Θ(b - a)) da + diag(Θ(a - b)) db
 
 Tie convention: where ``a = b`` each argument receives half the cotangent (the subgradient
 PyTorch's ``torch.maximum`` / ``torch.minimum`` use); the two halves always add up to the whole,

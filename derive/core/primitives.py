@@ -320,7 +320,8 @@ class Step(Elementwise):
     """The Heaviside step with value 1/2 at 0: the derivative of max and min (the tie
     convention of PyTorch's ``torch.maximum``: at a tie each argument gets half). It has no
     derivative of its own here (it is constant almost everywhere)."""
-    name, latex, numpy, text = "step", r"\operatorname{H}", "heaviside", "H"
+    # written Θ, not H: H is the hidden size in every display
+    name, latex, numpy, text = "step", r"\Theta", "heaviside", "Θ"
 
     @staticmethod
     def scalar(x):

@@ -25,7 +25,8 @@ from derive.core.matrixstate import MatTVec, MatVec, Outer, transposed_latex
 from derive.core.symbols import CellSymbol, Param
 
 
-_COMPOUND = (MatAdd, MatMul, HadamardProduct, MatVec, MatTVec, Outer)  # dot factors needing ( )
+#: the nodes that are bracketed as an operand of 1^T or of a dot product u^T v
+COMPOUND = (MatAdd, MatMul, HadamardProduct, MatVec, MatTVec, Outer)
 
 
 class DimSize(Param):
@@ -89,7 +90,7 @@ class SumOf(MatrixExpr):
     def _sympystr(self, printer):
         uv = self._dot()
         if uv:                                          # u^T v
-            u, v = ("(%s)" % printer._print(x) if isinstance(x, _COMPOUND) else printer._print(x)
+            u, v = ("(%s)" % printer._print(x) if isinstance(x, COMPOUND) else printer._print(x)
                     for x in uv)
             return "%sᵀ %s" % (u, v)
         return "sum(%s)" % printer._print(self.arg)
@@ -101,7 +102,7 @@ class SumOf(MatrixExpr):
         r"""``\mathbf{1}^\top v`` (parenthesised unless v is a symbol); ``u^\top v`` for a dot product."""
         uv = self._dot()
         if uv:
-            u, v = (r"(%s)" % printer._print(x) if isinstance(x, _COMPOUND) else printer._print(x)
+            u, v = (r"(%s)" % printer._print(x) if isinstance(x, COMPOUND) else printer._print(x)
                     for x in uv)
             return transposed_latex(u) + " " + v
         inner = printer._print(self.arg)
@@ -110,6 +111,9 @@ class SumOf(MatrixExpr):
                 else r"\mathbf{1}^\top (%s)" % inner)
 
     def _batchnumpycode(self, printer):
+        uv = self._dot()
+        if uv and not any(isinstance(x, Broadcast) or is_scalar(x) for x in uv):
+            return "dot(%s, %s)" % tuple(printer._print(x) for x in uv)    # u^T v, no temporary
         return "numpy.sum(%s, axis=-1, keepdims=True)" % printer._print(self.arg)
 
 

@@ -74,6 +74,14 @@ class Var(CellSymbol):
     role = "var"
 
 
+class Centred(Var):
+    """A quantity whose entries sum to zero for every input, ``1^T d = 0``: its equation
+    (``u - mean(u)``, or any other whose sum :func:`derive.core.centring.sums_to_zero`
+    proves to be identically zero) says so. The simplifier drops ``1^T d`` wherever it
+    appears (the Jacobian of layer norm has ``d 1^T d`` terms that are zero)."""
+    role = "var"
+
+
 class Cotangent(CellSymbol):
     """delta z: the gradient of the loss with respect to z, accumulated inside one step."""
     role = "adjoint"

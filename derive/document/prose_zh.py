@@ -137,8 +137,11 @@ APPENDIX = {
              "和本文的其他单元列在一起，并给出隐藏层大小为 {H}、输入大小为 {D} 时各自的参数"
              "个数（从规格文件数出）。",
     "app.1b": "近年的几个循环单元也由同一套规则推导：Feng 等人（2024）的 minGRU 和 minLSTM，"
-              "它们的门不依赖状态；xLSTM 中带指数门的 sLSTM（Beck 等人，2024）；以及 LRU"
-              "（Orvieto 等人，2023），一个对角线性递推，复数状态写成实部和虚部两个实数状态：",
+              "它们的门不依赖状态；xLSTM 中带指数门的 sLSTM（Beck 等人，2024）；LRU"
+              "（Orvieto 等人，2023），一个对角线性递推，复数状态写成实部和虚部两个实数状态；"
+              "Ba 等人（2016）的层归一化 LSTM，它的一步雅可比矩阵不再是对角的；以及两个状态为"
+              "矩阵的单元（矩阵按行展开成向量保存）：xLSTM 的 mLSTM 和 Gated DeltaNet"
+              "（Yang 等人，2024）：",
     "app.2": "所有参数梯度的形式都相同，这里只写一次：在预激活 {z} 中与向量 {u} 相乘的矩阵，"
              "其梯度是该预激活的梯度与这个向量的外积对所有时间步求和；偏置的梯度是各步该"
              "预激活的梯度之和。以 Elman RNN 为例：",
@@ -187,6 +190,14 @@ CELL_REFERENCE = {
     "lru": "Orvieto、Smith、Gu、Fernando、Gulcehre、Pascanu、De（2023），“Resurrecting "
            "Recurrent Neural Networks for Long Sequences”，ICML，arXiv:2303.06349，第 3 节与"
            "附录 A",
+    "lnlstm": "Ba、Kiros、Hinton（2016），“Layer Normalization”，arXiv:1607.06450，第 6.6 节"
+              "（补充材料），式 (20)–(22)",
+    "mlstm": "Beck、Pöppel、Spanring、Auer、Prudnikova、Kopp、Klambauer、Brandstetter、"
+             "Hochreiter（2024），“xLSTM: Extended Long Short-Term Memory”，arXiv:2405.04517，"
+             "第 2.3 节，式 (19)–(27)，单头，稳定化形式",
+    "gated_deltanet": "Yang、Kautz、Hatamizadeh（2024），“Gated Delta Networks: Improving Mamba2 "
+                      "with Delta Rule”，arXiv:2412.06464，第 3 节（带门控的 delta 规则），单头，"
+                      "递推形式",
 }
 
 #: How the notation map (``--notation``) is described in Chinese, by map name; the

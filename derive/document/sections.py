@@ -113,9 +113,12 @@ APPENDIX_PROSE = {"en": {
              "counted from the spec.",
     "app.1b": "Recent recurrent cells are derived by the same rules: the minGRU and minLSTM of "
               "Feng et al. (2024), whose gates do not see the state; the sLSTM of xLSTM with "
-              "exponential gates (Beck et al. 2024); and the LRU (Orvieto et al. 2023), a "
+              "exponential gates (Beck et al. 2024); the LRU (Orvieto et al. 2023), a "
               "diagonal linear recurrence whose complex state is written as its real and "
-              "imaginary parts:",
+              "imaginary parts; the layer-normalised LSTM of Ba et al. (2016), whose step "
+              "Jacobian is no longer diagonal; and two cells with a matrix-valued state, "
+              "held as its row-major vectorisation: the mLSTM of xLSTM and Gated DeltaNet "
+              "(Yang et al. 2024):",
     "app.2": "Every parameter gradient has the same form, written here once: a matrix that "
              "multiplies a vector {u} in a pre-activation {z} receives the sum over steps of "
              "the outer product of the delta of that pre-activation with the vector, and a "
@@ -173,6 +176,10 @@ CELL_WHAT = {"en": {
     "minlstm": "minLSTM (Feng et al. 2024): normalised gates that do not see the state",
     "slstm": "sLSTM (xLSTM, Beck et al. 2024): exponential gates, normaliser, stabiliser",
     "lru": "LRU (Orvieto et al. 2023): diagonal complex linear recurrence, in real form",
+    "lnlstm": "layer-norm LSTM (Ba et al. 2016): layer norm of every gate's two parts and "
+              "of the cell",
+    "mlstm": "mLSTM (xLSTM, Beck et al. 2024): matrix memory, exponential gates, stabiliser",
+    "gated_deltanet": "Gated DeltaNet (Yang et al. 2024): matrix memory, gated delta rule",
 }, "zh": {
     "rnn_sigmoid": "Elman RNN，logistic sigmoid（原笔记）",
     "rnn_tanh": "Elman RNN，tanh（PyTorch 默认）",
@@ -195,6 +202,9 @@ CELL_WHAT = {"en": {
     "minlstm": "minLSTM（Feng 等人，2024）：归一化的门，不依赖状态",
     "slstm": "sLSTM（xLSTM，Beck 等人，2024）：指数门、归一化状态与稳定化状态",
     "lru": "LRU（Orvieto 等人，2023）：对角复数线性递推，写成实数形式",
+    "lnlstm": "层归一化 LSTM（Ba 等人，2016）：每个门的两部分和细胞状态都做层归一化",
+    "mlstm": "mLSTM（xLSTM，Beck 等人，2024）：矩阵记忆、指数门与稳定化状态",
+    "gated_deltanet": "Gated DeltaNet（Yang 等人，2024）：矩阵记忆与带门控的 delta 规则",
 }}
 #: "Reference: <spec reference>." per language.
 REFERENCE_LINE = {"en": "Reference: %s.", "zh": "出处：%s。"}
@@ -274,7 +284,7 @@ NOTES = {"en": {
 
 
 def notes_blocks(cell, ctx, lang="en") -> list:
-    """What the cell's displays use beyond the conventions: the Heaviside step H (when a
+    """What the cell's displays use beyond the conventions: the Heaviside step Θ (when a
     derived result holds one) and the equations of parameters only (printed without t)."""
     from derive.core.primitives import Step
     from derive.document.model import prose
@@ -282,9 +292,11 @@ def notes_blocks(cell, ctx, lang="en") -> list:
     derived = [eq.rhs for eq in cell.equations] + list(cell.step_jacobian().values()) + [
         e for _, e in cell.backward().outputs()]
     if any(e.has(Step) for e in derived):
-        out.append(prose(P["step"], {"H": Math("H"), "H1": Math("H(u) = 1"),
-                                     "pos": Math("u > 0"), "H0": Math("H(u) = 0"),
-                                     "neg": Math("u < 0"), "Hhalf": Math(r"H(0) = \tfrac{1}{2}")}))
+        th = Step.latex
+        out.append(prose(P["step"], {"H": Math(th), "H1": Math(th + "(u) = 1"),
+                                     "pos": Math("u > 0"), "H0": Math(th + "(u) = 0"),
+                                     "neg": Math("u < 0"),
+                                     "Hhalf": Math(th + r"(0) = \tfrac{1}{2}")}))
     const = [eq.lhs for eq in cell.equations if eq.lhs.name in ctx.printer().constant_vars()]
     if const:
         sep = "、" if lang == "zh" else ", "       # prose between the formulas
@@ -316,8 +328,9 @@ def appendix_blocks(cells, notation, lang="en") -> list:
 
 READING_ORDER = ("rnn_sigmoid", "rnn_tanh", "rnn_relu", "lstm", "lstm_peephole",
                  "lstm_peephole_full", "gru_cho", "gru")
-#: The cells of 2023-24, last, in this order (after Greff's variants and user cells).
-RECENT = ("mingru", "minlstm", "slstm", "lru")
+#: The recent cells (and layer norm, whose Jacobians are of the same new kinds), last, in
+#: this order (after Greff's variants and user cells).
+RECENT = ("mingru", "minlstm", "slstm", "lru", "lnlstm", "mlstm", "gated_deltanet")
 
 
 def reading_order(cells) -> list:

@@ -17,7 +17,7 @@ Written as a person would: a Hadamard product with reciprocal factors is a fract
 ``a \\odot b \\odot (1/n) \\odot (1/n)`` -> ``\\frac{a \\odot b}{n^{2}}`` (repeated denominator
 factors as powers; when the numerator is longer than half a line, its factors that are sums
 stay after the fraction, where the line may break: ``\\frac{o_t}{n_t^{2}} \\odot (\\ldots)``); a lone reciprocal ``\\frac{1}{u}``;
-the Heaviside step ``H(u)``; ``\\sqrt{u}``; a negated product in a sum ``- a \\odot b``. Equation
+the Heaviside step ``\\Theta(u)``; ``\\sqrt{u}``; a negated product in a sum ``- a \\odot b``. Equation
 variables that depend on no input and no state (parameters only, e.g. the LRU's
 ``|\\lambda| = \\exp(-\\exp(\\nu))``) carry no time index, read from the cell's equations.
 """
@@ -28,10 +28,12 @@ from sympy import HadamardProduct, MatMul, MatrixSymbol, OneMatrix
 from sympy.printing.latex import LatexPrinter
 
 from derive.core.cell import register_display
-from derive.printing.latex_layout import (LINE_WIDTH, Breakable, Eq, Piece, Text,
+from derive.printing.latex_layout import (LINE_WIDTH, PRODUCT_BREAK, Breakable, Eq, Piece, Text,
                                           align_env, aligned_env, layout_rhs, visual_width)
 from derive.printing.notation import T, Namer
 from derive.printing.precedence import PRODUCT, needs_parens, precedence, split_sign
+from derive.core.matrixstate import transposed_latex
+from derive.core.reduction import COMPOUND
 from derive.core.symbols import Var, register_latex
 from derive.printing.text import ConstantMatricesMixin, hadamard_factors
 
@@ -64,6 +66,9 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
     def breakable(self, expr, depth: int = 0) -> Breakable:
         """``expr`` with an allowed break before each ``+``/``-`` of its sums; anything
         outside the vocabulary (a leaf, a printmethod, a SymPy node) is one flat piece."""
+        own = getattr(self, "_break_" + type(expr).__name__, None)
+        if own is not None:                 # a node of the vocabulary, printmethod or not
+            return own(expr, depth)
         if not hasattr(expr, self.printmethod):
             for cls in type(expr).__mro__:
                 build = getattr(self, "_break_" + cls.__name__, None)
@@ -111,14 +116,20 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             return Breakable.of(self._print(sympy.Rational(c)))      # a constant scalar: c
         if c == 1 and len(mats) == 1 and precedence(mats[0]) >= PRODUCT:
             return self.breakable(mats[0], depth)     # - a \odot b in a sum: no parentheses
-        parts = []
+        body = None
         for m in mats:
             if isinstance(m, OneMatrix) and len(mats) > 1:   # the ones of a reduction's Jacobian
-                parts.append(Breakable.of(r"\mathbf{1}^\top" if m.shape[0] == 1 else r"\mathbf{1}"))
-                continue
-            s = self.breakable(m, depth)
-            parts.append(r"\bigl(" + s + r"\bigr)" if needs_parens(m, MatMul) else s)
-        body = Breakable.join(" ", parts)
+                s = Breakable.of(r"\mathbf{1}^\top" if m.shape[0] == 1 else r"\mathbf{1}")
+            else:
+                s = self.breakable(m, depth)
+                s = r"\bigl(" + s + r"\bigr)" if needs_parens(m, MatMul) else s
+            # a break between factors, the last resort (after the sums inside them)
+            if body is None:
+                body = s
+            elif isinstance(m, OneMatrix):
+                body = body + " " + s                  # 1 1^T stays together
+            else:
+                body = body.then(depth + PRODUCT_BREAK, " " + s)
         if c == 1:
             return body
         return self._print(sympy.Rational(c)) + " " + body
@@ -129,9 +140,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         s = self.breakable(a, depth)
         if not needs_parens(a, HadamardProduct):
             return s
-        if visual_width(s.flat()) <= LINE_WIDTH / 3:
-            s = Breakable.of(s.flat())
-        return "(" + s + ")"
+        return "(" + self._short_flat(s) + ")"
 
     def _break_HadamardProduct(self, expr, depth):
         from derive.core.primitives import Reciprocal
@@ -139,7 +148,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         den = [a.arg for a in factors if isinstance(a, Reciprocal)]
         num = [a for a in factors if not isinstance(a, Reciprocal)]
         if not den:
-            return Breakable.join(r" \odot ", [self._operand(a, depth) for a in num])
+            return self._hadamard_join([self._operand(a, depth) for a in num], depth)
         bottom = self._denominator(den)
         if len(num) == 1 and precedence(num[0]) < PRODUCT:
             top = self.breakable(num[0], depth).flat()            # a lone sum: no parentheses
@@ -151,7 +160,16 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         after = [a for a in num if precedence(a) < PRODUCT]       # sums, where a line may break
         top = r" \odot ".join(self._operand(a, depth).flat() for a in inside) or "1"
         frac = Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
-        return Breakable.join(r" \odot ", [frac] + [self._operand(a, depth) for a in after])
+        return self._hadamard_join([frac] + [self._operand(a, depth) for a in after], depth)
+
+    @staticmethod
+    def _hadamard_join(operands, depth) -> Breakable:
+        """``a \\odot b \\odot ...`` with a last-resort break before each ``\\odot`` (the
+        continuation line starts with it, as with ``+``)."""
+        out = operands[0]
+        for x in operands[1:]:
+            out = out.then(depth + PRODUCT_BREAK, r" \odot " + x)
+        return out
 
     def _denominator(self, factors) -> str:
         """``n_t``, ``f_t + i_t``, ``n_t^{2}``, ``(f_t + i_t)^{2} \\odot m_t``: the
@@ -171,12 +189,28 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             out.append(s if k == 1 else "%s^{%d}" % (s, k))
         return r" \odot ".join(out)
 
+    def _break_SumOf(self, expr, depth):
+        """``u^\\top v`` for a dot product, ``\\mathbf{1}^\\top v`` otherwise (as the node's
+        printmethod), with the breaks of a long bracketed sum ``v`` kept."""
+        uv = expr._dot()
+        u, v = uv if uv else (None, expr.arg)
+        body = self.breakable(v, depth)
+        if isinstance(v, COMPOUND) or (u is None and not isinstance(v, MatrixSymbol)):
+            body = "(" + self._short_flat(body) + ")"
+        if u is None:
+            return r"\mathbf{1}^\top " + body
+        lead = "(%s)" % self._print(u) if isinstance(u, COMPOUND) else self._print(u)
+        return Breakable.of(transposed_latex(lead) + " ") + body
+
+    def _break_Broadcast(self, expr, depth):
+        return self.breakable(expr.arg, depth)
+
     def _break_Reciprocal(self, expr, depth):
         return Breakable.of(r"\frac{1}{%s}" % self._print(expr.arg))
 
     def _break_Step(self, expr, depth):
-        """The Heaviside step (H(0) = 1/2), defined in the text where it is used."""
-        return "H" + self._paren(expr.arg, depth)
+        """The Heaviside step (Θ(0) = 1/2), defined in the text where it is used."""
+        return expr.latex + self._paren(expr.arg, depth)
 
     def _break_Sqrt(self, expr, depth):
         return Breakable.of(r"\sqrt{%s}" % self._print(expr.arg))
@@ -207,7 +241,13 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         delimiters, unlike ``\\left``/``\\right``, may be split across lines)."""
         if isinstance(arg, MatrixSymbol):
             return Breakable.of("(%s)" % self._print(arg))
-        return r"\bigl(" + self.breakable(arg, depth) + r"\bigr)"
+        return r"\bigl(" + self._short_flat(self.breakable(arg, depth)) + r"\bigr)"
+
+    @staticmethod
+    def _short_flat(s: Breakable) -> Breakable:
+        """``s`` without its breaks when it fits in a third of a line: a short bracketed
+        sum (``(1 - z_t)``, ``\\Theta\\bigl(a - b\\bigr)``) is never split."""
+        return Breakable.of(s.flat()) if visual_width(s.flat()) <= LINE_WIDTH / 3 else s
 
     def _print_MatAdd(self, expr):
         return self._break_MatAdd(expr, 0).flat()

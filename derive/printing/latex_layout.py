@@ -5,7 +5,8 @@ tuple of :class:`Piece` s, each the text that follows one allowed line break, th
 tagged with the nesting depth of the sum whose ``+``/``-`` it precedes (0 = outermost).
 ``Breakable.flat()`` is the one-line form; :func:`layout_rhs` splits at the breaks (outer
 sums first) so that no line is wider than the text. A break is never inside a brace group:
-the printer emits breaks only between the terms of its own sums, and what is printed inside
+the printer emits breaks only between the terms of its own sums and the factors of its
+matrix products (:data:`PRODUCT_BREAK`), and what is printed inside
 braces (``\\frac{...}``, ``^{...}``, scaffolding written by the document) is flat text.
 """
 from __future__ import annotations
@@ -18,9 +19,20 @@ from typing import Iterable, Union
 @dataclass(frozen=True)
 class Piece:
     """``text`` preceded by an allowed break at sum depth ``depth`` (None: no break, the
-    first piece of a :class:`Breakable`)."""
+    first piece of a :class:`Breakable`); a break between the factors of a matrix product
+    at depth ``d`` has depth ``d + PRODUCT_BREAK``, used only when the sums inside the
+    factors do not give short enough lines."""
     text: str
-    depth: int | None = None
+    depth: float | None = None
+
+
+#: Added to the depth of a break between the factors of a product ``A B``: deeper than the
+#: sums inside the factors (depth d), shallower than the sums nested in those (d + 1).
+PRODUCT_BREAK = 0.5
+#: :func:`visual_width` overestimates pdflatex's widths by up to about 9% (measured on the
+#: article's displays): a line whose only breaks are between factors is split only when
+#: its estimate exceeds the room by more than that.
+PRODUCT_SLACK = 1.1
 
 
 @dataclass(frozen=True)
@@ -167,21 +179,53 @@ def _indent(depth):
     return r"\quad" if depth == 0 else r"\qquad"
 
 
+def _width_of(line) -> float:
+    depth, text = line
+    return visual_width(text) + (visual_width(_indent(depth)) if depth is not None else 0.0)
+
+
 def layout_rhs(rhs: Text, width: float) -> list:
     """Break ``rhs`` into lines no wider than ``width`` where possible.
 
     Returns ``[(indent_depth or None, text)]``: the first line has depth None; a later line
     starts at a break of that depth. Outer sums are split first; a term that alone is too
-    wide is split at the breaks of the sums inside it. The texts joined are ``rhs.flat()``
-    up to the spaces stripped at the start of a line."""
-    toks = [(p.depth, p.text) for p in Breakable.of(rhs).pieces]
+    wide is split at the breaks of the sums inside it. Breaks between the factors of
+    products are used only when the equation does not fit without them (within the
+    estimate's error, :data:`PRODUCT_SLACK`). The texts joined are ``rhs.flat()`` up to the
+    spaces stripped at the start of a line."""
+    rhs = Breakable.of(rhs)
+    pieces = [rhs.pieces[0]]
+    for p in rhs.pieces[1:]:                   # the same without the breaks between factors
+        if p.depth % 1:
+            pieces[-1] = Piece(pieces[-1].text + p.text, pieces[-1].depth)
+        else:
+            pieces.append(p)
+    if len(pieces) < len(rhs.pieces):
+        lines = _layout(Breakable(tuple(pieces)), width)
+        if all(_width_of(x) <= width * PRODUCT_SLACK for x in lines):
+            return lines
+    return _layout(rhs, width)
+
+
+def _layout(rhs: Breakable, width: float) -> list:
+    toks = [(p.depth, p.text) for p in rhs.pieces]
     lines: list = []
+    split = [False]             # the last chunk was split across lines
 
     def emit(depth, text):
         lines.append([depth, text])
 
     def room(depth):
         return width - (visual_width(_indent(depth)) if depth is not None else 0.0)
+
+    def fits(chunk, w, depth):
+        """Whether the chunk stays on one line: it is narrow enough, has no break, or has
+        only breaks between factors and is within the estimate's error of the line
+        (:data:`PRODUCT_SLACK`: a product is split only where it surely overflows)."""
+        inner = [d for d, _ in chunk[1:] if d is not None]
+        if w <= room(depth) or not inner:
+            return True
+        return min(inner) % 1 != 0 and w <= room(depth) * PRODUCT_SLACK
 
     def pack(group, level):
         """Pack the tokens ``group`` (first one starts a chunk) splitting at breaks of depth
@@ -198,20 +242,25 @@ def layout_rhs(rhs: Text, width: float) -> list:
             cur = lines[-1] if lines else None
             start_depth = chunk[0][0]
             if cur is None:
-                if w <= room(None) or len(chunk) == 1:
+                if fits(chunk, w, None):
                     emit(None, text)
                 else:
                     emit(None, "")
                     pack_inside(chunk, level)
+                    split[0] = True
                 continue
-            if visual_width(cur[1]) + w <= room(cur[0]):
+            slack = PRODUCT_SLACK if start_depth is not None and start_depth % 1 else 1.0
+            if not split[0] and visual_width(cur[1]) + w <= room(cur[0]) * slack:
                 cur[1] += text
-            elif w <= room(start_depth) or len(chunk) == 1:
+            elif fits(chunk, w, start_depth):
                 emit(start_depth, text.lstrip())
             else:
                 if start_depth is not None:
                     emit(start_depth, "")
                 pack_inside(chunk, level)
+                split[0] = True                 # what follows starts a line of its own
+                continue
+            split[0] = False
 
     def pack_inside(chunk, level):
         deeper = [d for d, _ in chunk[1:] if d is not None]
@@ -220,6 +269,7 @@ def layout_rhs(rhs: Text, width: float) -> list:
             return
         first, rest = chunk[0], chunk[1:]
         lines[-1][1] += first[1].lstrip() if not lines[-1][1] else first[1]
+        split[0] = False                        # the rest may continue this line
         pack(rest, min(deeper))
 
     pack(toks, min([d for d, _ in toks if d is not None], default=0))
@@ -249,7 +299,7 @@ def _rows(eqs, width):
             if k == 0:
                 rows.append("%s &%s %s" % (e.lhs, e.rel, text) if text else "%s &%s" % (e.lhs, e.rel))
             else:
-                if text.startswith(("+", "-")):
+                if text.startswith(("+", "-", r"\odot")):
                     text = "{}" + text
                 rows.append("&%s %s" % (_indent(depth), text))
         out.append((e, rows))
@@ -257,7 +307,8 @@ def _rows(eqs, width):
 
 
 #: Estimated height (pt) at most per ``align``, about half a page: longer displays are split
-#: between equations so that they fit on a page without ``\allowdisplaybreaks``.
+#: between equations so that they fit on a page without ``\allowdisplaybreaks``; a display
+#: holding one equation taller than this allows page breaks inside itself only.
 MAX_ALIGN_HEIGHT = 300.0
 
 _TALL_RE = re.compile(r"\\frac|\\sum|\\prod")
@@ -271,7 +322,7 @@ def _row_height(row: str) -> float:
 def align_env(eqs, width=LINE_WIDTH) -> str:
     """amsmath ``align`` environments: one numbered, labelled row per equation; the
     continuation lines of a long equation are ``\\notag``."""
-    groups, cur, n = [], [], 0.0
+    groups, cur, n, tall = [], [], 0.0, {}
     for e, rows in _rows(eqs, width):
         h = sum(_row_height(r) for r in rows)
         if cur and n + h > MAX_ALIGN_HEIGHT:
@@ -286,10 +337,17 @@ def align_env(eqs, width=LINE_WIDTH) -> str:
                 lines.append(r + r" \notag")
         cur.extend(lines)
         n += h
+        tall[len(groups)] = tall.get(len(groups), False) or h > MAX_ALIGN_HEIGHT
     if cur:
         groups.append(cur)
-    return "".join("\\begin{align}\n" + " \\\\\n".join(g) + "\n\\end{align}\n"
-                   for g in groups)
+    out = []
+    for k, g in enumerate(groups):
+        env = "\\begin{align}\n" + " \\\\\n".join(g) + "\n\\end{align}\n"
+        # one equation taller than the limit may break between its own lines: page breaks
+        # allowed in this display only (a group keeps the reader's document as it is)
+        out.append("\\begingroup\\allowdisplaybreaks\n" + env + "\\endgroup\n"
+                   if tall.get(k) else env)
+    return "".join(out)
 
 
 def aligned_env(eqs, width=LINE_WIDTH) -> str:

@@ -55,7 +55,8 @@ from derive.spec.limits import (MAX_SPEC_BYTES, MAX_TEXT_CHARS, MAX_LATEX_CHARS,
                           RESERVED, RESERVED_PREFIXES)
 from derive.spec.cost import derivation_size
 from derive.spec.positions import TomlPositions
-from derive.core.symbols import DIMS, Input, Param, PrevState, Var, prev_name
+from derive.core.centring import sums_to_zero
+from derive.core.symbols import DIMS, Centred, Input, Param, PrevState, Var, prev_name
 from derive.spec.shapes import param_shape, state_shapes
 from derive.core.reduction import DimSize
 
@@ -340,7 +341,7 @@ def _read_equations(table, section, scope, sp, states, allow_empty=False):
         if not is_vector(rhs):
             raise sp.error(f"equation {n!r} is a {shape_str(rhs)} matrix; equations define "
                            f"vectors", locate(0))
-        scope[n] = lhs = Var(n, *rhs.shape)
+        scope[n] = lhs = (Centred if sums_to_zero(rhs) else Var)(n, *rhs.shape)
         parsed[n] = Equation(lhs, rhs, locate(0)[0])
         visiting.pop()
 

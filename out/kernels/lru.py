@@ -260,7 +260,7 @@ def reciprocal_prime(x, out=None):
 
 @_scalar_safe
 def heaviside(x, out=None):
-    """H(x): 1 for x > 0, 0 for x < 0, 1/2 at 0 (the derivative of max(x, 0) with ties split)."""
+    """Θ(x): 1 for x > 0, 0 for x < 0, 1/2 at 0 (the derivative of max(x, 0) with ties split)."""
     r = numpy.sign(x, out=out)
     r += 1
     r *= 0.5
@@ -280,8 +280,16 @@ def minimum(a, b):
 # -- matrix states (held row-major as n*n-vectors; derive.core.matrixstate) -------------------
 
 def outer_vec(u, w):
-    """vec(u w^T) of every batch row: (..., n), (..., n) -> (..., n * n), row-major."""
-    return (u[..., :, None] * w[..., None, :]).reshape(u.shape[:-1] + (-1,))
+    """vec(u w^T) of every batch row: (..., n), (..., n) -> (..., n * n), row-major (einsum
+    writes the products straight into the result: no broadcast temporary)."""
+    out = numpy.einsum("...i,...j->...ij", u, w)
+    return out.reshape(out.shape[:-2] + (-1,))
+
+
+def dot(u, v):
+    """u^T v of every batch row, kept as a column: (..., n), (..., n) -> (..., 1), without
+    the temporary u * v of numpy.sum(u * v)."""
+    return numpy.einsum("...i,...i->...", u, v)[..., None]
 
 
 def mat_vec(C, v):

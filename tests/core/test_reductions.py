@@ -204,11 +204,11 @@ def test_step_products_match_central_differences(request, cellname):
 
 
 def test_lnlstm_example_against_torch_autograd():
-    """examples/lnlstm.toml (Ba, Kiros, Hinton 2016, eqs. 20-22, per-gate layer norm of the
+    """The built-in lnlstm (Ba, Kiros, Hinton 2016, eqs. 20-22, per-gate layer norm of the
     recurrent and input parts and of c_t) against a hand-written torch LN-LSTM: forward states
     and every gradient by autograd (float64, 1e-10)."""
     torch = pytest.importorskip("torch")
-    cell = derive.cell_from_spec(ROOT / "examples" / "lnlstm.toml")
+    cell = derive.cell("lnlstm")
     K, p, xs, s0 = _case(cell, H=5, D=3, T=6, B=2)
     t = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
 

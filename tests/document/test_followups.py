@@ -90,16 +90,20 @@ def test_seed_quotations_are_complete_displays(lang):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_new_cells_in_the_appendix(lang):
-    """The 2023-24 cells come last, in a table of their own, with headings that keep their
+    """The recent cells (and layer norm) come last, in a table of their own, with headings that keep their
     names' capitals, a reference line in the edition's language, H defined where the sLSTM
     uses it and no time index on the LRU's parameter-only quantities."""
     tex = article(lang)
     names = [c.name for c in reading_order([derive.cell(n) for n in CELLS])]
-    assert names[-4:] == ["mingru", "minlstm", "slstm", "lru"]
+    assert names[-7:] == ["mingru", "minlstm", "slstm", "lru", "lnlstm", "mlstm", "gated_deltanet"]
     assert tex.count(r"\begin{tabular}") >= 2
+    tables = [t.split(r"\end{tabular}")[0] for t in tex.split(r"\begin{tabular}")[1:]]
+    recent_table, = [t for t in tables if r"\texttt{mingru}" in t]
+    assert all(r"\texttt{%s}" % n.replace("_", r"\_") in recent_table for n in names[-7:])
+    assert r"\texttt{lstm}" not in recent_table
     assert "{sLSTM" in tex and "{minGRU" in tex and "SLSTM" not in tex and "MinGRU" not in tex
     slstm = tex.split(r"\label{app:slstm}")[1].split(r"\subsection")[0]
-    assert "Heaviside" in slstm and "H(0) = \\tfrac{1}{2}" in slstm
+    assert "Heaviside" in slstm and "\\Theta(0) = \\tfrac{1}{2}" in slstm
     lru = tex.split(r"\label{app:lru}")[1].split(r"\section")[0]
     assert r"|\lambda| &= \exp" in lru and r"|\lambda|_t" not in lru
     assert r"\gamma &= \sqrt{1 - |\lambda| \odot |\lambda|}" in lru

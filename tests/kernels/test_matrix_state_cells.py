@@ -42,7 +42,6 @@ import sympy
 from sympy import ImmutableMatrix
 
 import derive
-from verify.examples import resolve
 from verify import oracles
 from verify.explicit import entries_equal, expand
 from verify.matrix_claims import explicit
@@ -71,7 +70,7 @@ def test_kronecker_factors_match_the_vectorisation():
 
 
 def _blocks(name):
-    c = resolve(name)
+    c = derive.cell(name)
     return [(name, of, wrt) for of in c.states for wrt in c.states]
 
 
@@ -79,8 +78,8 @@ def _blocks(name):
 def test_step_jacobian_block_equals_sympy_jacobian(name, of, wrt):
     """d s_t / d s'_{t-1}, explicit at H = D = 2, entry by entry (the matrix states as their
     4-vectors). The slowest, mlstm (h, m), takes about 40 s."""
-    ex = expand(resolve(name), 2)
-    bad = entries_equal(explicit(ex, resolve(name).jacobian(of, wrt)),
+    ex = expand(derive.cell(name), 2)
+    bad = entries_equal(explicit(ex, derive.cell(name).jacobian(of, wrt)),
                         ex.oracle_jacobian(of, wrt))
     assert not bad, bad[:1]
 
@@ -96,7 +95,7 @@ SLOW_SYMPY = {("mlstm", "x"): 324, ("mlstm", "w_i"): 107, ("mlstm", "w_f"): 76,
 
 
 def _wrts(name):
-    c = resolve(name)
+    c = derive.cell(name)
     every = ([(name, s, f"{s}_prev") for s in c.states] + [(name, "x", "x")]
              + [(name, p, p) for p in c.params])
     if os.environ.get("RNN_CALCULUS_SLOW_SYMPY") == "1":
@@ -109,7 +108,7 @@ def test_backward_output_equals_sympy_gradient(name, wrt, key):
     """Each output of the backward step equals SymPy's gradient of L = sum_s Delta_s . s_t at
     H = D = 2 (delta C_prev as a 4-vector). Measured (s): mlstm b_i 48, b_f 39, W_q 17, b_q 10,
     W_k 9, n_prev 6, the others < 5; gated_deltanet S_prev 6, W_k / W_q about 15 each."""
-    ex = expand(resolve(name), 2)
+    ex = expand(derive.cell(name), 2)
     want = ex.oracle_vjp(wrt)
     have = ex.derived_backward().get(key, sympy.zeros(*want.shape))
     assert not entries_equal(ImmutableMatrix(have), want), key
@@ -120,7 +119,7 @@ def test_backward_output_equals_sympy_gradient(name, wrt, key):
 # ---------------------------------------------------------------------------------------
 
 def _setup(name, seed):
-    K = derive.kernels(resolve(name))
+    K = derive.kernels(derive.cell(name))
     rng = numpy.random.default_rng(seed)
     p = K.init_params(D, H, rng=rng)
     xs = rng.standard_normal((T, B, D))
@@ -186,7 +185,7 @@ def test_the_torch_run_exercises_both_branches_of_every_max():
     of the normaliser max(|nᵀq|, exp(-m)), so both subgradients are compared."""
     for seed in (1, 2):
         rng = numpy.random.default_rng(seed)
-        p = derive.kernels(resolve("mlstm")).init_params(D, H, rng=rng)
+        p = derive.kernels(derive.cell("mlstm")).init_params(D, H, rng=rng)
         xs = rng.standard_normal((T, B, D))
         s0 = R.random_state("mlstm", B, H, rng)
         _, c = R.numpy_mlstm(p, xs, s0)

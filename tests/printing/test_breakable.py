@@ -30,15 +30,36 @@ def _derived(name):
 
 def test_sum_breaks_before_each_top_level_sign_with_its_depth():
     """W - U + diag(f + g) V: a depth-0 break before the outer '-' and '+', a depth-1 break
-    before the '+' inside diag; the pieces join to the one-line print."""
+    before the '+' inside a long diag, a depth-1.5 break (PRODUCT_BREAK) between the factors
+    of the product; a short bracketed sum is not split; the pieces join to the one-line print."""
     W, U, V = (Param(n, H, H) for n in ("W_hh", "W_xh", "W_hy"))
-    f, g = Var("f", H, 1), Var("g", H, 1)
+    f, g = Var("f" * 30, H, 1), Var("g" * 30, H, 1)
     e = add([W, scale(-1, U), matmul(diag(add([f, g], (H, 1))), V)], (H, H))
     b = printer().breakable(e)
+    F, G = (r"\mathit{%s}_t" % (n * 30) for n in "fg")
     assert b.pieces == (Piece("W_{hh}"), Piece(" - W_{xh}", 0),
-                        Piece(r" + \operatorname{diag}\bigl(f_t", 0),
-                        Piece(r" + g_t\bigr) W_{hy}", 1))
+                        Piece(r" + \operatorname{diag}\bigl(%s" % F, 0),
+                        Piece(r" + %s\bigr)" % G, 1), Piece(" W_{hy}", 1 + L.PRODUCT_BREAK))
     assert b.flat() == expr_latex(e) == printer().doprint(e)
+    short = add([W, matmul(diag(add([Var("f", H, 1), Var("g", H, 1)], (H, 1))), V)], (H, H))
+    assert printer().breakable(short).pieces[1] == Piece(r" + \operatorname{diag}\bigl(f_t + g_t\bigr)", 0)
+
+
+def test_products_break_only_where_the_equation_does_not_fit_otherwise():
+    """Breaks between the factors of a matrix product and of a Hadamard product are the last
+    resort: a layout that fits without them (within PRODUCT_SLACK) is kept as it is; a
+    product wider than the line is split between factors (Hadamard continuation lines start
+    with \\odot), and every line then fits."""
+    long = [Var(n * 14, H, 1) for n in "abcdefgh"]
+    W = Param("W_hh", H, H)
+    e = matmul(diag(hadamard(long[:4])), diag(hadamard(long[4:])), W)     # no sum at all
+    b = printer().breakable(e)
+    assert set(b.breaks()) == {L.PRODUCT_BREAK}
+    lines = layout_rhs(b, L.LINE_WIDTH)
+    assert len(lines) > 1 and "".join(t for _, t in lines).replace(" ", "") == b.flat().replace(" ", "")
+    assert all(L.visual_width(t) <= L.LINE_WIDTH for _, t in lines)
+    small = matmul(diag(Var("f", H, 1)), W)
+    assert layout_rhs(printer().breakable(small), L.LINE_WIDTH) == [(None, printer().doprint(small))]
 
 
 def test_terms_of_a_nested_sum_are_one_level_deeper_at_every_level():
@@ -49,9 +70,11 @@ def test_terms_of_a_nested_sum_are_one_level_deeper_at_every_level():
     mid = add([c, matmul(diag(inner), f)], (H, 1))
     expr = add([a, hadamard([b_, mid])], (H, 1))
     b = printer().breakable(expr)
-    assert b.breaks() == [0, 1, 2]
-    signs = [p.text.lstrip()[0] for p in b.pieces[1:]]
-    assert signs == ["+", "+", "+"]
+    sums = [p for p in b.pieces[1:] if p.depth % 1 == 0]
+    assert [p.depth for p in sums] == [0, 1, 2]
+    assert [p.text.lstrip()[0] for p in sums] == ["+", "+", "+"]
+    # the factor breaks: before the Hadamard factor (depth 1.5), before f (depth 2.5)
+    assert [p.depth for p in b.pieces[1:] if p.depth % 1] == [1 + L.PRODUCT_BREAK, 2 + L.PRODUCT_BREAK]
 
 
 @pytest.mark.parametrize("name", NAMES)

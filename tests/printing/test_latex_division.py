@@ -1,6 +1,6 @@
 """LaTeX and text of the new vocabulary written as a person would: Hadamard products with
 reciprocal factors as fractions (repeated denominators as powers), the Heaviside step as
-H(u), sqrt as a radical, negated products in a sum without parentheses, time-invariant
+Θ(u) (H is the hidden size), sqrt as a radical, negated products in a sum without parentheses, time-invariant
 equations (parameters only) without a time index, no break inside a short parenthesised sum."""
 import sympy
 from sympy import HadamardProduct, MatAdd, MatMul
@@ -52,7 +52,7 @@ def test_a_lone_reciprocal():
 
 
 def test_step_sqrt_and_max_print_in_the_papers_notation():
-    assert expr_latex(Step(_sum(a, _neg(b)))) == r"H\bigl(a_t - b_t\bigr)"
+    assert expr_latex(Step(_sum(a, _neg(b)))) == r"\Theta\bigl(a_t - b_t\bigr)"
     assert expr_latex(Sqrt(_sum(a, b))) == r"\sqrt{a_t + b_t}"
     assert expr_latex(Maximum(a, b)) == r"\max\bigl(a_t, b_t\bigr)"
     assert text(Maximum(a, b)) == "max(a, b)"

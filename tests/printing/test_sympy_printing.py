@@ -90,7 +90,7 @@ def _srepr_namespace():
     ns = {}
     exec("from sympy import *; from sympy.core.symbol import Str", ns)
     ns.update({k: getattr(syms, k) for k in ("Cotangent", "Incoming", "Param", "PrevState",
-                                             "Var", "Input")})
+                                             "Var", "Centred", "Input")})
     ns.update({p.__name__: p for p in prim.ALL_PRIMITIVES})
     import derive.core.binary as binary
     import derive.core.matrixstate as ms

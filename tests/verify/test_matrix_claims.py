@@ -12,7 +12,7 @@ import derive
 from verify import matrix_claims as M
 from verify.scalar_properties import PropertyFailure
 
-CELLS = Path(derive.__file__).resolve().parents[1] / "examples"
+CELLS = Path(derive.__file__).resolve().parent / "cells"
 
 
 def _variant(tmp_path, name, old, new):
