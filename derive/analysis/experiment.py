@@ -20,6 +20,7 @@ from derive.analysis.gradient_flow import (GradientFlow, accumulate, as_cell, bo
                                   require_recurrence, states_along)
 from derive.codegen.runtime import kernels
 from derive.core.primitives import Sigmoid
+from derive.core.reduction import SumOf
 from derive.core.symbols import Param, Var
 
 # ---------------------------------------------------------------------------------------
@@ -92,6 +93,13 @@ def _distance_grid(T: int, points: int) -> numpy.ndarray:
     dense = numpy.arange(1, min(T, points // 2) + 1)
     sparse = numpy.geomspace(max(dense[-1], 1), T, points - len(dense) + 1).round().astype(int)
     return numpy.unique(numpy.concatenate([dense, sparse, [T]]))
+
+
+def _mixes_units(cell) -> bool:
+    """Whether an equation reduces over the units (``sum``, ``mean``, ``dot``, ``norm``: a
+    layer norm): stacking copies of such a cell couples them (the stacked Jacobian would
+    fail :func:`replica_flows`' check, after all the work of computing it)."""
+    return any(eq.rhs.has(SumOf) for eq in cell.equations)
 
 
 def stack_replicas(kern, param_sets):
@@ -233,7 +241,10 @@ def experiment(cell, *, T=40, points=14, hidden_size=6, input_size=3, draws=4, b
                               r.forget_bias)
             for r in regimes for _ in range(draws)]
     xs = rng.standard_normal((T, batch, input_size))
-    flows = replica_flows(kern, sets, xs, ks=ks, name=cell.name)
+    if _mixes_units(cell):        # a reduction sees every unit: N copies are not N cells
+        flows = [gradient_flow(kern, p, xs, ks=ks) for p in sets]
+    else:
+        flows = replica_flows(kern, sets, xs, ks=ks, name=cell.name)
     stats = []
     for i, r in enumerate(regimes):
         mine = flows[i * draws:(i + 1) * draws]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Union
 
 
@@ -134,8 +135,10 @@ def _group(s, i):
     return s[i], i + 1
 
 
+@lru_cache(maxsize=1 << 16)
 def visual_width(s: str, scale: float = 1.0) -> float:
-    """Estimated width in pt of the math ``s`` set in display style at 10pt."""
+    """Estimated width in pt of the math ``s`` set in display style at 10pt (memoised: the
+    layout measures the same pieces many times)."""
     w = 0.0
     i = 0
     while i < len(s):

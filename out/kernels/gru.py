@@ -289,20 +289,29 @@ def outer_vec(u, w):
 
 def dot(u, v):
     """u^T v of every batch row, kept as a column: (..., n), (..., n) -> (..., 1), without
-    the temporary u * v of numpy.sum(u * v)."""
+    the temporary u * v of numpy.sum(u * v) (NumPy 2's vecdot gufunc, else einsum)."""
+    vecdot = getattr(numpy, "vecdot", None)
+    if vecdot is not None:
+        return vecdot(u, v)[..., None]
     return numpy.einsum("...i,...i->...", u, v)[..., None]
 
 
 def mat_vec(C, v):
-    """C v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    """C v of every batch row, C held as (..., n * n) row-major and v (..., n) (NumPy 2.2's
+    matvec gufunc, else matmul)."""
     n = v.shape[-1]
-    return numpy.matmul(C.reshape(C.shape[:-1] + (n, n)), v[..., :, None])[..., 0]
+    C = C.reshape(C.shape[:-1] + (n, n))
+    matvec = getattr(numpy, "matvec", None)
+    return matvec(C, v) if matvec is not None else numpy.matmul(C, v[..., :, None])[..., 0]
 
 
 def mat_t_vec(C, v):
-    """C^T v of every batch row, C held as (..., n * n) row-major and v (..., n)."""
+    """C^T v of every batch row, C held as (..., n * n) row-major and v (..., n) (NumPy 2.2's
+    vecmat gufunc, else matmul)."""
     n = v.shape[-1]
-    return numpy.matmul(v[..., None, :], C.reshape(C.shape[:-1] + (n, n)))[..., 0, :]
+    C = C.reshape(C.shape[:-1] + (n, n))
+    vecmat = getattr(numpy, "vecmat", None)
+    return vecmat(v, C) if vecmat is not None else numpy.matmul(v[..., None, :], C)[..., 0, :]
 
 
 # --------------------------------------------------------------------------------------

@@ -128,6 +128,17 @@ def test_vjps_match_sympy(request, cellname):
                                  want), key
 
 
+def test_layer_norm_jacobian_is_compact(ln_cell):
+    """d = u - mean(u) is centred (1^T d = 0, proved from its equation), so the derived block
+    is diag(.) (I - 1 1^T/H - d d^T/(H s^2)) R: three terms, no 1^T d left (1^T diag(d) is
+    d^T); test_layer_norm_jacobians_match_sympy checks it against the explicit expansion,
+    where nothing is known about centring."""
+    from derive.printing.text import text
+    J = ln_cell.jacobian("h", "h")
+    assert len(J.args) == 3, text(J)
+    assert "1ᵀ d " not in text(J) + " " and "sum(d)" not in text(J), text(J)
+
+
 def test_layer_norm_state_jacobian_is_not_diagonal(ln_cell):
     """The derived block has all-ones (reduction) factors: the Jacobian of layer norm is
     dense, and the printed form says so (1 1^T)."""
