@@ -26,15 +26,11 @@ from sympy.matrices import kronecker_product
 import derive
 from derive.core import matrixstate as MS
 
+from .cellarg import resolve_cell
 from .explicit import expand
 from .modern_claims import claim_specs as modern_claim_specs, compare_held
 from .scalar_properties import PropertyFailure
 
-
-
-def _cell(cell):
-    """A built-in cell by name, or the Cell given (a variant, in the tests)."""
-    return derive.cell(cell) if isinstance(cell, str) else cell
 
 def _factor_matrix(f, a):
     """The explicit matrix of a Kronecker factor of the vector a, from its definition."""
@@ -59,7 +55,7 @@ def explicit(ex, expr, values=None):
 
 
 def _proof_eigenvalues(cell="gated_deltanet", n=3):
-    c = _cell(cell)
+    c = resolve_cell(cell)
     ex = expand(c, n)
     a, b, lam = sympy.symbols("alpha beta lambda", positive=True)
     k = ImmutableMatrix(sympy.symbols(f"k0:{n}", real=True))
@@ -79,7 +75,7 @@ def _proof_eigenvalues(cell="gated_deltanet", n=3):
 
 
 def _proof_stabiliser(cell="mlstm", n=2):
-    c = _cell(cell)
+    c = resolve_cell(cell)
     ex = expand(c, n)
     v = ex.values
     (m_prev,) = ex.prev_symbols("m")
@@ -132,7 +128,7 @@ def _gdn_case(case, cell="gated_deltanet"):
     """Kernel, params, x, state and the drawn unit k and beta: W_k = k x^T / (x^T x) makes
     W_k x = k, and w_beta = 0, b_beta = logit(beta) make the gate beta (one batch row)."""
     seed, H, beta, scale = case
-    K = derive.kernels(_cell(cell))
+    K = derive.kernels(resolve_cell(cell))
     rng = numpy.random.default_rng(seed)
     D = 3
     p = {name: a * scale for name, a in K.init_params(D, H, rng=rng).items()}
@@ -181,7 +177,7 @@ def _check_eigenvalues(case, cell):
 
 @functools.lru_cache(maxsize=None)
 def _held(cell):
-    c = _cell(cell)
+    c = resolve_cell(cell)
     return derive.kernels(c.holding("m"))
 
 
@@ -193,7 +189,7 @@ def stabiliser_check(cell="mlstm"):
 
 def _check_stabiliser(case, cell):
     seed, H, _, scale = case
-    K = derive.kernels(_cell(cell))
+    K = derive.kernels(resolve_cell(cell))
     rng = numpy.random.default_rng(seed)
     p = {n: a * scale for n, a in K.init_params(3, H, rng=rng).items()}
     xs = rng.standard_normal((3, 2, 3))

@@ -106,9 +106,10 @@ def stack_replicas(kern, param_sets):
     """One parameter dict for N independent copies of the cell (hidden size N H): recurrent
     (H, H) matrices block-diagonal, (H, D) matrices stacked, (H,) vectors concatenated.
 
-    In the spec language every (H, H) parameter multiplies a hidden-size vector and every
-    other operation is elementwise, so the copies do not interact and one kernel call steps
-    all of them. None when a parameter has another shape."""
+    When every (H, H) parameter multiplies a hidden-size vector and every other operation is
+    elementwise, the copies do not interact and one kernel call steps all of them. None when
+    a parameter has another shape; a cell with a reduction over the units (a layer norm)
+    couples the copies, and :func:`experiment` does not stack it (:func:`_mixes_units`)."""
     if any(tuple(d) not in (("H", "H"), ("H", "D"), ("H",)) for d in kern.PARAMS.values()):
         return None
     out = {}

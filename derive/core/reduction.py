@@ -18,10 +18,10 @@ the non-diagonal Jacobians of layer norm are made of.
 from __future__ import annotations
 
 import sympy
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
+from sympy import HadamardProduct, MatAdd, MatMul
 from sympy.matrices.expressions import MatrixExpr
 
-from derive.core.matrixstate import MatTVec, MatVec, Outer, transposed_latex
+from derive.core.matrixstate import MatTVec, MatVec, Outer
 from derive.core.symbols import CellSymbol, Param
 
 
@@ -98,21 +98,9 @@ class SumOf(MatrixExpr):
     def _latex(self, printer):
         return r"\mathbf{1}^\top \left(%s\right)" % printer._print(self.arg)
 
-    def _project_latex(self, printer):
-        r"""``\mathbf{1}^\top v`` (parenthesised unless v is a symbol); ``u^\top v`` for a dot product."""
-        uv = self._dot()
-        if uv:
-            u, v = (r"(%s)" % printer._print(x) if isinstance(x, COMPOUND) else printer._print(x)
-                    for x in uv)
-            return transposed_latex(u) + " " + v
-        inner = printer._print(self.arg)
-
-        return (r"\mathbf{1}^\top %s" % inner if isinstance(self.arg, MatrixSymbol)
-                else r"\mathbf{1}^\top (%s)" % inner)
-
     def _batchnumpycode(self, printer):
         uv = self._dot()
-        if uv and not any(isinstance(x, Broadcast) or is_scalar(x) for x in uv):
+        if uv and not any(is_batch_scalar(x) for x in uv):
             return "dot(%s, %s)" % tuple(printer._print(x) for x in uv)    # u^T v, no temporary
         return "numpy.sum(%s, axis=-1, keepdims=True)" % printer._print(self.arg)
 
@@ -159,3 +147,9 @@ class Broadcast(MatrixExpr):
 def is_scalar(e) -> bool:
     """Whether e is 1 x 1."""
     return tuple(e.shape) == (1, 1)
+
+
+def is_batch_scalar(e) -> bool:
+    """Whether e is a (B, 1) array in the kernels: a 1 x 1 expression or a broadcast scalar
+    (NumPy broadcasts it against the (B, n) vectors it meets)."""
+    return isinstance(e, Broadcast) or is_scalar(e)

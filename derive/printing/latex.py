@@ -190,8 +190,9 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         return r" \odot ".join(out)
 
     def _break_SumOf(self, expr, depth):
-        """``u^\\top v`` for a dot product, ``\\mathbf{1}^\\top v`` otherwise (as the node's
-        printmethod), with the breaks of a long bracketed sum ``v`` kept."""
+        """``u^\\top v`` for a dot product, else ``\\mathbf{1}^\\top v`` (v bracketed unless
+        it is a symbol), with the breaks of a long bracketed sum ``v`` kept; the one-line
+        print is this without its breaks (:meth:`_print_SumOf`)."""
         uv = expr._dot()
         u, v = uv if uv else (None, expr.arg)
         body = self.breakable(v, depth)
@@ -251,6 +252,9 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
 
     def _print_MatAdd(self, expr):
         return self._break_MatAdd(expr, 0).flat()
+
+    def _print_SumOf(self, expr):
+        return self._break_SumOf(expr, 0).flat()
 
     def _print_MatMul(self, expr):
         return self._break_MatMul(expr, 0).flat()

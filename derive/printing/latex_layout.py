@@ -36,6 +36,11 @@ PRODUCT_BREAK = 0.5
 PRODUCT_SLACK = 1.1
 
 
+def _between_factors(depth) -> bool:
+    """Whether a break of this depth is one between the factors of a product."""
+    return depth is not None and depth % 1 != 0
+
+
 @dataclass(frozen=True)
 class Breakable:
     """LaTeX with allowed line breaks: ``pieces[0].depth`` is None, every later piece starts
@@ -199,7 +204,7 @@ def layout_rhs(rhs: Text, width: float) -> list:
     rhs = Breakable.of(rhs)
     pieces = [rhs.pieces[0]]
     for p in rhs.pieces[1:]:                   # the same without the breaks between factors
-        if p.depth % 1:
+        if _between_factors(p.depth):
             pieces[-1] = Piece(pieces[-1].text + p.text, pieces[-1].depth)
         else:
             pieces.append(p)
@@ -228,7 +233,7 @@ def _layout(rhs: Breakable, width: float) -> list:
         inner = [d for d, _ in chunk[1:] if d is not None]
         if w <= room(depth) or not inner:
             return True
-        return min(inner) % 1 != 0 and w <= room(depth) * PRODUCT_SLACK
+        return _between_factors(min(inner)) and w <= room(depth) * PRODUCT_SLACK
 
     def pack(group, level):
         """Pack the tokens ``group`` (first one starts a chunk) splitting at breaks of depth
@@ -252,7 +257,7 @@ def _layout(rhs: Breakable, width: float) -> list:
                     pack_inside(chunk, level)
                     split[0] = True
                 continue
-            slack = PRODUCT_SLACK if start_depth is not None and start_depth % 1 else 1.0
+            slack = PRODUCT_SLACK if _between_factors(start_depth) else 1.0
             if not split[0] and visual_width(cur[1]) + w <= room(cur[0]) * slack:
                 cur[1] += text
             elif fits(chunk, w, start_depth):
@@ -325,12 +330,12 @@ def _row_height(row: str) -> float:
 def align_env(eqs, width=LINE_WIDTH) -> str:
     """amsmath ``align`` environments: one numbered, labelled row per equation; the
     continuation lines of a long equation are ``\\notag``."""
-    groups, cur, n, tall = [], [], 0.0, {}
+    groups, cur, n, tall = [], [], 0.0, False        # groups: (lines, holds a tall equation)
     for e, rows in _rows(eqs, width):
         h = sum(_row_height(r) for r in rows)
         if cur and n + h > MAX_ALIGN_HEIGHT:
-            groups.append(cur)
-            cur, n = [], 0.0
+            groups.append((cur, tall))
+            cur, n, tall = [], 0.0, False
         lines = []
         for k, r in enumerate(rows):
             last = k == len(rows) - 1
@@ -340,16 +345,16 @@ def align_env(eqs, width=LINE_WIDTH) -> str:
                 lines.append(r + r" \notag")
         cur.extend(lines)
         n += h
-        tall[len(groups)] = tall.get(len(groups), False) or h > MAX_ALIGN_HEIGHT
+        tall = tall or h > MAX_ALIGN_HEIGHT
     if cur:
-        groups.append(cur)
+        groups.append((cur, tall))
     out = []
-    for k, g in enumerate(groups):
+    for g, has_tall in groups:
         env = "\\begin{align}\n" + " \\\\\n".join(g) + "\n\\end{align}\n"
         # one equation taller than the limit may break between its own lines: page breaks
         # allowed in this display only (a group keeps the reader's document as it is)
         out.append("\\begingroup\\allowdisplaybreaks\n" + env + "\\endgroup\n"
-                   if tall.get(k) else env)
+                   if has_tall else env)
     return "".join(out)
 
 

@@ -20,7 +20,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from derive.core.matrixstate import Outer
 from derive.core.primitives import Elementwise
-from derive.core.reduction import Broadcast, is_scalar
+from derive.core.reduction import is_batch_scalar
 from derive.printing.precedence import ATOM, PRODUCT, precedence, split_sign
 
 
@@ -91,7 +91,7 @@ class BatchNumPyPrinter(NumPyPrinter):
     def _print_HadamardProduct(self, expr):
         outers = [a for a in expr.args if isinstance(a, Outer)]
         rest = [a for a in expr.args if not isinstance(a, Outer)]
-        if len(outers) == 1 and rest and all(_is_scalar_factor(a) for a in rest):
+        if len(outers) == 1 and rest and all(is_batch_scalar(a) for a in rest):
             # s vec(u w^T) = vec((s u) w^T): the scalars scale the n-vector u, not the n^2 result
             u, w = outers[0].args
             return "outer_vec(%s, %s)" % (" * ".join(self._operand(a) for a in rest + [u]),
@@ -202,11 +202,6 @@ class BatchNumPyPrinter(NumPyPrinter):
         if isinstance(m, MatMul):
             return " @ ".join(self._right_factor(a) for a in reversed(m.args))
         raise NotImplementedError(f"cannot apply {m} to a batch of row vectors")
-
-
-def _is_scalar_factor(a) -> bool:
-    """A (B, 1) factor: a broadcast scalar or a 1 x 1 expression."""
-    return isinstance(a, Broadcast) or is_scalar(a)
 
 
 def _is_param(sym) -> bool:
