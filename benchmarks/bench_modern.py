@@ -9,7 +9,8 @@ best of 5, all in one process. The baseline for sLSTM is written here from the p
 al. 2024, eqs. 8-17): the four input projections of the whole sequence in one GEMM, one
 recurrent GEMM for the four gates per step, BPTT by hand with the stabiliser held constant
 (what the xLSTM kernels do), whole-sequence weight-gradient GEMMs. The generated kernels are
-timed with the full backward and with ``cell.holding("m")``. For the other new cells the
+timed with the full backward and with ``backward(..., held=True)`` (the stabiliser m, the
+cell's HOLDABLE state, held constant: ``cell.holding("m")``). For the other new cells the
 generated times are reported (no baseline). A second table compares, at T = 4096, the loop
 with the derived parallel scan (forward(method="scan") and its reverse-scan backward) for the
 affine cells. Prints markdown tables.
@@ -93,7 +94,6 @@ def main():
         xs = rng.standard_normal((T, B, D)).astype(dtype)
         dhs = rng.standard_normal((T, B, H)).astype(dtype)
         full = derive.kernels("slstm")
-        held = derive.kernels(derive.cell("slstm").holding("m"))
         p = full.init_params(D, H, rng=rng, dtype=dtype)
         s0 = tuple(numpy.ones((B, H), dtype) if s == "n" else numpy.zeros((B, H), dtype)
                    for s in full.STATE)
@@ -102,10 +102,10 @@ def main():
         err = float(numpy.abs(hs_gen - hs_ref).max())
         t_hand = best(lambda: slstm_by_hand(p, xs, dhs))
 
-        def run(k):
+        def run(k, held):
             hs, cache = k.forward(p, xs, s0)
-            k.backward(p, cache, dhs)
-        t_full, t_held = best(lambda: run(full)), best(lambda: run(held))
+            k.backward(p, cache, dhs, held=held)
+        t_full, t_held = best(lambda: run(full, False)), best(lambda: run(full, True))
         name = numpy.dtype(dtype).name
         rows.append(("slstm", name, t_held, t_hand, t_full, err))
         for cell in ("mingru", "minlstm", "lru"):

@@ -13,6 +13,8 @@ and jax.lax.associative_scan when jax is installed. ``shared`` is the time of th
 every method does (input projections, weight gradients): scan / loop cannot go below
 shared / loop. A second table compares the
 linear scan with a log-space scan (positive A_t only) for accuracy against a long-double loop.
+A third table times Gated DeltaNet's chunked matrix scan against its loop, a fourth the
+recurrence alone by three algorithms (a loop, the kernels' two-level scan, Blelloch's).
 ``--quick`` runs T = 64, B = 2, H = 16 once (a smoke run); ``--cpu-time`` measures process CPU
 time with one thread everywhere (for a loaded machine). Prints markdown tables.
 """
@@ -34,7 +36,7 @@ import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import derive  # noqa: E402
-from derive.codegen.support import _affine_scan  # noqa: E402
+from derive.codegen.scan_support import _affine_scan  # noqa: E402
 
 CELLS = ("mingru", "minlstm", "lru")
 
@@ -167,6 +169,63 @@ def log_scan(a, b, s0):
     return out[0] - out[1]
 
 
+def blelloch_scan(a, b, s0):
+    """s_t = a_t s_{t-1} + b_t (elementwise) by the work-efficient scan of Blelloch (1990):
+    an up-sweep and a down-sweep of log2(T) passes each over strided views of copies of a, b,
+    O(T) work, the composition (a, b) then (a', b') = (a' a, a' b + b') at every node."""
+    a, b = a.copy(), b.copy()
+    T = a.shape[0]
+    b[0] += a[0] * s0
+    tmp = numpy.empty_like(a[:max(1, T // 2)])
+
+    def combine(first, then):
+        n = len(range(then, T, 2 * d))
+        if n:
+            w = tmp[:n]
+            numpy.multiply(a[then::2 * d], b[first::2 * d][:n], out=w)
+            b[then::2 * d] += w
+            a[then::2 * d] *= a[first::2 * d][:n]
+    d = 1
+    while d < T:                       # up-sweep: node 2d - 1 + 2dk takes its left half
+        combine(d - 1, 2 * d - 1)
+        d *= 2
+    d //= 2
+    while d >= 1:                      # down-sweep: node 3d - 1 + 2dk takes the prefix before it
+        combine(2 * d - 1, 3 * d - 1)
+        d //= 2
+    return b
+
+
+def algorithms(quick, repeats):
+    """The recurrence alone, s_t = a_t s_{t-1} + b_t with B H = 2048 units: an in-place loop
+    over t, the two-level scan the kernels use, and the Blelloch scan (O(log T) passes)."""
+    Ts, n = ((64,), 16) if quick else ((256, 1024, 4096), 2048)
+    print(f"\nThe recurrence alone (a in [0.5, 1], {n} units), seconds, median of {repeats}:\n")
+    print("| dtype | T | in-place loop | two-level scan (kernels) | Blelloch scan | max abs difference |")
+    print("|---|---|---|---|---|---|")
+    rng = numpy.random.default_rng(0)
+    for dtype in (numpy.float32, numpy.float64):
+        for T in Ts:
+            a = rng.uniform(0.5, 1, (T, 1, n)).astype(dtype)
+            b = rng.standard_normal((T, 1, n)).astype(dtype)
+            s0 = rng.standard_normal((1, n)).astype(dtype)
+            out = numpy.empty_like(b)
+
+            def loop():
+                h = s0
+                for t in range(T):
+                    h = a[t] * h + b[t]
+                    out[t] = h
+            two = [numpy.empty_like(b)]
+            t_loop = median_time(loop, repeats)
+            t_two = median_time(lambda: _affine_scan({(0, 0): a}, [b], [s0], two), repeats)
+            t_bl = median_time(lambda: blelloch_scan(a, b, s0), repeats)
+            diff = max(float(numpy.abs(two[0] - out).max()),
+                       float(numpy.abs(blelloch_scan(a, b, s0) - out).max()))
+            print(f"| {numpy.dtype(dtype).name} | {T} | {t_loop:.4f} | {t_two:.4f} | {t_bl:.4f} | "
+                  f"{diff:.1e} |", flush=True)
+
+
 def accuracy(regime, dtype, T=100_000, n=3, seed=7):
     """Max relative error of a loop, the linear scan and the log-space scan of minGRU-like
     coefficients (a = 1 - z), all in ``dtype``, against a long-double loop over the same a, b:
@@ -196,6 +255,30 @@ def accuracy(regime, dtype, T=100_000, n=3, seed=7):
         seq[t] = h
     err = [float(numpy.abs(x.astype(numpy.longdouble) - ref).max()) / scale for x in (seq, lin, lg)]
     return (*err, t_lin, t_log)
+
+
+def matrix_table(quick, repeats):
+    """Gated DeltaNet (a matrix state, S_t = S_{t-1} M_t + B_t): the chunked scan against the
+    loop, fwd + bwd, for the default chunk and two others, float64 and float32."""
+    Ts, B, H = ((32,), 2, 8) if quick else ((256, 1024), 8, 64)
+    chunks = (None, 8) if quick else (None, 32, 64)
+    print(f"\nGated DeltaNet, chunked matrix scan: B = {B}, D = H = {H}, fwd + bwd, median of "
+          f"{repeats}\n")
+    print("| dtype | T | loop | " + " | ".join(f"scan, chunk {c or 'sqrt(T)'}" for c in chunks)
+          + " | best scan / loop |")
+    print("|---|---|---|" + "---|" * len(chunks) + "---|")
+    for dtype in (numpy.float32, numpy.float64):
+        for T in Ts:
+            k, p, xs, dhs = case("gated_deltanet", T, B, H, dtype)
+            loop = median_time(lambda: fwd_bwd(k, p, xs, dhs, "loop"), repeats)
+            scans = []
+            for chunk in chunks:
+                def run(chunk=chunk):
+                    _, cache = k.forward(p, xs, method="scan", chunk=chunk)
+                    return k.backward(p, cache, dhs)
+                scans.append(median_time(run, repeats))
+            print(f"| {numpy.dtype(dtype).name} | {T} | {loop:.4f} | "
+                  + " | ".join(f"{t:.4f}" for t in scans) + f" | {min(scans) / loop:.2f} |", flush=True)
 
 
 def main(argv=None):
@@ -231,6 +314,8 @@ def main(argv=None):
                       + (f"{tt:.4f}" if tt is not None else "skipped (torch not installed)") + " | "
                       + (jax_note if jt is None else ("n/a (complex)" if jt != jt else f"{jt:.4f}"))
                       + " |", flush=True)
+    matrix_table(quick, repeats)
+    algorithms(quick, repeats)
     print("\nAccuracy of the scan of s_t = (1 - z_t) s_{t-1} + b_t, T = "
           + ("10^3" if quick else "10^5") + ", max |error| / max |s| against a long-double loop:\n")
     print("| regime (A_t) | dtype | loop | linear scan | log-space scan | linear time | log time |")

@@ -148,7 +148,8 @@ def _eval(e, values, dims, functions, memo):
         v = _eval(e.args[0], values, dims, functions, memo)
         if v.shape[-1] != 1:                       # a row vector: diag of its entries too
             v = numpy.swapaxes(v, -1, -2)
-        out = v * numpy.eye(v.shape[-2])
+        # exactly zero off the diagonal, whatever v holds (v * I would put inf * 0 = nan there)
+        out = numpy.where(numpy.eye(v.shape[-2], dtype=bool), v, 0.0)
     elif isinstance(e, Identity):
         out = numpy.eye(_size(e.shape[0], dims, e))
     elif isinstance(e, ZeroMatrix):

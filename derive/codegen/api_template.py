@@ -37,16 +37,18 @@ def step(params, x, state):
     return _public_state(STATE, STATE_SHAPES, tuple(s[1].copy() for s in c["S"]))
 
 
-def forward(params, xs, state0=None, *, method="loop"):
+def forward(params, xs, state0=None, *, method="loop", chunk=None):
     """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward).
     method="scan" (cells affine in their state only: SCAN_REFUSAL says why not) computes the
-    states by a two-level parallel scan (O(T) work, about 2 sqrt(T) passes over chunk slices)
-    instead of a loop over t."""
+    states without a loop over t: a two-level parallel scan for a diagonal A_t (O(T) work,
+    about 2 sqrt(T) passes over chunk slices), a chunked scan for a matrix state
+    S_t = S_{t-1} M_t + B_t (a loop inside chunks, all chunks at once, a scan across them).
+    chunk: the scan's chunk length (default about sqrt(T)); "loop" ignores it."""
     p, xs, s0 = _inputs(params, xs, state0, True)
     if method == "scan":
         if SCAN_REFUSAL:
             raise ValueError(f"forward(method='scan'): {SCAN_REFUSAL}")
-        c = _scan_forward(p, xs.copy(), s0)
+        c = _scan_forward(p, xs.copy(), s0, _check_chunk(chunk))
     elif method == "loop":
         c = _forward(p, xs.copy(), s0)  # the cache owns its inputs: changing xs later is safe
     else:
@@ -54,13 +56,26 @@ def forward(params, xs, state0=None, *, method="loop"):
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
+def _check_chunk(chunk):
+    """``chunk`` when it is None or an int >= 1; a ValueError naming it otherwise."""
+    if chunk is None or (isinstance(chunk, (int, numpy.integer)) and not isinstance(chunk, bool)
+                         and chunk >= 1):
+        return None if chunk is None else int(chunk)
+    raise ValueError(f"chunk: must be a positive integer or None, got {chunk!r}")
+
+
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, chunk=None,
+             held=False):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
     Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
     also dL/dxs (T, B, D) as a third item (what a layer below needs). method: "loop", or
     "scan" (a reverse scan of the adjoint recursion; it reads the inputs, the states and the
-    kept state-free values, recomputing them when absent, so it takes the cache of either forward); by default the method of the forward that made
-    the cache."""
+    kept state-free values, recomputing them when absent, so it takes the cache of either
+    forward); by default the method of the forward that made the cache. chunk: the reverse
+    scan's chunk length (default: the forward scan's, else about sqrt(T)). held=True: the
+    cheaper backward with the states of HOLDABLE held constant (the outputs do not depend on
+    them, so every other gradient is the same for a loss of the outputs alone: dstate may be
+    nonzero only for OUTPUT; the held states' dstate0 is 0, not their gradient)."""
     p, dims, dt = _check_params(params, PARAMS)
     made = cache.get("method", "loop") if isinstance(cache, dict) else "loop"
     method = made if method is None else method
@@ -68,20 +83,43 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
         raise ValueError(f"backward: method must be 'loop' or 'scan', got {method!r}")
     if method == "scan" and SCAN_REFUSAL:
         raise ValueError(f"backward(method='scan'): {SCAN_REFUSAL}")
-    if method == "loop" and made == "scan":
+    # a diagonal scan's cache keeps its own values ('seq', no 'V'); a matrix scan's is the loop's
+    seq = made == "scan" and isinstance(cache, dict) and not cache.get("V")
+    if method == "loop" and made == "scan" and seq:
         raise ValueError("backward(method='loop'): this cache comes from forward(method='scan'), "
                          "which keeps the inputs, the states and the scan's values ('seq'); "
                          "use method='scan'")
-    T, B = _check_cache(cache, CELL, STATE, _KEPT if made == "loop" else {}, dims, dt, STATE_SHAPES)
+    T, B = _check_cache(cache, CELL, STATE, {} if seq else _KEPT, dims, dt, STATE_SHAPES)
     dhs = _check_array("dhs", dhs, (("T", T), ("B", B), ("H", dims["H"])), dt)
     if dstate is None:
         ds = _zero_state(STATE, B, dims["H"], dt, STATE_SHAPES)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt, STATE_SHAPES)
-    run = _scan_backward if method == "scan" else _backward
-    grads, dstate0, dxs = run(p, cache, dhs, ds, bool(return_dxs))
+    chunk = _check_chunk(chunk)
+    if held:
+        _check_held(method, ds)
+        grads, dstate0, dxs = _held_backward(p, cache, dhs, ds, bool(return_dxs))
+    elif method == "scan":
+        grads, dstate0, dxs = _scan_backward(p, cache, dhs, ds, bool(return_dxs), chunk)
+    else:
+        grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
     dstate0 = _public_state(STATE, STATE_SHAPES, dstate0)
     return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
+
+
+def _check_held(method, ds):
+    """backward(held=True) needs a cell with HOLDABLE states, the loop, and a loss of the outputs
+    alone (dstate zero but for OUTPUT)."""
+    if not HOLDABLE:
+        raise ValueError(f"backward(held=True): cell {CELL!r} has no holdable state (HOLDABLE is "
+                         f"empty: every state can change its outputs)")
+    if method == "scan":
+        raise ValueError("backward(held=True): the held backward is a loop; use method='loop'")
+    for s, d in zip(STATE, ds):
+        if s != OUTPUT and numpy.any(d):
+            raise ValueError(f"backward(held=True): dstate for {s!r} must be zero (the held "
+                             f"backward is exact for a loss of the outputs {OUTPUT!r} alone, "
+                             f"which do not depend on {', '.join(HOLDABLE)})")
 
 
 #: The largest step Jacobian step_jacobian materialises (bytes); beyond it, use step_jvp/step_vjp.
@@ -96,10 +134,15 @@ def step_jacobian(params, x, state):
     size = x.shape[0] * S * S * s0[0].dtype.itemsize
     if size > JACOBIAN_LIMIT_BYTES:
         raise ValueError(f"step_jacobian: J would be (B, S, S) = ({x.shape[0]}, {S}, {S}), "
-                         f"{size / 2 ** 20:.0f} MiB (limit {JACOBIAN_LIMIT_BYTES >> 20} MiB); "
+                         f"{_bytes_text(size)} (limit {_bytes_text(JACOBIAN_LIMIT_BYTES)}); "
                          f"use step_jvp(params, x, state, dstate_prev) or "
                          f"step_vjp(params, x, state, dstate), which never form J")
     return _jacobian(p, x, s0)
+
+
+def _bytes_text(n):
+    """n bytes as MiB when at least 1 MiB, else as bytes (a small limit stays readable)."""
+    return f"{n / 2 ** 20:.0f} MiB" if n >= 2 ** 20 else f"{n} bytes"
 
 
 def step_jvp(params, x, state, dstate_prev):

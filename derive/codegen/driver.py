@@ -36,8 +36,11 @@ class Lines:
 class Driver(BackwardEmitter):
     """Emits the loop driver of a plan as Python source."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, prefix: str = ""):
         self.plan = plan
+        #: put before the names of the backward and its math functions (``_held_backward``,
+        #: ``_held_bwd0``): a second backward of the same module
+        self.prefix = prefix
         self.cell = plan.cell
         self.math: dict = {}
         self.state_index = {s: k for k, s in enumerate(self.cell.states)}

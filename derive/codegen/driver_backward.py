@@ -31,7 +31,7 @@ class BackwardEmitter:
     # -- backward ----------------------------------------------------------------------
     def backward(self, L):
         plan = self.plan
-        L("def _backward(p, c, dhs, ds, want_dx):")
+        L(f"def _{self.prefix}backward(p, c, dhs, ds, want_dx):")
         L.indent()
         L('"""BPTT through the cached forward pass: (grads, dstate0, dxs or None)."""')
         L('xs = c["xs"]')
@@ -76,12 +76,13 @@ class BackwardEmitter:
                 # the per-step dL/dx_t terms are computed only when they are asked for
                 L("if want_dx:")
                 L.indent()
-            f = self._bwd_call(L, f"_bwdx{k}" if st.lean is not None else f"_bwd{k}", st)
+            f = self._bwd_call(L, f"_{self.prefix}bwdx{k}" if st.lean is not None
+                               else f"_{self.prefix}bwd{k}", st)
             if st.lean is not None:
                 L.dedent()
                 L("else:")
                 L.indent()
-                if self._bwd_call(L, f"_bwd{k}", st.lean) is None:
+                if self._bwd_call(L, f"_{self.prefix}bwd{k}", st.lean) is None:
                     L("pass")
                 L.dedent()
             if f is None:
@@ -192,15 +193,17 @@ class BackwardEmitter:
                 L(f"_acc_{out.param} += {pair[OuterLeft]}.T @ {pair[OuterRight]}")
 
     # -- jacobian ----------------------------------------------------------------------
-    def _one_step(self, L, signature, doc, extra):
-        """The head of a function of one step's Jacobian program: run the step, unpack the
-        cache, call ``_jac`` (made on the first call); returns the names of its values."""
+    def _one_step(self, L, signature, doc, extra, at=False):
+        """The head of a function of one step's Jacobian program: run the step (or, ``at``,
+        read step t of a given cache c), unpack the cache, call ``_jac`` (made on the first
+        call); returns the names of its values."""
         plan = self.plan
         L(f"def {signature}:")
         L.indent()
         L(f'"""{doc}"""')
-        L("c = _forward(p, x[None], s0)")
-        for line in extra + ["t = 0"]:
+        if not at:
+            L("c = _forward(p, x[None], s0)")
+        for line in extra + ([] if at else ["t = 0"]):
             L(line)
         if any(isinstance(s, Input) for s in plan.jac.inputs):
             L('xs = c["xs"]')
@@ -285,8 +288,16 @@ class BackwardEmitter:
         materialising a block: ``J_sr v_r`` is its chain of diagonals and matrices applied to
         ``v_r`` from the right (``diag(q) J_ur v_r`` for a block built through state u)."""
         plan = self.plan
-        names = self._one_step(L, "_jvp(p, x, s0, v)",
-                               "sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free.", [])
+        L("def _jvp(p, x, s0, v):")
+        L.indent()
+        L('"""sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free."""')
+        L("return _jvp_at(p, _forward(p, x[None], s0), 0, v)")
+        L.dedent()
+        L()
+        L()
+        names = self._one_step(L, "_jvp_at(p, c, t, v)",
+                               "The JVP at step t of the forward cache c (its stored values, "
+                               "nothing recomputed).", [], at=True)
         for r, k in self.state_index.items():
             names[f"_v{k}"] = f"v[{k}]"
         made = set()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from derive.codegen import api_template, api_torch
 from derive.codegen import np_primitives as numpy_primitives
+from derive.codegen import scan_support
 from derive.codegen import support as kernel_support
 from derive.codegen.driver import Driver, Lines as _Lines
 from derive.codegen.ir import FrozenMap
@@ -32,8 +33,10 @@ from derive.codegen.scan import generate_scan
 from derive.core.symbols import H
 
 GENERATOR_VERSION = 5
-SUPPORT_NAMES = [n for n, v in vars(kernel_support).items()
-                 if callable(v) and getattr(v, "__module__", "") == kernel_support.__name__]
+#: The modules copied verbatim into every generated module after the primitives, in order.
+SUPPORT_MODULES = (kernel_support, scan_support)
+SUPPORT_NAMES = [(m, n) for m in SUPPORT_MODULES for n, v in vars(m).items()
+                 if callable(v) and getattr(v, "__module__", "") == m.__name__]
 
 
 def api_source(cell) -> str:
@@ -66,7 +69,7 @@ class Kernel:
         import numpy
         ns = {"numpy": numpy}
         ns.update({n: getattr(numpy_primitives, n) for n in PRIMITIVE_NAMES})
-        ns.update({n: getattr(kernel_support, n) for n in SUPPORT_NAMES})
+        ns.update({n: getattr(m, n) for m, n in SUPPORT_NAMES})
         ns.update({name: m.function for name, m in self.math.items()})
         return ns
 
@@ -94,17 +97,35 @@ def _generate(cell) -> Kernel:
     constants(consts, cell, plan.output_state, d.kept_dims(), refusal)
     d.forward(L)
     d.backward(L)
+    held_math = _held_backward(cell, plan, L)
     d.jacobian(L)
     d.jvp(L)
-    math = {**d.math, **scan_math}
+    math = {**d.math, **held_math, **scan_math}
     driver = "\n".join(L.lines) + ("\n" + scan_driver if scan_driver else "")
     return Kernel(cell, plan, FrozenMap(tuple(sorted(math.items(),
                                                      key=lambda kv: _math_order(kv[0])))),
                   "\n".join(consts.lines), driver, api_source(cell))
 
 
+def _held_backward(cell, plan, L) -> dict:
+    """``_held_backward``: the backward of ``cell.holding(*cell.holdable)`` (no gradient through
+    the holdable states; the outputs do not depend on them), reading the full forward's cache;
+    its math functions ({} for a cell with nothing to hold)."""
+    if not cell.holdable:
+        return {}
+    held = build_plan(cell.holding(*cell.holdable))
+    missing = sorted({v.name for v in held.stored} - {v.name for v in plan.stored})
+    if missing:                                              # pragma: no cover
+        raise ValueError(f"cell {cell.name!r}: the backward holding {', '.join(cell.holdable)} "
+                         f"reads values the forward does not keep ({', '.join(missing)})")
+    d = Driver(held, prefix="held_")
+    d.backward(L)
+    return d.math
+
+
 def _math_order(name):
-    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_bwdx": 3, "_jac": 4, "_seq": 5, "_sgrad": 6}
+    kind = {"_pre": 0, "_fwd": 1, "_bwd": 2, "_bwdx": 3, "_held_bwd": 4, "_held_bwdx": 4.5,
+            "_jac": 5, "_seq": 6, "_sgrad": 7}
     head = name.rstrip("0123456789")
     return (kind.get(head, 9), int(name[len(head):] or 0))
 
@@ -128,6 +149,7 @@ def constants(L, cell, output_state, kept, scan_refusal=""):
     L(f"STATE_SHAPES = {state_shapes(cell)!r}")
     L(f"OUTPUT = {output_state!r}")
     L(f"SCAN_REFUSAL = {scan_refusal!r}")
+    L(f"HOLDABLE = {tuple(getattr(cell, 'holdable', ()))!r}")
     L("PARAMS = {")
     for n, shape in params.items():
         L(f"    {n!r}: {shape!r},")

@@ -28,7 +28,8 @@ from derive.codegen.exprs import canon, free_inputs
 from derive.codegen.plan_backward import rewrite
 from derive.codegen.locations import param_code
 from derive.codegen.mathfn import MathFunction
-from derive.core.affine import NotAffine, affine_form, expand_dependent, state_dependent
+from derive.core.affine import (NotAffine, RightAffineForm, expand_dependent, scan_form,
+                                state_dependent)
 from derive.core.algebra import VecPoly, matmul, scale, transpose
 from derive.core.symbols import H, Incoming, Input, Param, PrevState, Var
 
@@ -54,11 +55,31 @@ def generate_scan(cell, output_state):
     functions and "" when it is affine, ({}, "", the reason) when it is not (or when a
     derived gradient has a form the scan cannot evaluate)."""
     try:
-        return _generate_scan(cell, affine_form(cell), output_state)
+        form = scan_form(cell)
+        if isinstance(form, RightAffineForm):
+            return {}, _right_scan_driver(cell, form), ""
+        return _generate_scan(cell, form, output_state)
     except NotAffine as exc:
         return {}, "", str(exc)
     except ValueError as exc:
         return {}, "", f"cell {cell.name!r}: no scan kernel ({exc})"
+
+
+def _right_scan_driver(cell, form):
+    """The scan of a matrix state S_t = S_{t-1} M_t + B_t: the chunked scans of
+    :mod:`derive.codegen.scan_support` over the module's own step functions."""
+    r = list(cell.states).index(form.state)
+    return "\n".join([
+        "def _scan_forward(p, xs, s0, chunk=None):",
+        f'    """{form.state}_t = {form.state}_(t-1) M_t + B_t by the chunked scan (_right_scan_forward):',
+        "    a loop inside chunks of `chunk` steps (default ceil(sqrt(T))), all chunks at once,",
+        '    and a scan across them; the cache is the loop\'s (backward takes either method)."""',
+        f"    return _right_scan_forward(_forward, _jvp_at, _KEPT, p, xs, s0, {r}, chunk)",
+        "", "",
+        "def _scan_backward(p, c, dhs, ds, want_dx, chunk=None):",
+        '    """BPTT by the chunked reverse scan of the adjoint recursion (_right_scan_backward)."""',
+        f"    return _right_scan_backward(_backward, _jvp_at, _KEPT, p, c, dhs, ds, want_dx, {r}, chunk)",
+        "", ""])
 
 
 def _generate_scan(cell, form, output_state):
@@ -154,7 +175,7 @@ def _generate_scan(cell, form, output_state):
     def coeffs():
         return "{" + ", ".join(f"({idx[s]}, {idx[r]}): _unrows(_v_{v.name}, T, B)"
                                for (s, r), v in a_vars.items()) + "}"
-    L = ["def _scan_forward(p, xs, s0):"]
+    L = ["def _scan_forward(p, xs, s0, chunk=None):"]
     L.append('    """s_t = A_t s_{t-1} + b_t by the two-level affine scan (_affine_scan: O(T) work,')
     L.append('    about 2 sqrt(T) passes over chunk slices), in linear form (not log-space, which')
     L.append('    loses |sum log A| * eps for long sequences); the cache keeps the state-free values')
@@ -166,13 +187,13 @@ def _generate_scan(cell, form, output_state):
     L.append(f"    for i in range({S}):")
     L.append("        S[i][0] = s0[i]")
     L.append(f"    _affine_scan({coeffs()}, [{', '.join(f'_unrows(_v_{b_vars[s].name}, T, B)' for s in states)}], "
-             f"s0, [s[1:] for s in S])")
+             f"s0, [s[1:] for s in S], chunk)")
     L.append("    kept = {" + ", ".join(   # input-dependent values are fresh: kept as they are
         f'"{n}": _unrows(_v_{n}, T, B)' if n in xdep else
         f'"{n}": numpy.array(numpy.broadcast_to(_v_{n}, {kept_shape(n)}))' for n in kept) + "}")
     L.append('    return {"cell": CELL, "method": "scan", "xs": xs, "S": S, "V": {}, "seq": kept}')
     L += ["", ""]
-    L.append("def _scan_backward(p, c, dhs, ds, want_dx):")
+    L.append("def _scan_backward(p, c, dhs, ds, want_dx, chunk=None):")
     L.append('    """BPTT by a reverse scan of Delta_t = g_t + A_{t+1}^T Delta_{t+1}, then every step\'s')
     L.append('    local gradients at once and whole-sequence weight products. The state-free values')
     L.append("    come from the cache (a loop cache's V, a scan cache's 'seq') or are recomputed.\"\"\"")
@@ -195,7 +216,7 @@ def _generate_scan(cell, form, output_state):
         L.append("    zero = numpy.broadcast_to(numpy.zeros((), dt), (T, B, H))")
     L.append("    g = [" + ", ".join("dhs" if s_ == output_state else "zero" for s_ in states) + "]")
     L.append(f"    A = {coeffs()}")
-    L.append("    _affine_scan_reverse(A, g, ds, Delta)")
+    L.append("    _affine_scan_reverse(A, g, ds, Delta, chunk)")
     L.append("    first = {ij: numpy.broadcast_to(a, (T, B, H))[0] if T else 0 for ij, a in A.items()}")
     L.append("    dstate0 = tuple(sum((first[j, i] * Delta[j][0] for j in range(%d) if (j, i) in first), "
              "numpy.zeros((B, H), dt)) if T else ds[i].copy()" % S)

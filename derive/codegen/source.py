@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
+from derive.codegen import scan_support
 from derive.codegen import support as kernel_support
 from derive.codegen import module as kernelgen
 from derive.codegen import np_primitives as numpy_primitives
@@ -45,8 +46,11 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     STATE, PARAMS                     state names in order; parameter name -> shape in H, D
     init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
     step(params, x, state) -> state
-    forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
+    forward(params, xs, state0=None, *, method="loop", chunk=None) -> (hs, cache)
+    backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, chunk=None,
+             held=False) -> (grads, dstate0[, dxs])
+    held=True: the states of HOLDABLE (the outputs do not depend on them) held constant
+    method="scan": a parallel scan over t for a cell affine in its state (SCAN_REFUSAL)
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
     step_jvp(params, x, state, dstate_prev) -> J dstate_prev (like state), J never formed
     step_vjp(params, x, state, dstate) -> J^T dstate (like state), J never formed
@@ -69,6 +73,8 @@ def module_source(kernel) -> str:
              module_body(numpy_primitives), "\n\n",
              _RULE + "input checking and parameter packing (derive/codegen/support.py, copied verbatim)\n\n",
              module_body(kernel_support), "\n\n",
+             _RULE + "parallel scans (derive/codegen/scan_support.py, copied verbatim)\n\n",
+             module_body(scan_support), "\n\n",
              _RULE + "the cell\n\n",
              _RULE + "math of each stage of a step, printed from the derived expressions "
              "(via sympy.lambdify)\n\n"]
@@ -107,4 +113,5 @@ def module_names() -> frozenset:
     kernelgen.constants(lines, cell, "h", {})
     api_head = f"import numpy\n__all__ = []\n{lines.text()}\n{kernelgen.api_source(cell)}\n"
     return frozenset(set().union(*map(_top_level_names, (
-        api_head, module_body(numpy_primitives), module_body(kernel_support), package_init([])))))
+        api_head, module_body(numpy_primitives), module_body(kernel_support), module_body(scan_support),
+        package_init([])))))

@@ -100,6 +100,16 @@ def _dependent_atom(poly: VecPoly, deps):
     return None
 
 
+def _dependent_factor(f, deps):
+    """(f, state) when the matrix factor ``f`` depends on a state, else None."""
+    for sym in f.atoms(MatrixSymbol):
+        if isinstance(sym, PrevState):
+            return f, sym.state
+        if isinstance(sym, Var) and deps.get(sym.name):
+            return f, sorted(deps[sym.name])[0]
+    return None
+
+
 def affine_form(cell) -> AffineForm:
     """The :class:`AffineForm` of ``cell``; :class:`NotAffine` naming the state and the term
     that depends on a state (or the block that is not diagonal) when there is none."""
@@ -132,3 +142,129 @@ def affine_form(cell) -> AffineForm:
             raise NotAffine(f"cell {cell.name!r}: {s}_t is not sum_r a_{s}r * r_(t-1) + b_{s}")
         offset.append((s, b.to_expr()))
     return AffineForm(cell, tuple(coeff), tuple(offset))
+
+
+@dataclass(frozen=True)
+class RightAffineForm:
+    """``S_t = S_{t-1} M_t + B_t`` for the one state ``S`` (an H x H matrix) that the step reads
+    back: its step-Jacobian block is the linear map ``dS -> dS M_t`` (Kronecker form
+    ``I (x) M_t^T`` on the row-major vectorisation), ``M_t`` free of every state. The other
+    states (``readouts``, e.g. Gated DeltaNet's ``o_t = S_t q_t``) are never read back, so
+    they follow from ``S_t`` step by step. Composition: ``(M, B) then (M', B') =
+    (M M', B M' + B')``; adjoint: ``delta S_{t-1} = delta S_t M_t^T`` plus the local term."""
+    cell: object
+    state: str
+    M: tuple              # M_t = sum c R: ((c, R), ...), c a scalar expression (None: 1),
+                          # R an H x H product of vectors (k k^T) or the identity
+    offset: object        # B_t = S_t at S_{t-1} = 0 (vectorised, as the equation)
+    readouts: tuple       # the states the step never reads back
+
+    def matrix(self):
+        """M_t as one expression: sum c R, each scalar c broadcast (a Hadamard factor), a
+        coefficient -c written as a subtraction."""
+        from sympy import MatMul
+        from derive.core.build import add, hadamard, scale
+        terms = []
+        for c, R in self.M:
+            if c is None:
+                terms.append(R)
+            elif isinstance(c, MatMul) and c.args[0] == -1:
+                terms.append(scale(-1, hadamard([MatMul(*c.args[1:]) if len(c.args) > 2
+                                                 else c.args[1], R])))
+            else:
+                terms.append(hadamard([c, R]))
+        return add(terms, self.M[0][1].shape)
+
+
+def _right_factor(chain, n):
+    """R with ``chain`` (applied last item first to vec(X), X n x n) = vec(X R), or None when
+    some factor acts on the rows of X (then the map is not a right multiplication)."""
+    from sympy import Identity
+    from derive.core.matrixstate import KronRight, KronRightT
+    from derive.core.algebra import matmul as mm, transpose as tr
+    R = Identity(n)
+    for f in reversed(chain):
+        if isinstance(f, KronRightT):                 # G -> G w
+            R = mm(R, f.a)
+        elif isinstance(f, KronRight):                # u -> u w^T
+            R = mm(R, tr(f.a))
+        else:
+            return None
+    return R if R.shape == (n, n) else None
+
+
+def _is_scalar(poly: VecPoly) -> bool:
+    """Every atom of ``poly`` is one number per batch row: a broadcast scalar, a 1 x 1
+    expression, or a product of 1 x 1 leaves."""
+    from derive.core.reduction import is_batch_scalar
+    return all(is_batch_scalar(a) or all(sym.shape == (1, 1) for sym in a.atoms(MatrixSymbol))
+               for m, _ in poly.terms for a in m)
+
+
+def right_affine_form(cell) -> RightAffineForm:
+    """The :class:`RightAffineForm` of ``cell``; :class:`NotAffine` with the reason when the
+    step reads back anything but one H x H matrix state, or its self block depends on a
+    state or is not a right multiplication. A block free of every state is constant in the
+    state, so the update is exactly affine in it (the Jacobian of the derived equation)."""
+    from sympy import sqrt as ssqrt
+    deps = state_dependent(cell)
+    read = [s for s in cell.states
+            if any(cell.prev[s] in eq.rhs.atoms(MatrixSymbol) for eq in cell.equations)]
+    if len(read) != 1:
+        raise NotAffine(f"cell {cell.name!r}: the step reads back {len(read)} states "
+                        f"({', '.join(read) or 'none'}); a matrix scan takes exactly one")
+    s = read[0]
+    rows = cell.state_shapes[s][0]
+    n = ssqrt(rows)
+    if cell.state_shapes[s][1] != 1 or not (n ** 2 == rows and n != 1 and not n.is_Pow):
+        raise NotAffine(f"cell {cell.name!r}: state {s} is not an H x H matrix")
+    lm = cell.jacobian_linmap(s, s)
+    parts = []
+    for term in lm.terms:
+        found = _dependent_atom(term.lead, deps) or next(
+            (f for f in (_dependent_atom(c, deps) if isinstance(c, VecPoly) else _dependent_factor(c, deps)
+                         for c in term.chain) if f), None)
+        if found:
+            atom, st = found
+            raise NotAffine(f"cell {cell.name!r} is not affine in its state: d{s}_t/d{s}_(t-1) "
+                            f"contains {text_of(atom)}, which depends on {st}_(t-1)")
+        R = _right_factor(term.chain, n) if _is_scalar(term.lead) else None
+        if R is None:
+            raise NotAffine(f"cell {cell.name!r}: d{s}_t/d{s}_(t-1) = {text_of(lm.to_expr())} "
+                            f"is neither diagonal nor a right multiplication dS -> dS M_t")
+        parts.append((None if term.lead.is_one() else term.lead.to_expr(), R))
+    if not parts:
+        raise NotAffine(f"cell {cell.name!r}: {s}_t does not depend on {s}_(t-1)")
+    rhs = expand_dependent(cell, cell.definition(s), deps)
+    zero = {p: ZeroMatrix(*p.shape) for p in cell.prev.values()}
+    offset = VecPoly.from_expr(_zeroed(rhs.xreplace(zero))).to_expr()
+    return RightAffineForm(cell, s, tuple(parts), offset, tuple(r for r in cell.states if r != s))
+
+
+def scan_form(cell):
+    """The cell's scan: its :class:`AffineForm` (every block diagonal), else its
+    :class:`RightAffineForm`; :class:`NotAffine` with the diagonal form's reason when neither
+    exists (the matrix form's reason when only a non-diagonal block stood in the way)."""
+    try:
+        return affine_form(cell)
+    except NotAffine as exc:
+        if "not diagonal" not in str(exc):
+            raise
+        try:
+            return right_affine_form(cell)
+        except NotAffine as exc2:
+            raise exc2 from exc
+
+
+def _zeroed(e):
+    """e with every product that has a zero factor (a bilinear node, a Hadamard or matrix
+    product) replaced by a zero of its shape, bottom-up."""
+    from sympy import HadamardProduct, MatMul
+    from derive.core.matrixstate import MatTVec, MatVec, Outer
+    if not e.args or not hasattr(e, "shape"):
+        return e
+    args = [_zeroed(a) for a in e.args]
+    if isinstance(e, (Outer, MatVec, MatTVec, HadamardProduct, MatMul)) \
+            and any(isinstance(a, ZeroMatrix) for a in args):
+        return ZeroMatrix(*e.shape)
+    return e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e

@@ -22,8 +22,8 @@ from derive.core.linmap import LinMap
 from derive.core.primitives import Elementwise
 from derive.core.reduction import DimSize
 from derive.core.rules import jvp, pull_back, sum_cotangents
-from derive.core.symbols import (DIMS, Cotangent, Incoming, Input, LossGradient, Param, PrevState, Var,
-                      adjoint_name, incoming_name, prev_name)
+from derive.core.symbols import (DIMS, Cotangent, Incoming, Input, LossGradient, Param, PrevState,
+                                 Tangent, Var, adjoint_name, incoming_name, prev_name)
 
 
 class CellError(ValueError):
@@ -93,7 +93,7 @@ class Cell:
 
     def __init__(self, name, *, states, params, equations, readout=(), readout_params=None,
                  title="", reference="", description="", notation=None, source=None,
-                 torch=None, state_shapes=None):
+                 torch=None, state_shapes=None, holdable=()):
         self.name = name
         self.title = title or name
         self.reference = reference
@@ -106,6 +106,9 @@ class Cell:
         self.notation = dict(notation or {})       # symbol name -> LaTeX
         self.source = source                       # path of the spec it came from
         self.torch = torch                         # PyTorch module name, when it has one
+        #: states the outputs do not depend on (a stabiliser): the kernels offer the backward
+        #: with them held constant, :meth:`holding` (the claim is proved in verify)
+        self.holdable = tuple(holdable)
         self.input = Input("x", DIMS["D"], 1)
         #: state -> its column shape: (H, 1), a scalar (1, 1), or an (H, H) matrix as its
         #: row-major vectorisation (H^2, 1)
@@ -247,6 +250,17 @@ class Cell:
         return {(s, r): self.jacobian(s, r) for s in self.states for r in self.states}
 
     # -- reverse mode --------------------------------------------------------------------
+    def matrix_states(self) -> tuple:
+        """The states that are H x H matrices (held as their row-major H^2-vectors)."""
+        return tuple(s for s in self.states if tuple(self.state_shapes[s]) == (DIMS["H"] ** 2, 1))
+
+    def jacobian_map(self, of, wrt):
+        """``(d wrt_{t-1}, J d wrt_{t-1})``: the block ``d of_t / d wrt_{t-1}`` as a linear map
+        applied to a change of ``wrt_{t-1}`` (a :class:`Tangent`), the form in which a matrix
+        state's block reads as the papers write it (``dC -> f' dC``, ``dS -> dS M``)."""
+        t = Tangent.of(wrt, *self.state_shapes[wrt])
+        return t, self.jacobian_linmap(of, wrt).apply(VecPoly.atom(t)).to_expr()
+
     def holding(self, *states) -> "Cell":
         """The same cell whose :meth:`backward` treats the given states as constants
         (stop-gradient): no cotangent enters their equations or their previous values. The

@@ -99,6 +99,21 @@ class LinMap:
             parts.append(matmul(*factors) if factors else Identity(rows))
         return add(parts, self.shape)
 
+    def apply(self, v: VecPoly):
+        """J v as a VecPoly: each term diag(d) C_1 ... C_k applied right to left (the linear-map
+        form of a block, ``dC -> f' dC``, for the documents)."""
+        out = VecPoly.zero((self.shape[0], 1))
+        for t in self.terms:
+            acc = v
+            for c in reversed(t.chain):
+                if isinstance(c, VecPoly):
+                    acc = c * acc
+                else:
+                    r = apply_constant(c, acc.to_expr())
+                    acc = VecPoly.atom(r) if isinstance(r, MatMul) else VecPoly.from_expr(r)
+            out = out + t.lead * acc
+        return out
+
     def transpose_apply(self, v: VecPoly):
         """J^T v as a VecPoly: each term diag(d) C_1 ... C_k (C_j a matrix or a diagonal)
         contributes C_k^T ... C_1^T (d * v), with diag(a)^T = diag(a). Reverse mode

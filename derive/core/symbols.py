@@ -103,6 +103,21 @@ class Incoming(CellSymbol):
         return name_inverse(self.name, incoming_name)
 
 
+class Tangent(CellSymbol):
+    """``d s_{t-1}``: a change of the previous state, the argument of a step-Jacobian block
+    written as a linear map (``dC_{t-1} -> f'_t dC_{t-1}``)."""
+    role = "tangent"
+
+    @classmethod
+    def of(cls, state: str, rows=H, cols=1):
+        return cls(tangent_name(state), rows, cols)
+
+    @property
+    def state(self) -> str:
+        """The name of the state this is a change of (``dS_prev`` -> ``S``)."""
+        return name_inverse(self.name, tangent_name)
+
+
 class LossGradient(CellSymbol):
     """``nabla_{z_t} L_t``: the gradient of the step-t loss with respect to the vector ``z``,
     a leaf of the readout's transpose rule and of BPTT."""
@@ -131,6 +146,11 @@ def register_latex(fn) -> None:
 def prev_name(state: str) -> str:
     """Name of a state's previous value: ``h`` -> ``h_prev``."""
     return f"{state}_prev"
+
+
+def tangent_name(state: str) -> str:
+    """Name of a change of a state's previous value: ``S`` -> ``dS_prev``."""
+    return f"d{prev_name(state)}"
 
 
 def adjoint_name(name: str) -> str:

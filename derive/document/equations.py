@@ -85,9 +85,14 @@ def forward_eqs(cell, notation=None) -> list:
 
 def jacobian_eqs(ctx) -> list:
     out = []
+    matrix = ctx.cell.matrix_states()
     for (s, r), block in ctx.cell.step_jacobian().items():
         lhs = r"\frac{\partial %s}{\partial %s}" % (ctx.state(s), ctx.prev(r))
         out.append(Eq(lhs, ctx.rhs(block), ctx.label("J_%s_%s" % (s, r))))
+        if r in matrix and ctx.cell.jacobian_linmap(s, r).terms:
+            t, image = ctx.cell.jacobian_map(s, r)     # the block as the map the papers write
+            out.append(Eq(lhs + r"\colon\ " + ctx.p(t), ctx.rhs(image),
+                          ctx.label("Jmap_%s_%s" % (s, r)), rel=r"\mapsto"))
     return out
 
 
@@ -144,11 +149,19 @@ def param_grad_eqs(ctx, index=T) -> list:
 def scan_eqs(ctx) -> list | None:
     """The derived affine form of a cell affine in its state: ``A^{(s,r)}_t = diag(a)`` for
     every nonzero block and ``b^{(s)}_t``; None for a cell that is not affine."""
-    from derive.core.affine import NotAffine, affine_form
+    from derive.core.affine import NotAffine, RightAffineForm, scan_form
     try:
-        form = affine_form(ctx.cell)
+        form = scan_form(ctx.cell)
     except NotAffine:
         return None
+    if isinstance(form, RightAffineForm):
+        S = ctx.namer.body(form.state)
+        return [Eq("M_t", ctx.rhs(form.matrix()), ctx.label("M_" + form.state)),
+                Eq("B_t", ctx.rhs(form.offset), ctx.label("B_" + form.state)),
+                Eq(r"%s_t" % S, r"%s_{t-1} M_t + B_t" % S, ctx.label("right_affine")),
+                Eq(r"(M, B) \bullet (M', B')", r"(M M',\; B M' + B')", ctx.label("combine")),
+                Eq(r"\delta %s_{t-1}" % S, r"\delta %s_t M_t^{\top} + g_{t-1}" % S,
+                   ctx.label("adjoint_scan"))]
     many = len(ctx.cell.states) > 1
     out = []
     for (s, r), a in form.coeff:

@@ -238,8 +238,31 @@ def appendix_cell_blocks(cell, notation=None, lang="en") -> list:
     out.append(Display(jacobian_eqs(ctx), "step Jacobian blocks"))
     out.append(Display(backward_step_eqs(ctx), "backward step"))
     out.append(Display(chain_eqs(ctx), "gradient reaching each state"))
+    out += held_blocks(ctx, lang)
     out += scan_blocks(ctx, lang)
     return out
+
+
+HELD_PROSE = {
+    "en": "The outputs do not depend on {m}: it only keeps the exponentials in range "
+          "(python -m verify proves the invariance from the equations). So the backward pass "
+          "may hold {m} constant: the kernels' backward(..., held=True) drops every path through "
+          "it, which is what the xLSTM kernels do, and gives the same gradient of every "
+          "parameter and input for a loss of the outputs.",
+    "zh": "输出不依赖于 {m}：它只让指数保持在可表示的范围内（python -m verify 由方程证明了这一不变性）。"
+          "因此反向传播可以把 {m} 当作常数：核函数的 backward(..., held=True) 去掉经过它的所有路径，"
+          "这正是 xLSTM 的核函数所做的；对只依赖输出的损失，每个参数和输入的梯度都不变。",
+}
+
+
+def held_blocks(ctx, lang="en") -> list:
+    """The states the outputs do not depend on (the spec's holdable), and the cheaper backward."""
+    from derive.document.model import prose
+    if not ctx.cell.holdable:
+        return []
+    from derive.core.symbols import Var
+    names = ", ".join(ctx.p(Var(s, *ctx.cell.state_shapes[s])) for s in ctx.cell.holdable)
+    return [prose(HELD_PROSE[lang], {"m": Math(names)})]
 
 
 SCAN_PROSE = {
@@ -256,12 +279,47 @@ SCAN_PROSE = {
 }
 
 
+MATRIX_SCAN_PROSE = {
+    "en": "The update is affine in the matrix state: {form}. The step Jacobian is {A}, a "
+          "multiplication from the right, and {M}, {B} are free of every state (the step "
+          "Jacobian does not depend on the state){rest}. Two steps compose as {comb}, an associative "
+          "operation, so the sequence is a scan; the kernels run it in chunks "
+          "(forward(method=\"scan\", chunk=K): the ordinary step inside each chunk of K steps, "
+          "all chunks at once, then the chunks' compositions across them). The gradients "
+          "follow the adjoint recursion {adj}, run the same way backwards in time ({g}: what the "
+          "step adds locally at step {tm1}).",
+    "zh": "这个更新对矩阵状态是仿射的：{form}。单步雅可比矩阵是 {A}，即从右边相乘，{M} 和 {B} "
+          "不依赖任何状态（单步雅可比矩阵与状态无关）{rest}。两步的复合是 {comb}，满足结合律，所以整个序列是一次扫描；"
+          "核函数按块运行（forward(method=\"scan\", chunk=K)：每块 K 步内用普通的单步递推，所有块同时"
+          "计算，然后在块之间组合）。梯度满足伴随递推 {adj}，以同样的方式沿时间反向运行（{g} 是第 "
+          "{tm1} 步在本步内产生的梯度）。",
+}
+
+MATRIX_SCAN_REST = {"en": "; {o} is read off {S} at each step", "zh": "；{o} 在每一步由 {S} 算出"}
+
+
 def scan_blocks(ctx, lang="en") -> list:
     """The derived affine form and its scan, for a cell affine in its state."""
+    from derive.core.affine import RightAffineForm, scan_form
     from derive.document.model import prose
     rows = scan_eqs(ctx)
     if rows is None:
         return []
+    form = scan_form(ctx.cell)
+    if isinstance(form, RightAffineForm):
+        S = ctx.namer.body(form.state)
+        template = MATRIX_SCAN_PROSE[lang].replace(
+            "{rest}", MATRIX_SCAN_REST[lang] if form.readouts else "")
+        text = prose(template, {
+            "o": Math(", ".join(ctx.namer.body(o) + "_t" for o in form.readouts)),
+            "S": Math(S + "_t"),
+            "form": Math(r"%s_t = %s_{t-1} M_t + B_t" % (S, S)),
+            "A": Math(r"A_t\colon\ \mathrm{d}%s_{t-1} \mapsto \mathrm{d}%s_{t-1} M_t" % (S, S)),
+            "M": Math("M_t"), "B": Math("B_t"),
+            "comb": Math(r"(M, B) \bullet (M', B') = (M M',\; B M' + B')"),
+            "adj": Math(r"\delta %s_{t-1} = \delta %s_t M_t^{\top} + g_{t-1}" % (S, S)),
+            "g": Math("g_{t-1}"), "tm1": Math("t-1")})
+        return [text, Display(rows, "affine form and scan")]
     text = prose(SCAN_PROSE[lang], {
         "form": Math(r"s_t = A_t s_{t-1} + b_t"), "A": Math("A_t"), "b": Math("b_t"),
         "comb": Math(r"(A, b) \bullet (A', b') = (A' A,\; A' b + b')"),

@@ -247,6 +247,8 @@ class Namer:
             return self.adjoint(sym.target, time)
         if role == "param":
             return self.body(name)
+        if role == "tangent":
+            return r"\mathrm{d}" + self.timed(self.body(sym.state), time - 1)
         if role == "prev_state":
             state = sym.state
             return self.timed(self.body(name if name in self.overrides else state), time - 1)

@@ -8,7 +8,8 @@ Grammar (``*`` and ``@`` bind equally and group left to right, as in Python)::
     atom  := number | name | function '(' expr ')' | binary '(' expr ',' expr ')' | '(' expr ')'
 
 Typing, applied while parsing: ``@`` is the matrix product, its left operand a parameter
-matrix or a product of them and its right operand a vector or another parameter matrix;
+matrix or a product of them and its right operand a vector or another parameter matrix, or
+``C @ v``: an H x H matrix state (held as its H^2-vector, never shown so) times an H-vector;
 ``*`` is the Hadamard product of two vectors of one shape, or a number times anything;
 ``/`` is entrywise division: ``a / b`` is ``a * reciprocal(b)`` for vectors (a number
 ``k / b`` is ``k * reciprocal(b)``, ``a / k`` is ``(1/k) * a``; nothing checks b != 0);
@@ -39,7 +40,9 @@ from derive.core.algebra import add, hadamard, matmul, ones, scale
 from derive.core.binary import BINARY_FUNCTIONS
 from derive.core.primitives import FUNCTIONS, Reciprocal
 from derive.spec.reductions import REDUCTIONS, matrix_times, reduce, unify
-from derive.core.symbols import Param
+from derive.core.symbols import Param, PrevState, Var, prev_name
+from derive.spec.shapes import (group, matrix_side, matrix_str, matrix_times_message,
+                                mismatch_message)
 
 MAX_EXPR_CHARS = 4000            # one equation
 MAX_TOKENS = 1000                # one equation
@@ -166,6 +169,21 @@ class _Parser:
         s = " ".join(self.text[node.start:node.end].split())
         return s if len(s) <= 40 else s[:37] + "..."
 
+    def matrix(self, node):
+        """'an H x H matrix state (H, H)' when the operand holds an n x n matrix (internally its
+        n^2-vector), else None; 'state' for a matrix state or its _prev."""
+        v = node.value
+        if node.is_number or matrix_side(v) is None:
+            return None
+        return matrix_str(matrix_side(v), isinstance(v, PrevState) or (
+            isinstance(v, Var) and isinstance(self.scope.get(prev_name(v.name)), PrevState)))
+
+    def operand(self, node):
+        return self.src(node), node.value, self.matrix(node)
+
+    def mismatch(self, op, a, b, off):
+        return self.error(mismatch_message(op, self.operand(a), self.operand(b)), off)
+
     # -- grammar -------------------------------------------------------------------------
     def parse(self):
         node = self.expr()
@@ -291,8 +309,7 @@ class _Parser:
         shape = next(a.value.shape for a in args if not a.is_number)
         left, right = unify(*(_const(a.value, shape) for a in args))
         if left.shape != right.shape:
-            raise self.error(f"shape mismatch in {fname}(): {self.src(args[0])!r} has "
-                             f"{_rows(left)} rows but {self.src(args[1])!r} has {_rows(right)}", off)
+            raise self.mismatch(f"{fname}()", *args, off)
         return fn(left, right)
 
     def reduction(self, fname, args, off):
@@ -300,15 +317,14 @@ class _Parser:
         for a in args:
             if a.is_number:
                 raise self.error(f"{fname}() of a number is not a cell quantity", a.start)
-            if not is_vector(a.value) or a.value.shape[0] == 1:
-                what = "a scalar" if a.value.shape[0] == 1 and is_vector(a.value) else \
-                    f"a {shape_str(a.value)} matrix"
+            held = self.matrix(a) if fname == "outer" else None
+            if not is_vector(a.value) or a.value.shape[0] == 1 or held:
+                what = held or ("a scalar" if a.value.shape[0] == 1 and is_vector(a.value) else
+                                f"a {shape_str(a.value)} matrix")
                 does = "takes vectors" if fname == "outer" else "reduces a vector to a scalar"
                 raise self.error(f"{fname}() {does}; {self.src(a)!r} is {what}", a.start)
         if len(args) == 2 and args[0].value.shape != args[1].value.shape:
-            raise self.error(f"shape mismatch in {fname}(): {self.src(args[0])!r} has "
-                             f"{_rows(args[0].value)} rows but {self.src(args[1])!r} has "
-                             f"{_rows(args[1].value)}", off)
+            raise self.mismatch(f"{fname}()", *args, off)
         return reduce(fname, [a.value for a in args])
 
     def undeclared(self, name):
@@ -337,8 +353,7 @@ class _Parser:
         shape = (b if a.is_number else a).value.shape
         left, right = unify(_const(a.value, shape), _const(b.value, shape))
         if left.shape != right.shape:
-            raise self.error(f"shape mismatch in '{op}': {self.src(a)!r} has "
-                             f"{_rows(left)} rows but {self.src(b)!r} has {_rows(right)}", off)
+            raise self.mismatch(f"'{op}'", a, b, off)
         return _Node(add([left, right if op == "+" else scale(-1, right)], shape), *span)
 
     def combine_mul(self, a, b, op, off):
@@ -362,8 +377,7 @@ class _Parser:
                                  f"{self.src(n)!r} is a {shape_str(n.value)} matrix{hint}", off)
         left, right = unify(a.value, b.value)
         if left.shape != right.shape:
-            raise self.error(f"shape mismatch in '*': {self.src(a)!r} has {_rows(a.value)} rows "
-                             f"but {self.src(b)!r} has {_rows(b.value)}", off)
+            raise self.mismatch("'*'", a, b, off)
         return _Node(hadamard([left, right]), *span)
 
     def divide(self, a, b, off):
@@ -389,8 +403,7 @@ class _Parser:
                              f"{shape_str(a.value)} matrix", a.start)
         num, recip = unify(a.value, Reciprocal(b.value))      # v / s: v * (1/s) broadcast
         if num.shape != recip.shape:
-            raise self.error(f"shape mismatch in '/': {self.src(a)!r} has {_rows(a.value)} rows "
-                             f"but {self.src(b)!r} has {_rows(b.value)}", off)
+            raise self.mismatch("'/'", a, b, off)
         return hadamard([num, recip])
 
     def matmul(self, a, b, off):
@@ -399,12 +412,20 @@ class _Parser:
         product = matrix_times(a.value, b.value)         # a matrix state times a vector
         if product is not None:
             return product
+        held, right = self.matrix(a), self.matrix(b)
+        if held:                                         # C @ b, b not an H-vector
+            msg, at_b = matrix_times_message(self.operand(a), self.operand(b))
+            raise self.error(msg, b.start if at_b else off)
+        if right and not is_vector(a.value):
+            raise self.error(f"the right operand of '@' must be a vector or a parameter matrix; "
+                             f"{self.src(b)!r} is {right}, which multiplies a vector on its "
+                             f"right: {group(self.src(b))} @ v", b.start)
         if not _is_param_matrix(a.value):
             what = "a vector" if is_vector(a.value) else "not a parameter matrix"
             raise self.error(f"the left operand of '@' must be a parameter matrix (or a product "
-                             f"of them); {self.src(a)!r} is {what}"
-                             + ("; use '*' for the elementwise product" if is_vector(a.value) else ""),
-                             a.start)
+                             f"of them) or an H x H matrix state; {self.src(a)!r} is {what}"
+                             + ("; use '*' for the elementwise product"
+                                if is_vector(a.value) and not right else ""), a.start)
         if not (is_vector(b.value) or _is_param_matrix(b.value)):
             raise self.error(f"the right operand of '@' must be a vector or a parameter matrix; "
                              f"{self.src(b)!r} is neither", b.start)

@@ -21,13 +21,13 @@ MAX_DERIVATION_SIZE = 2000       # see derivation_size(); the largest built-in c
 
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z", re.ASCII)
 TABLES = ("cell", "params", "state_shapes", "equations", "readout", "readout_params", "latex", "torch")
-CELL_KEYS = ("name", "title", "reference", "description", "states")
+CELL_KEYS = ("name", "title", "reference", "description", "states", "holdable")
 #: The public top-level names of a generated kernel module and of ``kernels/__init__.py``
 #: (a test checks this against the generator's output: derive.codegen.source.module_names).
 KERNEL_API = frozenset({"CELL", "CELLS", "OUTPUT", "PARAMS", "STATE", "STATE_SHAPES", "TORCH", "backward",
                         "forward", "init_params", "params_from_torch", "params_to_torch", "step",
                         "step_jacobian", "step_jvp", "step_vjp", "JACOBIAN_LIMIT_BYTES",
-                        "SCAN_REFUSAL"})
+                        "SCAN_REFUSAL", "HOLDABLE"})
 #: Names a cell may not use: the input, keywords of generated code (``type``: a soft keyword
 #: from 3.12), the generated modules' API, module names used by
 #: generated kernels, and the spec-language and derivative function names.

@@ -57,7 +57,7 @@ from derive.spec.cost import derivation_size
 from derive.spec.positions import TomlPositions
 from derive.core.centring import sums_to_zero
 from derive.core.symbols import DIMS, Centred, Input, Param, PrevState, Var, prev_name
-from derive.spec.shapes import param_shape, state_shapes
+from derive.spec.shapes import param_shape, state_shape_message, state_shapes
 from derive.core.reduction import DimSize
 
 __all__ = ["SpecError", "load_spec", "parse_spec", "derivation_size", "MAX_SPEC_BYTES",
@@ -179,6 +179,13 @@ def _build(doc, sp: _Spec) -> Cell:
         if s in states[:k]:
             raise sp.error(f"state {s!r} is listed twice", pos.item(k, "cell", "states"))
 
+    holdable = meta.get("holdable", [])
+    if not isinstance(holdable, list) or not all(isinstance(s, str) for s in holdable):
+        raise sp.error("[cell] holdable must be an array of state names", pos.value("cell", "holdable"))
+    for k, s in enumerate(holdable):
+        if s not in states:
+            raise sp.error(f"[cell] holdable names {s!r}, which is not a state; the states are "
+                           f"{', '.join(states)}", pos.item(k, "cell", "holdable"))
     shapes = state_shapes(sp.table(doc, "state_shapes", required=False), states, sp, pos)
     scope: dict = {"x": Input("x", DIMS["D"], 1)}
     named = set(sp.table(doc, "params", False)) | set(sp.table(doc, "equations", False))
@@ -225,9 +232,7 @@ def _build(doc, sp: _Spec) -> Cell:
     readout = _read_equations(readout_table, "readout", scope, sp, states, allow_empty=True)
     for eq in equations:
         if eq.lhs.name in states and tuple(eq.rhs.shape) != shapes[eq.lhs.name]:
-            want = {(1, 1): "a scalar", (DIMS["H"], 1): "an (H,) vector"}.get(
-                shapes[eq.lhs.name], "an (H, H) matrix")
-            raise sp.error(f"state {eq.lhs.name!r} must be {want}, got {shape_str(eq.rhs)}",
+            raise sp.error(state_shape_message(eq.lhs.name, shapes[eq.lhs.name], eq.rhs),
                            pos.value("equations", eq.lhs.name))
     for table_name, declared, eqs in (("params", params, equations),
                                       ("readout_params", readout_params, readout)):
@@ -247,7 +252,7 @@ def _build(doc, sp: _Spec) -> Cell:
     return Cell(name, states=states, params=params, equations=equations, readout=readout,
                 state_shapes=shapes,
                 readout_params=readout_params, notation=latex, source=str(sp.path), torch=torch,
-                **texts)
+                holdable=tuple(dict.fromkeys(holdable)), **texts)
 
 
 def _require(table, key, kind, sp):

@@ -9,8 +9,11 @@ Row-vector batch convention (as PyTorch): x (B, D), every state (B, H), xs (T, B
     STATE, PARAMS                     state names in order; parameter name -> shape in H, D
     init_params(D, H, *, rng=None, dtype=numpy.float64) -> params
     step(params, x, state) -> state
-    forward(params, xs, state0=None) -> (hs, cache)
-    backward(params, cache, dhs, dstate=None, *, return_dxs=False) -> (grads, dstate0[, dxs])
+    forward(params, xs, state0=None, *, method=\"loop\", chunk=None) -> (hs, cache)
+    backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, chunk=None,
+             held=False) -> (grads, dstate0[, dxs])
+    held=True: the states of HOLDABLE (the outputs do not depend on them) held constant
+    method=\"scan\": a parallel scan over t for a cell affine in its state (SCAN_REFUSAL)
     step_jacobian(params, x, state) -> J (B, S, S), S = H * len(STATE)
     step_jvp(params, x, state, dstate_prev) -> J dstate_prev (like state), J never formed
     step_vjp(params, x, state, dstate) -> J^T dstate (like state), J never formed
@@ -547,7 +550,8 @@ def _params_to_torch(TORCH, PARAMS, params):
     return out
 
 
-# -- affine scans (the scan kernels of derive.codegen.scan) ----------------------------------
+# --------------------------------------------------------------------------------------
+# parallel scans (derive/codegen/scan_support.py, copied verbatim)
 
 def _rows(a):
     """a as a 2-D array of its rows over every leading axis: (T, B, n) -> (T B, n)."""
@@ -714,6 +718,186 @@ def _affine_scan_reverse(A, g, ds, out, chunk=None):
     return out
 
 
+# -- the chunked scan of a matrix state: S_t = S_{t-1} M_t + B_t ----------------------------
+
+def _chunk_size(T, chunk):
+    """The chunk length K: ``chunk`` (checked: an int >= 1), by default ceil(sqrt(T))."""
+    if chunk is None:
+        return max(1, int(numpy.ceil(numpy.sqrt(T))))
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, numpy.integer)) or chunk < 1:
+        raise ValueError(f"chunk: must be a positive integer or None, got {chunk!r}")
+    return int(chunk)
+
+
+def _to_chunks(a, n, K, extra=0):
+    """(T, B, ...) -> (K + extra, n B, ...): step j of chunk c (row j, rows c B .. c B + B - 1)
+    is step c K + j of ``a``, for the first n chunks of K steps."""
+    idx = numpy.arange(K + extra)[:, None] + K * numpy.arange(n)[None, :]
+    out = a[idx]
+    return out.reshape((K + extra, n * a.shape[1]) + a.shape[2:])
+
+
+def _from_chunks(a, n, B):
+    """The inverse of :func:`_to_chunks` (extra = 0): (K, n B, ...) -> (n K, B, ...)."""
+    K = a.shape[0]
+    return a.reshape((K, n, B) + a.shape[2:]).swapaxes(0, 1).reshape((n * K, B) + a.shape[2:])
+
+
+def _chunk_caches(c, n, K, KEPT):
+    """A forward cache cut into (the n full chunks of K steps batched chunk-major, the tail):
+    two caches of the loop's form, the tail None when K divides T."""
+    xs, T = c["xs"], c["xs"].shape[0]
+    per_step = {name for name, spec in KEPT.items() if spec[:1] == ("T",)}
+    out = []
+    if n:
+        out.append(dict(c, xs=_to_chunks(xs, n, K), S=tuple(_to_chunks(s, n, K, 1) for s in c["S"]),
+                        V={k: (_to_chunks(v, n, K) if k in per_step else v) for k, v in c["V"].items()}))
+    else:
+        out.append(None)
+    if T > n * K:
+        a = n * K
+        out.append(dict(c, xs=xs[a:], S=tuple(s[a:] for s in c["S"]),
+                        V={k: (v[a:] if k in per_step else v) for k, v in c["V"].items()}))
+    else:
+        out.append(None)
+    return out
+
+
+def _join_chunks(parts, s0, n, B, KEPT):
+    """One forward cache (the loop's form) from the caches of the batched full chunks and the
+    tail (either may be None), the states from s0 on."""
+    per_step = {name for name, spec in KEPT.items() if spec[:1] == ("T",)}
+    full, tail = parts
+    some = full or tail
+
+    def cat(pick):
+        seq = ([_from_chunks(pick(full), n, B)] if full else []) + ([pick(tail)] if tail else [])
+        return numpy.concatenate(seq) if len(seq) > 1 else seq[0]
+    S = tuple(numpy.concatenate([s0[i][None], cat(lambda c: c["S"][i][1:])])
+              for i in range(len(s0)))
+    V = {k: (cat(lambda c: c["V"][k]) if k in per_step else v) for k, v in some["V"].items()}
+    return S, V
+
+
+def _compositions(jvp_at, p, c, r, widths):
+    """P with S_end = S_start P + e over each chunk of a chunk-batched forward cache c (K steps,
+    N rows): the product M_1 ... M_K of the chunk's right multipliers, applied to I one step
+    at a time by the cell's derived JVP at each step (the map dS -> dS M_t reads only the
+    stored state-free values; the other states' tangents are 0)."""
+    N, K = c["xs"].shape[1], c["xs"].shape[0]
+    H = int(numpy.sqrt(widths[r]) + 0.5)
+    dt = c["xs"].dtype
+    zeros = tuple(numpy.zeros((N, w), dt) for w in widths)
+    P = numpy.broadcast_to(numpy.eye(H, dtype=dt).reshape(1, H * H), (N, H * H)).copy()
+    for j in range(K):
+        P = jvp_at(p, c, j, tuple(P if i == r else z for i, z in enumerate(zeros)))[r]
+    return P.reshape(N, H, H)
+
+
+def _right_scan_forward(fwd, jvp_at, KEPT, p, xs, s0, r, chunk=None):
+    """The states of S_t = S_{t-1} M_t + B_t (state ``r``, (B, H H) row-major) and of the other
+    states, as the loop's cache: (1) every full chunk of K steps run from S = 0 by the cell's
+    own forward, all chunks at once (its end state e_c) and its composition P_c
+    (:func:`_compositions`); (2) the state before each chunk, S_(c) = S_(c-1) P_(c-1) + e_(c-1),
+    over the C chunks; (3) the cell's forward over every chunk at once from those states.
+    About 3 K + C steps of Python, for K = chunk (default ceil(sqrt(T)))."""
+    T, B = xs.shape[:2]
+    K = _chunk_size(T, chunk)
+    if T == 0:
+        return dict(fwd(p, xs, s0), method="scan", chunk=K)
+    n, rest = divmod(T, K)
+    dt = s0[r].dtype
+    widths = tuple(s.shape[1] for s in s0)
+    width = widths[r]
+    H = int(numpy.sqrt(width) + 0.5)
+    C = n + (rest > 0)
+    starts = [s0[r].reshape(B, H, H)]
+    if C > 1:
+        m = C - 1 if not rest else n                   # the full chunks followed by another
+        X = _to_chunks(xs, m, K)
+        zero = tuple(numpy.zeros((m * B, s.shape[1]), dt) for s in s0)
+        c1 = fwd(p, X, zero)
+        e = c1["S"][r][-1].reshape(m, B, H, H)
+        P = _compositions(jvp_at, p, c1, r, widths).reshape(m, B, H, H)
+        for c in range(1, C):
+            starts.append(starts[-1] @ P[c - 1] + e[c - 1])
+    parts = [None, None]
+    if n:
+        init = tuple(numpy.concatenate([starts[c].reshape(B, width) for c in range(n)]) if i == r
+                     else numpy.concatenate([s0[i]] * n) for i in range(len(s0)))
+        parts[0] = fwd(p, _to_chunks(xs, n, K), init)
+    if rest:
+        init = tuple(starts[-1].reshape(B, width) if i == r else s0[i] for i in range(len(s0)))
+        parts[1] = fwd(p, xs[n * K:], init)
+    S, V = _join_chunks(parts, s0, n, B, KEPT)
+    return {"cell": (parts[0] or parts[1])["cell"], "method": "scan", "chunk": K, "xs": xs,
+            "S": S, "V": V}
+
+
+def _right_scan_backward(bwd, jvp_at, KEPT, p, c, dhs, ds, want_dx, r, chunk=None):
+    """BPTT of S_t = S_{t-1} M_t + B_t by a chunked reverse scan of the adjoint recursion
+    delta S_{t-1} = delta S_t M_t^T + (the step's local term): (1) each chunk's backward from
+    a zero gradient at its end (its local part f_c, the user's dstate in the last chunk) and
+    its composition P_c; (2) E_(c-1) = E_c P_c^T + f_c, the gradient reaching each chunk's end
+    from later chunks; (3) the cell's backward over every chunk at once from E_c, which gives
+    the parameter gradients (summed over chunks), dL/dxs and dstate0. Takes any cache with
+    the loop's values (the loop's, or this scan's)."""
+    xs = c["xs"]
+    T, B = xs.shape[:2]
+    K = _chunk_size(T, chunk if chunk is not None else c.get("chunk"))
+    if T == 0:
+        return bwd(p, c, dhs, ds, want_dx)
+    n, rest = divmod(T, K)
+    dt = ds[r].dtype
+    widths = tuple(s.shape[1] for s in ds)
+    width = widths[r]
+    H = int(numpy.sqrt(width) + 0.5)
+    C = n + (rest > 0)
+    full, tail = _chunk_caches(c, n, K, KEPT)
+    dh = [_to_chunks(dhs, n, K) if n else None, dhs[n * K:] if rest else None]
+
+    def end_grads(E):
+        """dL/d(state at each chunk's end) given E (C, B, H, H): the user's dstate added in
+        the last chunk, the other states' zero elsewhere."""
+        out = [None, None]
+        for part, cs in ((0, range(n)), (1, range(n, C))):
+            if not cs:
+                continue
+            rows = []
+            for i in range(len(ds)):
+                blocks = [(E[q].reshape(B, width) if i == r else numpy.zeros_like(ds[i]))
+                          + (ds[i] if q == C - 1 else 0) for q in cs]
+                rows.append(numpy.concatenate(blocks) if len(blocks) > 1 else blocks[0])
+            out[part] = tuple(rows)
+        return out
+    E = numpy.zeros((C, B, H, H), dt)
+    if C > 1:
+        local = end_grads(E)
+        f = []
+        for part, cache in ((0, full), (1, tail)):
+            if cache is not None:
+                d0 = bwd(p, cache, dh[part], local[part], False)[1][r]
+                f.append(d0.reshape(-1, B, H, H))
+        f = numpy.concatenate(f)
+        P = numpy.concatenate([_compositions(jvp_at, p, cache, r, widths).reshape(-1, B, H, H)
+                               for cache in (full, tail) if cache is not None])
+        for q in range(C - 1, 0, -1):
+            E[q - 1] = E[q] @ P[q].swapaxes(-1, -2) + f[q]
+    ends = end_grads(E)
+    grads, dstate0, dxs = None, None, []
+    for part, cache in ((0, full), (1, tail)):
+        if cache is None:
+            continue
+        g, d0, dx = bwd(p, cache, dh[part], ends[part], want_dx)
+        grads = g if grads is None else {k: grads[k] + g[k] for k in grads}
+        if dstate0 is None:
+            dstate0 = tuple(d[:B].copy() for d in d0)
+        if want_dx:
+            dxs.append(_from_chunks(dx, n, B) if part == 0 else dx)
+    dxs = (numpy.concatenate(dxs) if len(dxs) > 1 else dxs[0]) if want_dx else None
+    return grads, dstate0, dxs
+
+
 # --------------------------------------------------------------------------------------
 # the cell
 
@@ -722,6 +906,7 @@ STATE = ('h', 'c')
 STATE_SHAPES = {'h': ('H',), 'c': ('H',)}
 OUTPUT = 'h'
 SCAN_REFUSAL = "cell 'lstm_np' is not affine in its state: dh_t/dh_(t-1) contains i, which depends on h_(t-1)"
+HOLDABLE = ()
 PARAMS = {
     'W_xi': ('H', 'D'),
     'W_hi': ('H', 'H'),
@@ -894,8 +1079,11 @@ def _jacobian(p, x, s0):
 
 def _jvp(p, x, s0, v):
     """sum_r d s_t / d r_{t-1} v_r for every state s, matrix-free."""
-    c = _forward(p, x[None], s0)
-    t = 0
+    return _jvp_at(p, _forward(p, x[None], s0), 0, v)
+
+
+def _jvp_at(p, c, t, v):
+    """The JVP at step t of the forward cache c (its stored values, nothing recomputed)."""
     _S_0, _S_1 = c["S"]
     _V_i = c["V"]["i"]
     _V_f = c["V"]["f"]
@@ -939,16 +1127,18 @@ def step(params, x, state):
     return _public_state(STATE, STATE_SHAPES, tuple(s[1].copy() for s in c["S"]))
 
 
-def forward(params, xs, state0=None, *, method="loop"):
+def forward(params, xs, state0=None, *, method="loop", chunk=None):
     """Run xs (T, B, D) from state0 (zeros by default): (hs (T, B, H), cache for backward).
     method="scan" (cells affine in their state only: SCAN_REFUSAL says why not) computes the
-    states by a two-level parallel scan (O(T) work, about 2 sqrt(T) passes over chunk slices)
-    instead of a loop over t."""
+    states without a loop over t: a two-level parallel scan for a diagonal A_t (O(T) work,
+    about 2 sqrt(T) passes over chunk slices), a chunked scan for a matrix state
+    S_t = S_{t-1} M_t + B_t (a loop inside chunks, all chunks at once, a scan across them).
+    chunk: the scan's chunk length (default about sqrt(T)); "loop" ignores it."""
     p, xs, s0 = _inputs(params, xs, state0, True)
     if method == "scan":
         if SCAN_REFUSAL:
             raise ValueError(f"forward(method='scan'): {SCAN_REFUSAL}")
-        c = _scan_forward(p, xs.copy(), s0)
+        c = _scan_forward(p, xs.copy(), s0, _check_chunk(chunk))
     elif method == "loop":
         c = _forward(p, xs.copy(), s0)  # the cache owns its inputs: changing xs later is safe
     else:
@@ -956,13 +1146,26 @@ def forward(params, xs, state0=None, *, method="loop"):
     return c["S"][STATE.index(OUTPUT)][1:].copy(), c
 
 
-def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
+def _check_chunk(chunk):
+    """``chunk`` when it is None or an int >= 1; a ValueError naming it otherwise."""
+    if chunk is None or (isinstance(chunk, (int, numpy.integer)) and not isinstance(chunk, bool)
+                         and chunk >= 1):
+        return None if chunk is None else int(chunk)
+    raise ValueError(f"chunk: must be a positive integer or None, got {chunk!r}")
+
+
+def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, chunk=None,
+             held=False):
     """Full BPTT: dhs (T, B, H) = dL/dhs, dstate = dL/d(final state) (optional).
     Returns (grads keyed like params, dstate0 ordered like STATE), and with return_dxs=True
     also dL/dxs (T, B, D) as a third item (what a layer below needs). method: "loop", or
     "scan" (a reverse scan of the adjoint recursion; it reads the inputs, the states and the
-    kept state-free values, recomputing them when absent, so it takes the cache of either forward); by default the method of the forward that made
-    the cache."""
+    kept state-free values, recomputing them when absent, so it takes the cache of either
+    forward); by default the method of the forward that made the cache. chunk: the reverse
+    scan's chunk length (default: the forward scan's, else about sqrt(T)). held=True: the
+    cheaper backward with the states of HOLDABLE held constant (the outputs do not depend on
+    them, so every other gradient is the same for a loss of the outputs alone: dstate may be
+    nonzero only for OUTPUT; the held states' dstate0 is 0, not their gradient)."""
     p, dims, dt = _check_params(params, PARAMS)
     made = cache.get("method", "loop") if isinstance(cache, dict) else "loop"
     method = made if method is None else method
@@ -970,20 +1173,43 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None):
         raise ValueError(f"backward: method must be 'loop' or 'scan', got {method!r}")
     if method == "scan" and SCAN_REFUSAL:
         raise ValueError(f"backward(method='scan'): {SCAN_REFUSAL}")
-    if method == "loop" and made == "scan":
+    # a diagonal scan's cache keeps its own values ('seq', no 'V'); a matrix scan's is the loop's
+    seq = made == "scan" and isinstance(cache, dict) and not cache.get("V")
+    if method == "loop" and made == "scan" and seq:
         raise ValueError("backward(method='loop'): this cache comes from forward(method='scan'), "
                          "which keeps the inputs, the states and the scan's values ('seq'); "
                          "use method='scan'")
-    T, B = _check_cache(cache, CELL, STATE, _KEPT if made == "loop" else {}, dims, dt, STATE_SHAPES)
+    T, B = _check_cache(cache, CELL, STATE, {} if seq else _KEPT, dims, dt, STATE_SHAPES)
     dhs = _check_array("dhs", dhs, (("T", T), ("B", B), ("H", dims["H"])), dt)
     if dstate is None:
         ds = _zero_state(STATE, B, dims["H"], dt, STATE_SHAPES)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt, STATE_SHAPES)
-    run = _scan_backward if method == "scan" else _backward
-    grads, dstate0, dxs = run(p, cache, dhs, ds, bool(return_dxs))
+    chunk = _check_chunk(chunk)
+    if held:
+        _check_held(method, ds)
+        grads, dstate0, dxs = _held_backward(p, cache, dhs, ds, bool(return_dxs))
+    elif method == "scan":
+        grads, dstate0, dxs = _scan_backward(p, cache, dhs, ds, bool(return_dxs), chunk)
+    else:
+        grads, dstate0, dxs = _backward(p, cache, dhs, ds, bool(return_dxs))
     dstate0 = _public_state(STATE, STATE_SHAPES, dstate0)
     return (grads, dstate0, dxs) if return_dxs else (grads, dstate0)
+
+
+def _check_held(method, ds):
+    """backward(held=True) needs a cell with HOLDABLE states, the loop, and a loss of the outputs
+    alone (dstate zero but for OUTPUT)."""
+    if not HOLDABLE:
+        raise ValueError(f"backward(held=True): cell {CELL!r} has no holdable state (HOLDABLE is "
+                         f"empty: every state can change its outputs)")
+    if method == "scan":
+        raise ValueError("backward(held=True): the held backward is a loop; use method='loop'")
+    for s, d in zip(STATE, ds):
+        if s != OUTPUT and numpy.any(d):
+            raise ValueError(f"backward(held=True): dstate for {s!r} must be zero (the held "
+                             f"backward is exact for a loss of the outputs {OUTPUT!r} alone, "
+                             f"which do not depend on {', '.join(HOLDABLE)})")
 
 
 #: The largest step Jacobian step_jacobian materialises (bytes); beyond it, use step_jvp/step_vjp.
@@ -998,10 +1224,15 @@ def step_jacobian(params, x, state):
     size = x.shape[0] * S * S * s0[0].dtype.itemsize
     if size > JACOBIAN_LIMIT_BYTES:
         raise ValueError(f"step_jacobian: J would be (B, S, S) = ({x.shape[0]}, {S}, {S}), "
-                         f"{size / 2 ** 20:.0f} MiB (limit {JACOBIAN_LIMIT_BYTES >> 20} MiB); "
+                         f"{_bytes_text(size)} (limit {_bytes_text(JACOBIAN_LIMIT_BYTES)}); "
                          f"use step_jvp(params, x, state, dstate_prev) or "
                          f"step_vjp(params, x, state, dstate), which never form J")
     return _jacobian(p, x, s0)
+
+
+def _bytes_text(n):
+    """n bytes as MiB when at least 1 MiB, else as bytes (a small limit stays readable)."""
+    return f"{n / 2 ** 20:.0f} MiB" if n >= 2 ** 20 else f"{n} bytes"
 
 
 def step_jvp(params, x, state, dstate_prev):

@@ -52,19 +52,16 @@ def test_affine_form_is_the_step_exactly(name):
         assert sympy.simplify(sympy.Matrix(ex.values[s]) - total) == sympy.zeros(2, 1), s
 
 
-#: affine in S given its gates, but with a matrix A_t (I - beta k k^T acting on S from the right):
-#: refused naming the factor, until the chunked matrix scan exists
+#: affine in its matrix state S given its gates, with A_t: dS -> dS M_t (tests/kernels/test_scan_matrix.py)
 MATRIX_A = {"gated_deltanet"}
 
 
-@pytest.mark.parametrize("name", sorted(set(derive.cells()) - set(AFFINE)))
+@pytest.mark.parametrize("name", sorted(set(derive.cells()) - set(AFFINE) - MATRIX_A))
 def test_other_cells_are_refused_with_the_state_and_the_term(name):
-    why = (r"is not diagonal \(a matrix factor .+\); only diagonal A_t is supported"
-           if name in MATRIX_A else r"depends on")
-    if name not in MATRIX_A:
-        with pytest.raises(NotAffine, match=r"is not affine in its state: d\w+_t/d\w+_\(t-1\) "
-                                            r"contains .+, which depends on \w+_\(t-1\)"):
-            affine_form(derive.cell(name))
+    why = r"depends on"
+    with pytest.raises(NotAffine, match=r"is not affine in its state: d\w+_t/d\w+_\(t-1\) "
+                                        r"contains .+, which depends on \w+_\(t-1\)"):
+        affine_form(derive.cell(name))
     k, p, xs, s0 = _case(name, 3)
     with pytest.raises(ValueError, match=r"forward\(method='scan'\): cell .* " + why) as err:
         k.forward(p, xs, s0, method="scan")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import derive
-from derive.codegen.support import _affine_scan, _affine_scan_reverse
+from derive.codegen.scan_support import _affine_scan, _affine_scan_reverse
 
 
 def _loop(A, b, s0, T, shape):
