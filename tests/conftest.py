@@ -23,9 +23,11 @@ HEAVY_EXPLICIT = {"slstm": (1, 2), "lru": (1, 2), "lnlstm": (1, 2), "mlstm": (1,
 
 #: The whole backward step of the layer-norm and matrix-state cells at n = 2 takes SymPy many
 #: minutes (square roots and their powers in every adjoint: the comparison falls through to
-#: ``cancel``); the generic backward oracle runs them at n = 1, and their n = 2 backward is
-#: checked output by output in tests/core/test_reductions.py (layer norm) and
-#: tests/kernels/test_matrix_state_cells.py (mLSTM, Gated DeltaNet).
+#: ``cancel``); the generic backward oracle runs them at n = 1 (where every layer norm is
+#: degenerate, u - mean(u) = 0), and their n = 2 backward is checked output by output in
+#: tests/core/test_reductions.py (test_lnlstm_vjps_match_sympy_at_n2, the slowest outputs with
+#: RNN_CALCULUS_SLOW_SYMPY=1) and tests/kernels/test_matrix_state_cells.py (mLSTM, Gated
+#: DeltaNet).
 HEAVY_BACKWARD = {"lnlstm": (1,), "mlstm": (1,), "gated_deltanet": (1,)}
 #: Sizes of the Jacobians with respect to x and the vector parameters (n = 1, 3 for the others).
 VECTOR_WRT_SIZES = {"lnlstm": (1, 2), "mlstm": (1,), "gated_deltanet": (1,)}
