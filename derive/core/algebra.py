@@ -83,7 +83,15 @@ class VecPoly:
 
     @classmethod
     def from_expr(cls, e) -> "VecPoly":
-        """Expand a vector expression into a Hadamard polynomial."""
+        """Expand a vector expression into a Hadamard polynomial (memoised: a pure function
+        of the expression's tree, and VecPolys are immutable)."""
+        hit = _FROM_EXPR.get(e)
+        if hit is None:
+            hit = _FROM_EXPR[e] = cls._from_expr(e)
+        return hit
+
+    @classmethod
+    def _from_expr(cls, e) -> "VecPoly":
         if isinstance(e, MatAdd):
             out = cls.zero(e.shape)
             for a in e.args:
@@ -195,6 +203,9 @@ class VecPoly:
             return ZeroMatrix(*self.shape)
         ordered = sorted(self.terms, key=lambda mc: mc[1] < 0)      # stable: keeps canonical order
         return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
+
+
+_FROM_EXPR: dict = {}
 
 
 def _uncentred(p: VecPoly) -> VecPoly:
