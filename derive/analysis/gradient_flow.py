@@ -18,6 +18,9 @@ Reported per k:
   that never leaves ``s``. For the LSTM without peepholes the ``(c, c)`` block is
   ``diag(f_j)`` and this is ``prod_j diag(f_j)``, the "constant error carousel".
 
+The step Jacobians are independent once the states are known: :func:`jacobians_along`
+takes several steps per kernel call, stacked along the batch.
+
 Products shrink or grow geometrically, so ``P_k`` is held as ``10**L_k * Q_k`` with ``Q_k``
 rescaled to norm (or largest entry) 1 after every step, and norms are reported as base-10
 logarithms: nothing underflows at T = 1000, where ``(1/4)^k`` is far below the float range.
@@ -303,13 +306,57 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
     step, step_jacobian = bound_params(kern, params)
     prev = states_along(kern, params, xs, state0, step)
     H = hidden_size(kern, params)
-
-    def jacobian(j):
-        """J_j at x_j, s_{j-1} (1-based step index)."""
-        return step_jacobian(xs[j - 1], prev[j - 1])
+    jacobian = jacobians_along(step_jacobian, xs, prev, T - int(ks[-1]) + 1)
     widths = [int(numpy.prod(_state_shape(kern, s, H))) for s in kern.STATE]
     return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks,
                       widths=widths)
+
+
+#: Entries of the step Jacobians taken in one call of :func:`jacobians_along` (B S^2 per
+#: step): large enough that the call overhead vanishes, small enough that the temporaries of
+#: a matrix-free Jacobian (S tangents per row) stay in the cache.
+JACOBIAN_BATCH = 1 << 16
+
+
+def jacobians_along(step_jacobian, xs, prev, first=1):
+    """``jacobian(j)``: J_j at x_j, s_{j-1} (1-based step index, j = first..T), each
+    (B, S, S). The steps are independent once the states are known, so the J_j are taken
+    several steps per ``step_jacobian`` call, stacked along the batch (each batch row
+    computes what it computes alone, with far less call overhead); one call per step when
+    the states are not tuples of arrays or a stacked call fails (the per-step call then
+    raises the error a step would raise)."""
+    T, B = xs.shape[:2]
+
+    def one(j):
+        return step_jacobian(xs[j - 1], prev[j - 1])
+    if T - first < 1 or not all(isinstance(s, tuple) and all(isinstance(a, numpy.ndarray)
+                                                              for a in s)
+                                for s in prev[first - 1:T]):
+        return one
+    S = sum(int(a[0].size) for a in prev[first - 1]) if B else 0
+    per_call = max(1, JACOBIAN_BATCH // max(1, B * S * S))
+    if per_call < 2:
+        return one
+    done: dict = {}
+
+    def batched(j):
+        i = (j - first) // per_call
+        if i not in done:
+            lo = first + i * per_call                       # steps lo .. hi - 1
+            hi = min(T + 1, lo + per_call)
+            try:
+                state = tuple(numpy.concatenate(parts, axis=0) for parts in zip(*prev[lo - 1:hi - 1]))
+                J = numpy.asarray(step_jacobian(
+                    xs[lo - 1:hi - 1].reshape(((hi - lo) * B,) + xs.shape[2:]), state))
+                J = J.reshape((hi - lo, B) + J.shape[1:]) if J.ndim == 3 \
+                    and J.shape[0] == (hi - lo) * B else None
+            except (ValueError, FloatingPointError, ArithmeticError):
+                J = None
+            done.clear()                                     # accumulate goes from T down
+            done[i] = (lo, J)
+        lo, J = done[i]
+        return one(j) if J is None else J[j - lo]
+    return batched
 
 
 def _state_shape(kern, state, H) -> tuple:

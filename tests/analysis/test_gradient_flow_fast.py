@@ -105,3 +105,16 @@ def test_prepare_only_warms_caches():
     ef.prepare(cells, None)
     assert not runtime._CACHE
     assert ef.csv_text([gx.experiment(c) for c in cells]) == before
+
+
+@pytest.mark.parametrize("name", ["lnlstm", "mlstm", "lstm"])
+def test_jacobians_along_equal_the_per_step_jacobians_bit_for_bit(name):
+    kern = derive.kernels(name)
+    rng = numpy.random.default_rng(3)
+    params = kern.init_params(3, 4, rng=rng)
+    xs = rng.standard_normal((9, 2, 3))
+    step, jac = gf.bound_params(kern, params)
+    prev = gf.states_along(kern, params, xs, step=step)
+    along = gf.jacobians_along(jac, xs, prev, first=2)
+    for j in range(9, 1, -1):
+        assert numpy.array_equal(along(j), jac(xs[j - 1], prev[j - 1]))
