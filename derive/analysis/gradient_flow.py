@@ -256,17 +256,39 @@ def bound_params(kern, params):
     def step_jacobian(x, state):
         x, s0 = inputs(x, state)
         return kern._jacobian(p, x, s0)
+
+    def sequence(xs, state):
+        """The states after each step of ``xs`` (T, B, D) from ``state``, the loop run once
+        by the driver (what T calls of ``step`` compute, step by step); None when a state is
+        not finite (``step`` then raises the error the next step's check raises)."""
+        xs = kern._check_array("xs", xs, (("T", None), ("B", None), ("D", D)), dt)
+        s0 = kern._check_state("state", state, kern.STATE, xs.shape[1], H, dt, shapes)
+        S = kern._forward(p, xs, s0)["S"]
+        if not all(numpy.isfinite(a).all() for a in S):
+            return None
+        out = []
+        for t in range(1, xs.shape[0] + 1):
+            new = tuple(a[t].copy() for a in S)
+            out.append(kern._public_state(kern.STATE, shapes, new) if shapes else new)
+        return out
+    step.sequence = sequence
     return step, step_jacobian
 
 
 def states_along(kern, params, xs, state0=None, step=None) -> list:
     """``[s_0, s_1, ..., s_{T-1}]`` by repeated ``step`` (zero ``s_0`` by default), each in the
-    kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s."""
+    kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s, whose
+    ``sequence`` runs the T - 1 steps in one call of the driver."""
     if state0 is None:
         H = hidden_size(kern, params)
         state0 = tuple(numpy.zeros((xs.shape[1],) + _state_shape(kern, s, H), dtype=xs.dtype)
                        for s in kern.STATE)
     step = step or bound_params(kern, params)[0]
+    sequence = getattr(step, "sequence", None)
+    if sequence is not None and xs.shape[0] > 1:
+        states = sequence(xs[:-1], state0)
+        if states is not None:
+            return [state0] + states
     out = [state0]
     for t in range(xs.shape[0] - 1):
         out.append(step(xs[t], out[-1]))
