@@ -36,6 +36,7 @@ import pickle
 import select
 import signal
 
+from derive.core.reduction import SumOf
 from derive.export.figure_process import die_with_parent, send_result
 
 _RECORD = 2                                    # bytes per queued cell index
@@ -54,11 +55,16 @@ def default_jobs() -> int:
 
 
 def cost(cell) -> int:
-    """A rough cost of a cell's tasks, for the queue order: its matrix parameters and
-    equations (the LSTM variants and the sLSTM before the RNNs)."""
+    """A rough cost of a cell's tasks, for the queue order: its matrix parameters, equations
+    and states (the LSTM variants and the sLSTM before the RNNs), and a reduction over the
+    units (a layer norm, a dot product: the gradient-flow experiment runs such a cell copy by
+    copy, the most expensive experiments, with the mLSTM and the gated DeltaNet among them)."""
     params = getattr(cell, "params", {})
     matrices = sum(1 for p in params.values() if getattr(p, "shape", (1, 1))[1] != 1)
-    return 4 * matrices + len(getattr(cell, "equations", ()))
+    equations = getattr(cell, "equations", ())
+    reduces = any(getattr(eq.rhs, "has", lambda _: False)(SumOf) for eq in equations)
+    return (4 * matrices + len(equations) + 10 * len(getattr(cell, "states", ()))
+            + 40 * reduces)
 
 
 class _Worker:
