@@ -18,6 +18,7 @@ from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix, ZeroMatrix
 from derive.core.binary import Binary
 # the constructors, re-exported: the engine's modules import them from here
 from derive.core.build import add, diag, hadamard, matmul, ones, scale, transpose  # noqa: F401
+from derive.core.factoring import factor_list
 from derive.core.matrixstate import Factor, MatTVec, MatVec, Outer
 from derive.core.ordering import atom_rank
 from derive.core.primitives import Elementwise, Reciprocal
@@ -317,7 +318,7 @@ def _polynomial_expr(poly: VecPoly, atoms):
         for a in m:
             exps[index[a]] += 1
         terms[tuple(exps)] = sympy.Rational(c.numerator, c.denominator)
-    coeff, factors = sympy.Poly.from_dict(terms, *syms, domain="QQ").factor_list()
+    coeff, factors = factor_list(sympy.Poly.from_dict(terms, *syms, domain="QQ"))
     return _assemble(sympy.Rational(coeff), [(f.as_expr(), k) for f, k in factors], [], to_atom,
                      poly.shape)
 
