@@ -285,7 +285,9 @@ def states_along(kern, params, xs, state0=None, step=None) -> list:
                        for s in kern.STATE)
     step = step or bound_params(kern, params)[0]
     sequence = getattr(step, "sequence", None)
-    if sequence is not None and xs.shape[0] > 1:
+    # the input products of the whole sequence at once: rows as alone while the input is
+    # narrow (the recurrent products stay one step at a time)
+    if sequence is not None and xs.shape[0] > 1 and _stackable(xs.shape[1], xs.shape[2:]):
         states = sequence(xs[:-1], state0)
         if states is not None:
             return [state0] + states
@@ -338,15 +340,27 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
 #: step): large enough that the call overhead vanishes, small enough that the temporaries of
 #: a matrix-free Jacobian (S tangents per row) stay in the cache.
 JACOBIAN_BATCH = 1 << 16
+#: Stacking steps along the batch gives every row the bits it has alone only while the
+#: matrix products' inner dimensions are small: OpenBLAS's result for a row of ``X @ W``
+#: then does not depend on how many rows X has (it does from about 32 columns, and one row
+#: takes another code path, gemv). Larger inputs or states, or one sequence, go step by step.
+STACKED_MAX_WIDTH = 16
+
+
+def _stackable(B, widths) -> bool:
+    """Whether the rows of B >= 2 sequences may be stacked over steps (see
+    :data:`STACKED_MAX_WIDTH`): every width (the input's, each state's row) small enough."""
+    return B >= 2 and all(w <= STACKED_MAX_WIDTH for w in widths)
 
 
 def jacobians_along(step_jacobian, xs, prev, first=1):
     """``jacobian(j)``: J_j at x_j, s_{j-1} (1-based step index, j = first..T), each
     (B, S, S). The steps are independent once the states are known, so the J_j are taken
     several steps per ``step_jacobian`` call, stacked along the batch (each batch row
-    computes what it computes alone, with far less call overhead); one call per step when
-    the states are not tuples of arrays or a stacked call fails (the per-step call then
-    raises the error a step would raise)."""
+    computes what it computes alone, with far less call overhead, while the input and the
+    states are narrow: :data:`STACKED_MAX_WIDTH`); one call per step otherwise, or when the
+    states are not tuples of arrays or a stacked call fails (the per-step call then raises
+    the error a step would raise)."""
     T, B = xs.shape[:2]
 
     def one(j):
@@ -355,9 +369,10 @@ def jacobians_along(step_jacobian, xs, prev, first=1):
                                                               for a in s)
                                 for s in prev[first - 1:T]):
         return one
-    S = sum(int(a[0].size) for a in prev[first - 1]) if B else 0
+    widths = [int(a[0].size) for a in prev[first - 1]] if B else []
+    S = sum(widths)
     per_call = max(1, JACOBIAN_BATCH // max(1, B * S * S))
-    if per_call < 2:
+    if per_call < 2 or not _stackable(B, widths + [int(numpy.prod(xs.shape[2:]))]):
         return one
     done: dict = {}
 

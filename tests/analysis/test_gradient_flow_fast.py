@@ -147,3 +147,19 @@ def test_states_along_keeps_the_step_error_for_a_state_that_overflows():
         with pytest.raises(ValueError) as got:
             gf.states_along(kern, params, xs, step=step)
     assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("B,D", [(1, 3), (3, 64)])
+def test_one_sequence_or_a_wide_input_goes_step_by_step_bit_for_bit(B, D):
+    """Stacked rows keep their bits only for narrow products of several rows (BLAS)."""
+    kern = derive.kernels("lstm")
+    rng = numpy.random.default_rng(11)
+    params = kern.init_params(D, 4, rng=rng)
+    xs = rng.standard_normal((6, B, D))
+    step, jac = gf.bound_params(kern, params)
+    fast = gf.states_along(kern, params, xs, step=step)
+    slow = gf.states_along(kern, params, xs, step=lambda x, s: step(x, s))
+    along = gf.jacobians_along(jac, xs, fast)
+    for j in range(6, 0, -1):
+        assert all(numpy.array_equal(u, v) for u, v in zip(fast[j - 1], slow[j - 1]))
+        assert numpy.array_equal(along(j), jac(xs[j - 1], slow[j - 1]))
