@@ -18,6 +18,9 @@ Reported per k:
   that never leaves ``s``. For the LSTM without peepholes the ``(c, c)`` block is
   ``diag(f_j)`` and this is ``prod_j diag(f_j)``, the "constant error carousel".
 
+The step Jacobians are independent once the states are known: :func:`jacobians_along`
+takes several steps per kernel call, stacked along the batch.
+
 Products shrink or grow geometrically, so ``P_k`` is held as ``10**L_k * Q_k`` with ``Q_k``
 rescaled to norm (or largest entry) 1 after every step, and norms are reported as base-10
 logarithms: nothing underflows at T = 1000, where ``(1/4)^k`` is far below the float range.
@@ -253,17 +256,41 @@ def bound_params(kern, params):
     def step_jacobian(x, state):
         x, s0 = inputs(x, state)
         return kern._jacobian(p, x, s0)
+
+    def sequence(xs, state):
+        """The states after each step of ``xs`` (T, B, D) from ``state``, the loop run once
+        by the driver (what T calls of ``step`` compute, step by step); None when a state is
+        not finite (``step`` then raises the error the next step's check raises)."""
+        xs = kern._check_array("xs", xs, (("T", None), ("B", None), ("D", D)), dt)
+        s0 = kern._check_state("state", state, kern.STATE, xs.shape[1], H, dt, shapes)
+        S = kern._forward(p, xs, s0)["S"]
+        if not all(numpy.isfinite(a).all() for a in S):
+            return None
+        out = []
+        for t in range(1, xs.shape[0] + 1):
+            new = tuple(a[t].copy() for a in S)
+            out.append(kern._public_state(kern.STATE, shapes, new) if shapes else new)
+        return out
+    step.sequence = sequence
     return step, step_jacobian
 
 
 def states_along(kern, params, xs, state0=None, step=None) -> list:
     """``[s_0, s_1, ..., s_{T-1}]`` by repeated ``step`` (zero ``s_0`` by default), each in the
-    kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s."""
+    kernels' own state format; ``step(x, state)`` defaults to :func:`bound_params`'s, whose
+    ``sequence`` runs the T - 1 steps in one call of the driver."""
     if state0 is None:
         H = hidden_size(kern, params)
         state0 = tuple(numpy.zeros((xs.shape[1],) + _state_shape(kern, s, H), dtype=xs.dtype)
                        for s in kern.STATE)
     step = step or bound_params(kern, params)[0]
+    sequence = getattr(step, "sequence", None)
+    # the input products of the whole sequence at once: rows as alone while the input is
+    # narrow (the recurrent products stay one step at a time)
+    if sequence is not None and xs.shape[0] > 1 and _stackable(xs.shape[1], xs.shape[2:]):
+        states = sequence(xs[:-1], state0)
+        if states is not None:
+            return [state0] + states
     out = [state0]
     for t in range(xs.shape[0] - 1):
         out.append(step(xs[t], out[-1]))
@@ -303,13 +330,70 @@ def gradient_flow(cell, params: dict, xs, state0=None, *, direct: bool = False,
     step, step_jacobian = bound_params(kern, params)
     prev = states_along(kern, params, xs, state0, step)
     H = hidden_size(kern, params)
-
-    def jacobian(j):
-        """J_j at x_j, s_{j-1} (1-based step index)."""
-        return step_jacobian(xs[j - 1], prev[j - 1])
+    jacobian = jacobians_along(step_jacobian, xs, prev, T - int(ks[-1]) + 1)
     widths = [int(numpy.prod(_state_shape(kern, s, H))) for s in kern.STATE]
     return accumulate(name, tuple(kern.STATE), H, jacobian, T, xs.shape[1], direct=direct, ks=ks,
                       widths=widths)
+
+
+#: Entries of the step Jacobians taken in one call of :func:`jacobians_along` (B S^2 per
+#: step): large enough that the call overhead vanishes, small enough that the temporaries of
+#: a matrix-free Jacobian (S tangents per row) stay in the cache.
+JACOBIAN_BATCH = 1 << 16
+#: Stacking steps along the batch gives every row the bits it has alone only while the
+#: matrix products' inner dimensions are small: OpenBLAS's result for a row of ``X @ W``
+#: then does not depend on how many rows X has (it does from about 32 columns, and one row
+#: takes another code path, gemv). Larger inputs or states, or one sequence, go step by step.
+STACKED_MAX_WIDTH = 16
+
+
+def _stackable(B, widths) -> bool:
+    """Whether the rows of B >= 2 sequences may be stacked over steps (see
+    :data:`STACKED_MAX_WIDTH`): every width (the input's, each state's row) small enough."""
+    return B >= 2 and all(w <= STACKED_MAX_WIDTH for w in widths)
+
+
+def jacobians_along(step_jacobian, xs, prev, first=1):
+    """``jacobian(j)``: J_j at x_j, s_{j-1} (1-based step index, j = first..T), each
+    (B, S, S). The steps are independent once the states are known, so the J_j are taken
+    several steps per ``step_jacobian`` call, stacked along the batch (each batch row
+    computes what it computes alone, with far less call overhead, while the input and the
+    states are narrow: :data:`STACKED_MAX_WIDTH`); one call per step otherwise, or when the
+    states are not tuples of arrays or a stacked call fails (the per-step call then raises
+    the error a step would raise)."""
+    T, B = xs.shape[:2]
+
+    def one(j):
+        return step_jacobian(xs[j - 1], prev[j - 1])
+    if T - first < 1 or not all(isinstance(s, tuple) and all(isinstance(a, numpy.ndarray)
+                                                              for a in s)
+                                for s in prev[first - 1:T]):
+        return one
+    widths = [int(a[0].size) for a in prev[first - 1]] if B else []
+    S = sum(widths)
+    per_call = max(1, JACOBIAN_BATCH // max(1, B * S * S))
+    if per_call < 2 or not _stackable(B, widths + [int(numpy.prod(xs.shape[2:]))]):
+        return one
+    done: dict = {}
+
+    def batched(j):
+        i = (j - first) // per_call
+        if i not in done:
+            lo = first + i * per_call                       # steps lo .. hi - 1
+            hi = min(T + 1, lo + per_call)
+            try:
+                state = tuple(numpy.concatenate(parts, axis=0) for parts in zip(*prev[lo - 1:hi - 1]))
+                J = numpy.asarray(step_jacobian(
+                    xs[lo - 1:hi - 1].reshape(((hi - lo) * B,) + xs.shape[2:]), state))
+                J = J.reshape((hi - lo, B) + J.shape[1:]) if J.ndim == 3 \
+                    and J.shape[0] == (hi - lo) * B else None
+            except (ValueError, FloatingPointError, ArithmeticError):
+                J = None
+            done.clear()                                     # accumulate goes from T down
+            done[i] = (lo, J)
+        lo, J = done[i]
+        return one(j) if J is None else J[j - lo]
+    return batched
 
 
 def _state_shape(kern, state, H) -> tuple:

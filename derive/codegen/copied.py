@@ -4,9 +4,11 @@ top-level imports."""
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 
+@lru_cache(maxsize=None)
 def module_body(module) -> str:
     """A module's source without its docstring and its top-level imports (copied verbatim:
 the generated module imports numpy once and holds copies of what the others provide)."""

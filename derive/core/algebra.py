@@ -18,6 +18,7 @@ from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix, ZeroMatrix
 from derive.core.binary import Binary
 # the constructors, re-exported: the engine's modules import them from here
 from derive.core.build import add, diag, hadamard, matmul, ones, scale, transpose  # noqa: F401
+from derive.core.factoring import factor_list
 from derive.core.matrixstate import Factor, MatTVec, MatVec, Outer
 from derive.core.ordering import atom_rank
 from derive.core.primitives import Elementwise, Reciprocal
@@ -83,7 +84,15 @@ class VecPoly:
 
     @classmethod
     def from_expr(cls, e) -> "VecPoly":
-        """Expand a vector expression into a Hadamard polynomial."""
+        """Expand a vector expression into a Hadamard polynomial (memoised: a pure function
+        of the expression's tree, and VecPolys are immutable)."""
+        hit = _FROM_EXPR.get(e)
+        if hit is None:
+            hit = _FROM_EXPR[e] = cls._from_expr(e)
+        return hit
+
+    @classmethod
+    def _from_expr(cls, e) -> "VecPoly":
         if isinstance(e, MatAdd):
             out = cls.zero(e.shape)
             for a in e.args:
@@ -197,6 +206,9 @@ class VecPoly:
         return add([_monomial_expr(m, c, self.shape) for m, c in ordered], self.shape)
 
 
+_FROM_EXPR: dict = {}
+
+
 def _uncentred(p: VecPoly) -> VecPoly:
     """``p`` without its monomials ``s d`` (broadcast scalars times one centred vector d):
     under ``1^T`` they vanish, ``1^T (s d) = s 1^T d = 0``."""
@@ -306,7 +318,7 @@ def _polynomial_expr(poly: VecPoly, atoms):
         for a in m:
             exps[index[a]] += 1
         terms[tuple(exps)] = sympy.Rational(c.numerator, c.denominator)
-    coeff, factors = sympy.Poly.from_dict(terms, *syms, domain="QQ").factor_list()
+    coeff, factors = factor_list(sympy.Poly.from_dict(terms, *syms, domain="QQ"))
     return _assemble(sympy.Rational(coeff), [(f.as_expr(), k) for f, k in factors], [], to_atom,
                      poly.shape)
 

@@ -397,20 +397,17 @@ def _inline(bw: Backward) -> Backward:
     for p, v in bw.params.items():
         outputs[("param", p)] = v.to_expr() if isinstance(v, VecPoly) else v
     order = [d for d, _ in bw.assignments]
-
-    def uses(d):
-        n = 0
-        for e in list(exprs.values()) + list(outputs.values()):
-            n += _count(e, d)
-        return n
-
     changed = True
     while changed:
         changed = False
+        counts: dict = {}                       # every delta's uses, one pass over the trees
+        memo: dict = {}
+        for e in list(exprs.values()) + list(outputs.values()):
+            _count_symbols(e, counts, memo)
         for d in list(order):
             e = exprs[d]
             is_copy = isinstance(e, MatrixSymbol)
-            if is_copy or uses(d) == 1:
+            if is_copy or counts.get(d, 0) == 1:
                 sub = {d: e}
                 order.remove(d)
                 del exprs[d]
@@ -431,12 +428,37 @@ def _inline(bw: Backward) -> Backward:
 
 
 def _renorm(e):
-    if e.shape[1] == 1:
-        return VecPoly.from_expr(e).to_expr()
-    return e
+    """``e`` in the Hadamard normal form (vectors only): memoised, a pure function of the
+    tree (the same expression recurs at every substitution of :func:`_inline`)."""
+    if e.shape[1] != 1:
+        return e
+    hit = _RENORM.get(e)
+    if hit is None:
+        hit = _RENORM[e] = VecPoly.from_expr(e).to_expr()
+    return hit
 
 
-def _count(expr, sym) -> int:
-    if expr == sym:
-        return 1
-    return sum(_count(a, sym) for a in expr.args if hasattr(a, "args"))
+_RENORM: dict = {}
+
+
+def _count_symbols(expr, counts: dict, memo: dict) -> None:
+    """Add to ``counts`` how often each matrix symbol occurs in the tree of ``expr`` (every
+    occurrence, repeated subtrees counted each time they occur)."""
+    for sym, n in _symbol_counts(expr, memo).items():
+        counts[sym] = counts.get(sym, 0) + n
+
+
+def _symbol_counts(expr, memo: dict) -> dict:
+    hit = memo.get(expr)
+    if hit is not None:
+        return hit
+    if isinstance(expr, MatrixSymbol):
+        out = {expr: 1}
+    else:
+        out = {}
+        for a in expr.args:
+            if hasattr(a, "args"):
+                for sym, n in _symbol_counts(a, memo).items():
+                    out[sym] = out.get(sym, 0) + n
+    memo[expr] = out
+    return out

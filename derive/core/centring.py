@@ -26,6 +26,13 @@ def sums_to_zero(e) -> bool:
     poly = VecPoly.from_expr(e)
     if poly.is_zero():
         return False                   # a zero vector is not a quantity worth naming centred
+    if all(m and not (len(m) == 1 and isinstance(m[0], Broadcast)) for m, _ in poly.terms):
+        # every monomial sums to its own scalar atom 1^T m, and distinct monomials to distinct
+        # atoms: a sum of independent atoms with non-zero coefficients, never zero (the
+        # answer cancel gives below, without building it)
+        sums = [SumOf(VecPoly({m: 1}, e.shape).to_expr()) for m, _ in poly.terms]
+        if all(isinstance(a, SumOf) for a in sums) and len(set(sums)) == len(sums):
+            return False
     atoms: dict = {}
 
     def atom(a):

@@ -8,9 +8,11 @@ result}`` in the order of ``cells``. The files are the same bytes as a serial ru
 
 With ``jobs = N > 1`` (``--jobs``) the parent derives the cells one by one (the exporters'
 ``prepare``: derivations cached per cell, which a process forked afterwards inherits) and,
-after each cell, hands the cells derived so far and not yet handed out to a newly forked
-worker whenever fewer than N - 1 are running: so the kernels and experiments of the first
-cells run while the later cells are still being derived, and no worker derives a cell again.
+after each cell, hands the cells derived so far and not yet handed out (the first of them,
+up to about one expensive cell's work, :data:`BATCH_COST`) to a newly forked worker whenever
+fewer than N - 1 are running: so the kernels and experiments of the first cells run while the
+later cells are still being derived, no worker derives a cell again, and no worker is left
+with a long batch of expensive cells while the others have run out of work.
 Once every cell is derived, the rest go into a queue (a pipe of fixed-size records, each
 taken by exactly one reader, the most expensive cells first) for N - 1 new workers, and the
 parent drains it too once its own exporters (the article) are done, so the load balances
@@ -36,10 +38,14 @@ import pickle
 import select
 import signal
 
+from derive.core.reduction import SumOf
 from derive.export.figure_process import die_with_parent, send_result
 
 _RECORD = 2                                    # bytes per queued cell index
 MAX_JOBS = 4
+#: The largest :func:`cost` of the cells handed to a worker forked while the cells are still
+#: being derived (at least one cell): about one of the most expensive cells.
+BATCH_COST = 130
 
 
 def default_jobs() -> int:
@@ -54,11 +60,16 @@ def default_jobs() -> int:
 
 
 def cost(cell) -> int:
-    """A rough cost of a cell's tasks, for the queue order: its matrix parameters and
-    equations (the LSTM variants and the sLSTM before the RNNs)."""
+    """A rough cost of a cell's tasks, for the queue order: its matrix parameters, equations
+    and states (the LSTM variants and the sLSTM before the RNNs), and a reduction over the
+    units (a layer norm, a dot product: the gradient-flow experiment runs such a cell copy by
+    copy, the most expensive experiments, with the mLSTM and the gated DeltaNet among them)."""
     params = getattr(cell, "params", {})
     matrices = sum(1 for p in params.values() if getattr(p, "shape", (1, 1))[1] != 1)
-    return 4 * matrices + len(getattr(cell, "equations", ()))
+    equations = getattr(cell, "equations", ())
+    reduces = any(getattr(eq.rhs, "has", lambda _: False)(SumOf) for eq in equations)
+    return (4 * matrices + len(equations) + 10 * len(getattr(cell, "states", ()))
+            + 40 * reduces)
 
 
 class _Worker:
@@ -107,7 +118,14 @@ class Pool:
         names = {c.name for c in self.ready}
         if len(self.running) < self.workers_max and (self.lead_handed or
                                                      self.lead_names <= names):
-            batch, self.ready = self.ready, []
+            if self.lead_handed:                 # at most about one expensive cell's work:
+                n = 1                            # the rest waits for the next worker or
+                while n < len(self.ready) and \
+                        sum(cost(c) for c in self.ready[:n + 1]) <= BATCH_COST:
+                    n += 1                       # the queue (no long static batch at the end)
+            else:
+                n = len(self.ready)
+            batch, self.ready = self.ready[:n], self.ready[n:]
             self._fork(batch, None)
 
     def all_derived(self) -> None:

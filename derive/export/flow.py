@@ -329,9 +329,12 @@ def lead_cells(cells, options) -> list:
     proc = _FIGURE[-1] if _FIGURE else None
     if not figure_wanted(options) or proc is None or proc.request_fd is None:
         return []
-    recurrent = [cells[i] for i in range(len(cells)) if _has_recurrence(cells[i])]
-    drawn = [c for c in recurrent if c.name in FIGURE_CELLS] or recurrent
-    return [c.name for c in drawn]
+    # indexing, not iterating: no progress report; the cells outside FIGURE_CELLS are
+    # derived here only when none of FIGURE_CELLS is given (so the pool's first worker
+    # starts once the drawn cells are derived, not after every step Jacobian)
+    every = [cells[i] for i in range(len(cells))]
+    drawn = [c for c in every if c.name in FIGURE_CELLS and _has_recurrence(c)]
+    return [c.name for c in drawn or [c for c in every if _has_recurrence(c)]]
 
 
 def lead_done(results, options) -> None:

@@ -65,7 +65,32 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
 
     def breakable(self, expr, depth: int = 0) -> Breakable:
         """``expr`` with an allowed break before each ``+``/``-`` of its sums; anything
-        outside the vocabulary (a leaf, a printmethod, a SymPy node) is one flat piece."""
+        outside the vocabulary (a leaf, a printmethod, a SymPy node) is one flat piece.
+        Memoised per printer (a pure function of the expression, the depth and the
+        printer's settings; Breakables are immutable): the English and the Chinese article
+        print the same equations."""
+        memo = self.__dict__.setdefault("_breakables", {})
+        key = (expr, depth)
+        try:
+            hit = memo.get(key)
+        except TypeError:                       # an unhashable (mutable) matrix
+            return self._breakable(expr, depth)
+        if hit is None:
+            hit = memo[key] = self._breakable(expr, depth)
+        return hit
+
+    def doprint(self, expr):
+        """The one-line LaTeX of ``expr``, memoised per printer like :meth:`breakable`."""
+        memo = self.__dict__.setdefault("_printed", {})
+        try:
+            hit = memo.get(expr)
+        except TypeError:                       # an unhashable (mutable) matrix
+            return super().doprint(expr)
+        if hit is None:
+            hit = memo[expr] = super().doprint(expr)
+        return hit
+
+    def _breakable(self, expr, depth):
         own = getattr(self, "_break_" + type(expr).__name__, None)
         if own is not None:                 # a node of the vocabulary, printmethod or not
             return own(expr, depth)

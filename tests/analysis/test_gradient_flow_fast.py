@@ -105,3 +105,61 @@ def test_prepare_only_warms_caches():
     ef.prepare(cells, None)
     assert not runtime._CACHE
     assert ef.csv_text([gx.experiment(c) for c in cells]) == before
+
+
+@pytest.mark.parametrize("name", ["lnlstm", "mlstm", "lstm"])
+def test_jacobians_along_equal_the_per_step_jacobians_bit_for_bit(name):
+    kern = derive.kernels(name)
+    rng = numpy.random.default_rng(3)
+    params = kern.init_params(3, 4, rng=rng)
+    xs = rng.standard_normal((9, 2, 3))
+    step, jac = gf.bound_params(kern, params)
+    prev = gf.states_along(kern, params, xs, step=step)
+    along = gf.jacobians_along(jac, xs, prev, first=2)
+    for j in range(9, 1, -1):
+        assert numpy.array_equal(along(j), jac(xs[j - 1], prev[j - 1]))
+
+
+@pytest.mark.parametrize("name", ["lnlstm", "mlstm", "gru"])
+def test_states_along_in_one_driver_call_equal_the_steps_bit_for_bit(name):
+    kern = derive.kernels(name)
+    rng = numpy.random.default_rng(5)
+    params = kern.init_params(3, 4, rng=rng)
+    xs = rng.standard_normal((7, 2, 3))
+    step, _ = gf.bound_params(kern, params)
+    fast = gf.states_along(kern, params, xs, step=step)
+    slow = gf.states_along(kern, params, xs, step=lambda x, s: step(x, s))
+    assert len(fast) == len(slow) == 7
+    for a, b in zip(fast, slow):
+        for u, v in zip(a, b):
+            assert numpy.array_equal(u, v)
+
+
+def test_states_along_keeps_the_step_error_for_a_state_that_overflows():
+    kern = derive.kernels("rnn_relu")
+    params = kern.init_params(3, 4, rng=numpy.random.default_rng(0))
+    params = {**params, "W_hh": numpy.eye(4) * 1e200}
+    xs = numpy.full((6, 1, 3), 1e200)
+    step, _ = gf.bound_params(kern, params)
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(ValueError) as want:
+            gf.states_along(kern, params, xs, step=lambda x, s: step(x, s))
+        with pytest.raises(ValueError) as got:
+            gf.states_along(kern, params, xs, step=step)
+    assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("B,D", [(1, 3), (3, 64)])
+def test_one_sequence_or_a_wide_input_goes_step_by_step_bit_for_bit(B, D):
+    """Stacked rows keep their bits only for narrow products of several rows (BLAS)."""
+    kern = derive.kernels("lstm")
+    rng = numpy.random.default_rng(11)
+    params = kern.init_params(D, 4, rng=rng)
+    xs = rng.standard_normal((6, B, D))
+    step, jac = gf.bound_params(kern, params)
+    fast = gf.states_along(kern, params, xs, step=step)
+    slow = gf.states_along(kern, params, xs, step=lambda x, s: step(x, s))
+    along = gf.jacobians_along(jac, xs, fast)
+    for j in range(6, 0, -1):
+        assert all(numpy.array_equal(u, v) for u, v in zip(fast[j - 1], slow[j - 1]))
+        assert numpy.array_equal(along(j), jac(xs[j - 1], slow[j - 1]))
