@@ -61,3 +61,14 @@ def split_states(a, shapes):
     ends = numpy.cumsum([0] + [int(numpy.prod(s[1:])) for s in shapes])
     return tuple(a[:, ends[i]:ends[i + 1]].reshape((a.shape[0],) + tuple(s[1:]))
                  for i, s in enumerate(shapes))
+
+
+def sympy_budget() -> float:
+    """Seconds one SymPy comparison of a backward output may take before it is left out (the
+    outputs measured slower are listed beside their tests): RNN_CALCULUS_SLOW_SYMPY=1 runs them
+    all; RNN_CALCULUS_SYMPY_BUDGET=N those measured at N s or less (.ci/run sets 120: every one
+    but Gated DeltaNet's delta x); by default none of the listed ones."""
+    import os
+    if os.environ.get("RNN_CALCULUS_SLOW_SYMPY") == "1":
+        return float("inf")
+    return float(os.environ.get("RNN_CALCULUS_SYMPY_BUDGET", "0"))

@@ -88,26 +88,30 @@ def expand_dependent(cell, e, deps, keep=()):
     return e.xreplace(sub) if sub else e
 
 
+def _state_of(e, deps):
+    """The first state ``e`` depends on (through a previous state or a named value), else None."""
+    for sym in e.atoms(MatrixSymbol):
+        if isinstance(sym, PrevState):
+            return sym.state
+        if isinstance(sym, Var) and deps.get(sym.name):
+            return sorted(deps[sym.name])[0]
+    return None
+
+
 def _dependent_atom(poly: VecPoly, deps):
     """(atom, state) of the first atom of ``poly`` that depends on a state, else None."""
     for m, _ in poly.terms:
         for atom in m:
-            for sym in atom.atoms(MatrixSymbol):
-                if isinstance(sym, PrevState):
-                    return atom, sym.state
-                if isinstance(sym, Var) and deps.get(sym.name):
-                    return atom, sorted(deps[sym.name])[0]
+            st = _state_of(atom, deps)
+            if st is not None:
+                return atom, st
     return None
 
 
 def _dependent_factor(f, deps):
     """(f, state) when the matrix factor ``f`` depends on a state, else None."""
-    for sym in f.atoms(MatrixSymbol):
-        if isinstance(sym, PrevState):
-            return f, sym.state
-        if isinstance(sym, Var) and deps.get(sym.name):
-            return f, sorted(deps[sym.name])[0]
-    return None
+    st = _state_of(f, deps)
+    return None if st is None else (f, st)
 
 
 def affine_form(cell) -> AffineForm:

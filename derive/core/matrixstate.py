@@ -25,10 +25,18 @@ from sympy.matrices.expressions import MatrixExpr
 
 
 
+def superscript_base(base: str) -> str:
+    r"""``base`` ready for a superscript of its own: as it is, or, when it carries one
+    (``k^{t}`` in the notation that writes the time index on top, ``\tilde{r}^{i}``), braced
+    (TeX refuses a double superscript) and ended by an empty group (amsmath's accents look
+    past the closing brace for scripts: ``{\tilde{r}^{i}}^\top`` is a double superscript,
+    ``{\tilde{r}^{i}{}}^\top`` is not)."""
+    return "{%s{}}" % base if "^" in base else base
+
+
 def transposed_latex(base: str) -> str:
-    r"""``base^\top``, braced when ``base`` carries a superscript itself (``{k^{t}}^\top`` in
-    the notation that writes the time index on top): TeX refuses a double superscript."""
-    return (r"{%s}^\top" if "^" in base else r"%s^\top") % base
+    r"""``base^\top`` (``base`` braced when it carries a superscript: :func:`superscript_base`)."""
+    return superscript_base(base) + r"^\top"
 
 
 def _size(e):
@@ -148,7 +156,7 @@ class Factor(MatrixExpr):
 
     def _latex(self, printer):
         a = printer._print(self.a)
-        return self.tex % (a if "%s^\\top" not in self.tex or "^" not in a else "{%s}" % a)
+        return self.tex % (a if "%s^\\top" not in self.tex else superscript_base(a))
 
     _project_latex = _latex
 

@@ -32,7 +32,7 @@ from derive.printing.latex_layout import (LINE_WIDTH, PRODUCT_BREAK, Breakable, 
                                           align_env, aligned_env, layout_rhs, visual_width)
 from derive.printing.notation import T, Namer
 from derive.printing.precedence import PRODUCT, needs_parens, precedence, split_sign
-from derive.core.matrixstate import transposed_latex
+from derive.core.matrixstate import superscript_base, transposed_latex
 from derive.core.reduction import COMPOUND
 from derive.core.symbols import Var, register_latex
 from derive.printing.text import ConstantMatricesMixin, hadamard_factors
@@ -209,8 +209,8 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             s = self._print(u)
             if needs_parens(u, HadamardProduct):
                 s = "(%s)" % s
-            elif k > 1 and "^" in s:
-                s = "{%s}" % s
+            elif k > 1:
+                s = superscript_base(s)
             out.append(s if k == 1 else "%s^{%d}" % (s, k))
         return r" \odot ".join(out)
 
@@ -253,10 +253,8 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
     def _break_Transpose(self, expr, depth):
         arg = expr.arg
         if isinstance(arg, MatrixSymbol):
-            s = self._print(arg)
-            if "^" in s:            # x^{t} (Greff's notation) needs a group before ^{\top}
-                s = "{%s}" % s
-            return Breakable.of(s + r"^{\top}")
+            # x^{t} (Greff's notation) needs a group before ^{\top}
+            return Breakable.of(superscript_base(self._print(arg)) + r"^{\top}")
         return "(" + Breakable.of(self.breakable(arg, depth).flat()) + r")^{\top}"
 
     def _break_Elementwise(self, expr, depth):

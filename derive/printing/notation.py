@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from derive.core.symbols import name_inverse, prev_name
+from derive.core.matrixstate import superscript_base
 
 
 class NotationError(ValueError):
@@ -219,9 +220,8 @@ class Namer:
         """``body`` at step ``time`` (a SymPy expression such as t, t-1, k+1)."""
         idx = index_latex(time)
         if self.map.time == "sup":
-            if "^" in body:                       # x^{\mathrm{re}} at t -> {x^{\mathrm{re}}}^{t}
-                body = "{%s}" % body
-            return "%s^{%s}" % (body, idx)
+            # x^{\mathrm{re}} at t -> {x^{\mathrm{re}}{}}^{t}
+            return "%s^{%s}" % (superscript_base(body), idx)
         m = re.fullmatch(r"(.*)_\{([^{}]*)\}", body)
         if m:                                   # W_{xn} at t -> W_{xn,t}
             return "%s_{%s,%s}" % (m.group(1), m.group(2), idx)

@@ -6,7 +6,6 @@ written here as specs (the one definition); no formula of a derivative is typed.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy
@@ -14,6 +13,7 @@ import pytest
 import sympy
 
 import derive
+from conftest import sympy_budget
 from derive.spec.tables import SpecError
 from verify.explicit import entries_equal, expand
 from verify.oracles import evaluate, fd_gradient, fd_jacobian
@@ -131,8 +131,8 @@ def test_vjps_match_sympy(request, cellname):
 
 
 #: lnlstm's backward outputs whose SymPy comparison at n = 2 takes over 10 s each (seconds,
-#: measured under pytest on the shared 2-core machine): left out unless
-#: RNN_CALCULUS_SLOW_SYMPY=1. Their entries carry the square roots of several layer norms and
+#: measured under pytest on the shared 2-core machine): left out unless the budget allows them
+#: (conftest.sympy_budget: RNN_CALCULUS_SLOW_SYMPY=1, or .ci/run's RNN_CALCULUS_SYMPY_BUDGET). Their entries carry the square roots of several layer norms and
 #: their powers, and the comparison falls through to ``cancel``. They are covered numerically
 #: (torch autograd: test_lnlstm_example_against_torch_autograd; central differences of the
 #: kernels).
@@ -142,9 +142,8 @@ LNLSTM_SLOW_SYMPY = {"h_prev": 38, "x": 49, "W_hi": 12, "W_xi": 14, "W_hf": 11, 
 def _lnlstm_keys():
     c = derive.cell("lnlstm")
     every = ([(s, f"{s}_prev") for s in c.states] + [("x", "x")] + [(q, q) for q in c.params])
-    if os.environ.get("RNN_CALCULUS_SLOW_SYMPY") == "1":
-        return every
-    return [w for w in every if w[1] not in LNLSTM_SLOW_SYMPY]
+    budget = sympy_budget()
+    return [w for w in every if LNLSTM_SLOW_SYMPY.get(w[1], 0) <= budget]
 
 
 @pytest.mark.parametrize("wrt,key", _lnlstm_keys())

@@ -230,7 +230,7 @@ def test_greff_notation():
     assert g("W_xc") == "W_{z}" and g("g") == "z^{t}" and g("h") == "y^{t}"
     assert g("h_prev") == "y^{t-1}" and g("c_prev") == "c^{t-1}" and g("x") == "x^{t}"
     text = exported("greff")["latex/lstm_peephole.tex"]
-    assert "{x^{t}}^{\\top}" in text          # transposed superscripted symbol is grouped
+    assert "{x^{t}{}}^{\\top}" in text        # transposed superscripted symbol is grouped
     # the RNN cells have no Greff names: only the time index moves up
     r = derive.cell("rnn_tanh")
     assert expr_latex(r.symbol("W_hh"), cell=r, notation="greff") == "W_{hh}"
@@ -317,3 +317,12 @@ def test_committed_snippets_equal_the_printer_output():
     files = exported()
     for path, text in files.items():
         assert (out / path).read_text(encoding="utf-8") == text, path
+
+
+def test_a_superscripted_base_is_grouped_and_closed_before_another_superscript():
+    """{\\tilde{r}^{i}}^\\top is a double superscript for TeX with amsmath (its accents look past
+    the closing brace for scripts); an empty group ends the base: {\\tilde{r}^{i}{}}^\\top."""
+    from derive.core.matrixstate import superscript_base, transposed_latex
+    assert superscript_base(r"\tilde{r}^{i}_t") == r"{\tilde{r}^{i}_t{}}"
+    assert superscript_base(r"\tilde{r}_t") == r"\tilde{r}_t"
+    assert transposed_latex(r"\tilde{r}^{i}_t") == r"{\tilde{r}^{i}_t{}}^\top"
