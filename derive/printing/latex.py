@@ -33,7 +33,7 @@ from derive.printing.latex_layout import (LINE_WIDTH, PRODUCT_BREAK, Breakable, 
 from derive.printing.notation import T, Namer
 from derive.printing.precedence import PRODUCT, needs_parens, precedence, split_sign
 from derive.core.matrixstate import superscript_base, transposed_latex
-from derive.core.reduction import COMPOUND
+from derive.core.reduction import COMPOUND, is_batch_scalar
 from derive.core.symbols import Var, register_latex
 from derive.printing.text import ConstantMatricesMixin, hadamard_factors
 
@@ -173,27 +173,35 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         den = [a.arg for a in factors if isinstance(a, Reciprocal)]
         num = [a for a in factors if not isinstance(a, Reciprocal)]
         if not den:
-            return self._hadamard_join([self._operand(a, depth) for a in num], depth)
+            return self._hadamard_join([self._operand(a, depth) for a in num], depth,
+                                       [_is_scalar_factor(a) for a in num])
         bottom = self._denominator(den)
         if len(num) == 1 and precedence(num[0]) < PRODUCT:
             top = self.breakable(num[0], depth).flat()            # a lone sum: no parentheses
         else:
-            top = r" \odot ".join(self._operand(a, depth).flat() for a in num) or "1"
+            top = self._hadamard_join([self._operand(a, depth) for a in num], depth,
+                                      [_is_scalar_factor(a) for a in num]).flat() if num else "1"
         if visual_width(top) <= LINE_WIDTH / 2:
             return Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
         inside = [a for a in num if precedence(a) >= PRODUCT]
         after = [a for a in num if precedence(a) < PRODUCT]       # sums, where a line may break
-        top = r" \odot ".join(self._operand(a, depth).flat() for a in inside) or "1"
+        top = self._hadamard_join([self._operand(a, depth) for a in inside], depth,
+                                  [_is_scalar_factor(a) for a in inside]).flat() if inside else "1"
         frac = Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
         return self._hadamard_join([frac] + [self._operand(a, depth) for a in after], depth)
 
     @staticmethod
-    def _hadamard_join(operands, depth) -> Breakable:
+    def _hadamard_join(operands, depth, scalar=None) -> Breakable:
         """``a \\odot b \\odot ...`` with a last-resort break before each ``\\odot`` (the
-        continuation line starts with it, as with ``+``)."""
-        out = operands[0]
-        for x in operands[1:]:
-            out = out.then(depth + PRODUCT_BREAK, r" \odot " + x)
+        continuation line starts with it, as with ``+``). The operands flagged ``scalar`` (one
+        number per batch row) go first, written without the sign, as the papers write a
+        scalar times a vector: ``\\alpha_t \\beta_t k_t``, ``f'_t C_{t-1}``."""
+        scalar = list(scalar or [False] * len(operands))
+        order = sorted(range(len(operands)), key=lambda k: not scalar[k])     # scalars first
+        out = operands[order[0]]
+        for prev, k in zip(order, order[1:]):
+            sep = " " if scalar[prev] else r" \odot "     # after a scalar: juxtaposition
+            out = out.then(depth + PRODUCT_BREAK, sep + operands[k])
         return out
 
     def _denominator(self, factors) -> str:
@@ -212,7 +220,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             elif k > 1:
                 s = superscript_base(s)
             out.append(s if k == 1 else "%s^{%d}" % (s, k))
-        return r" \odot ".join(out)
+        return (" " if all(map(_is_scalar_factor, counts)) else r" \odot ").join(out)
 
     def _break_SumOf(self, expr, depth):
         """``u^\\top v`` for a dot product, else ``\\mathbf{1}^\\top v`` (v bracketed unless
@@ -347,3 +355,11 @@ def _symbol_latex(sym) -> str:
 
 register_latex(_symbol_latex)
 register_display(lambda cell: "$$" + cell_equations_latex(cell) + "$$")
+
+
+def _is_scalar_factor(a) -> bool:
+    """One number per batch row (a 1 x 1 value or a broadcast one): in a product with
+    vectors it is written in front, without the Hadamard sign."""
+    from sympy import MatrixSymbol
+    return is_batch_scalar(a) or (not isinstance(a, MatrixSymbol) and bool(a.atoms(MatrixSymbol))
+                                  and all(m.shape == (1, 1) for m in a.atoms(MatrixSymbol)))
