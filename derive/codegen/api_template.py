@@ -95,7 +95,7 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, 
         ds = _zero_state(STATE, B, dims["H"], dt, STATE_SHAPES)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt, STATE_SHAPES)
-    chunk = _check_chunk(chunk)
+    chunk = _check_chunk(chunk if chunk is not None else cache.get("chunk"))  # the forward's
     if held:
         _check_held(method, ds)
         grads, dstate0, dxs = _held_backward(p, cache, dhs, ds, bool(return_dxs))

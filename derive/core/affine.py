@@ -24,7 +24,8 @@ from sympy import MatrixSymbol, ZeroMatrix
 
 from derive.core.algebra import VecPoly
 from derive.core.cell import CellError
-from derive.core.symbols import PrevState, Var
+from derive.core.reduction import is_row_scalar
+from derive.core.symbols import DIMS, PrevState, Var
 
 
 #: How messages print an expression; the printing layer registers its text printer here
@@ -42,6 +43,11 @@ def text_of(e) -> str:
 
 class NotAffine(CellError):
     """The cell's update is not affine in its state (or its A_t is not diagonal)."""
+
+
+class NotDiagonal(NotAffine):
+    """The update is affine as far as the diagonal form can tell, but a block of A_t has a
+    matrix factor (the matrix form, :func:`right_affine_form`, may still apply)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,7 @@ def affine_form(cell) -> AffineForm:
                                     f"d{s}_t/d{r}_(t-1) contains {text_of(atom)}, which "
                                     f"depends on {st}_(t-1)")
                 if term.chain:
-                    raise NotAffine(f"cell {cell.name!r}: d{s}_t/d{r}_(t-1) = "
+                    raise NotDiagonal(f"cell {cell.name!r}: d{s}_t/d{r}_(t-1) = "
                                     f"{text_of(lm.to_expr())} is not diagonal (a matrix factor "
                                     f"{text_of(term.chain[0])}); only diagonal A_t is supported")
             if lm.terms:
@@ -198,11 +204,8 @@ def _right_factor(chain, n):
 
 
 def _is_scalar(poly: VecPoly) -> bool:
-    """Every atom of ``poly`` is one number per batch row: a broadcast scalar, a 1 x 1
-    expression, or a product of 1 x 1 leaves."""
-    from derive.core.reduction import is_batch_scalar
-    return all(is_batch_scalar(a) or all(sym.shape == (1, 1) for sym in a.atoms(MatrixSymbol))
-               for m, _ in poly.terms for a in m)
+    """Every atom of ``poly`` is one number per batch row (:func:`is_row_scalar`)."""
+    return all(is_row_scalar(a) for m, _ in poly.terms for a in m)
 
 
 def right_affine_form(cell) -> RightAffineForm:
@@ -210,7 +213,6 @@ def right_affine_form(cell) -> RightAffineForm:
     step reads back anything but one H x H matrix state, or its self block depends on a
     state or is not a right multiplication. A block free of every state is constant in the
     state, so the update is exactly affine in it (the Jacobian of the derived equation)."""
-    from sympy import sqrt as ssqrt
     deps = state_dependent(cell)
     read = [s for s in cell.states
             if any(cell.prev[s] in eq.rhs.atoms(MatrixSymbol) for eq in cell.equations)]
@@ -218,10 +220,9 @@ def right_affine_form(cell) -> RightAffineForm:
         raise NotAffine(f"cell {cell.name!r}: the step reads back {len(read)} states "
                         f"({', '.join(read) or 'none'}); a matrix scan takes exactly one")
     s = read[0]
-    rows = cell.state_shapes[s][0]
-    n = ssqrt(rows)
-    if cell.state_shapes[s][1] != 1 or not (n ** 2 == rows and n != 1 and not n.is_Pow):
+    if s not in cell.matrix_states():
         raise NotAffine(f"cell {cell.name!r}: state {s} is not an H x H matrix")
+    n = DIMS["H"]
     lm = cell.jacobian_linmap(s, s)
     parts = []
     for term in lm.terms:
@@ -251,9 +252,7 @@ def scan_form(cell):
     exists (the matrix form's reason when only a non-diagonal block stood in the way)."""
     try:
         return affine_form(cell)
-    except NotAffine as exc:
-        if "not diagonal" not in str(exc):
-            raise
+    except NotDiagonal as exc:
         try:
             return right_affine_form(cell)
         except NotAffine as exc2:

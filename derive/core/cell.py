@@ -261,6 +261,17 @@ class Cell:
         t = Tangent.of(wrt, *self.state_shapes[wrt])
         return t, self.jacobian_linmap(of, wrt).apply(VecPoly.atom(t)).to_expr()
 
+    def jacobian_maps(self) -> dict:
+        """{(of, wrt): :meth:`jacobian_map`} for every nonzero step-Jacobian block whose
+        tangent is a matrix state: the blocks the documents also print as maps (derived once)."""
+        return self._jacobian_maps
+
+    @cached_property
+    def _jacobian_maps(self) -> dict:
+        matrix = self.matrix_states()
+        return {(s, r): self.jacobian_map(s, r) for s in self.states for r in matrix
+                if self.jacobian_linmap(s, r).terms}
+
     def holding(self, *states) -> "Cell":
         """The same cell whose :meth:`backward` treats the given states as constants
         (stop-gradient): no cotangent enters their equations or their previous values. The

@@ -18,7 +18,7 @@ the non-diagonal Jacobians of layer norm are made of.
 from __future__ import annotations
 
 import sympy
-from sympy import HadamardProduct, MatAdd, MatMul
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
 from sympy.matrices.expressions import MatrixExpr
 
 from derive.core.matrixstate import MatTVec, MatVec, Outer
@@ -153,3 +153,10 @@ def is_batch_scalar(e) -> bool:
     """Whether e is a (B, 1) array in the kernels: a 1 x 1 expression or a broadcast scalar
     (NumPy broadcasts it against the (B, n) vectors it meets)."""
     return isinstance(e, Broadcast) or is_scalar(e)
+
+
+def is_row_scalar(e) -> bool:
+    """Whether e is one number per batch row: :func:`is_batch_scalar`, or built from 1 x 1
+    leaves only (a Hadamard product of scalar gates, which SymPy may give a vector shape)."""
+    leaves = e.atoms(MatrixSymbol)
+    return is_batch_scalar(e) or (bool(leaves) and all(tuple(m.shape) == (1, 1) for m in leaves))

@@ -85,12 +85,12 @@ def forward_eqs(cell, notation=None) -> list:
 
 def jacobian_eqs(ctx) -> list:
     out = []
-    matrix = ctx.cell.matrix_states()
+    maps = ctx.cell.jacobian_maps()
     for (s, r), block in ctx.cell.step_jacobian().items():
         lhs = r"\frac{\partial %s}{\partial %s}" % (ctx.state(s), ctx.prev(r))
         out.append(Eq(lhs, ctx.rhs(block), ctx.label("J_%s_%s" % (s, r))))
-        if r in matrix and ctx.cell.jacobian_linmap(s, r).terms:
-            t, image = ctx.cell.jacobian_map(s, r)     # the block as the map the papers write
+        if (s, r) in maps:                             # the block as the map the papers write
+            t, image = maps[s, r]
             out.append(Eq(lhs + r"\colon\ " + ctx.p(t), ctx.rhs(image),
                           ctx.label("Jmap_%s_%s" % (s, r)), rel=r"\mapsto"))
     return out

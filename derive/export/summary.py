@@ -20,11 +20,11 @@ def summary(cell) -> str:
         lines += ["", "Readout:"]
         lines += [f"  {eq.lhs.name} = {text(eq.rhs)}" for eq in cell.readout]
     lines += ["", "Step Jacobian blocks d s_t / d s'_{t-1} (numerator layout):"]
-    matrix = cell.matrix_states()
+    maps = cell.jacobian_maps()
     for (s, r), block in cell.step_jacobian().items():
         lines.append(f"  d{s}/d{r}_prev = {text(block)}")
-        if r in matrix and cell.jacobian_linmap(s, r).terms:   # as the map the papers write
-            t, image = cell.jacobian_map(s, r)
+        if (s, r) in maps:                                     # as the map the papers write
+            t, image = maps[s, r]
             lines.append(f"    as a linear map: {t.name} ↦ {text(image)}")
     bw = cell.backward()
     lines += ["", "Backward step (Delta_s = gradient reaching s_t from outside the step):"]

@@ -33,7 +33,7 @@ from derive.printing.latex_layout import (LINE_WIDTH, PRODUCT_BREAK, Breakable, 
 from derive.printing.notation import T, Namer
 from derive.printing.precedence import PRODUCT, needs_parens, precedence, split_sign
 from derive.core.matrixstate import superscript_base, transposed_latex
-from derive.core.reduction import COMPOUND, is_batch_scalar
+from derive.core.reduction import COMPOUND, is_row_scalar
 from derive.core.symbols import Var, register_latex
 from derive.printing.text import ConstantMatricesMixin, hadamard_factors
 
@@ -173,22 +173,24 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
         den = [a.arg for a in factors if isinstance(a, Reciprocal)]
         num = [a for a in factors if not isinstance(a, Reciprocal)]
         if not den:
-            return self._hadamard_join([self._operand(a, depth) for a in num], depth,
-                                       [_is_scalar_factor(a) for a in num])
+            return self._factors_join(num, depth)
         bottom = self._denominator(den)
         if len(num) == 1 and precedence(num[0]) < PRODUCT:
             top = self.breakable(num[0], depth).flat()            # a lone sum: no parentheses
         else:
-            top = self._hadamard_join([self._operand(a, depth) for a in num], depth,
-                                      [_is_scalar_factor(a) for a in num]).flat() if num else "1"
+            top = self._factors_join(num, depth).flat() if num else "1"
         if visual_width(top) <= LINE_WIDTH / 2:
             return Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
         inside = [a for a in num if precedence(a) >= PRODUCT]
         after = [a for a in num if precedence(a) < PRODUCT]       # sums, where a line may break
-        top = self._hadamard_join([self._operand(a, depth) for a in inside], depth,
-                                  [_is_scalar_factor(a) for a in inside]).flat() if inside else "1"
+        top = self._factors_join(inside, depth).flat() if inside else "1"
         frac = Breakable.of(r"\frac{%s}{%s}" % (top, bottom))
         return self._hadamard_join([frac] + [self._operand(a, depth) for a in after], depth)
+
+    def _factors_join(self, factors, depth) -> Breakable:
+        """The Hadamard product of ``factors`` (:meth:`_hadamard_join`, scalars flagged)."""
+        return self._hadamard_join([self._operand(a, depth) for a in factors], depth,
+                                   [is_row_scalar(a) for a in factors])
 
     @staticmethod
     def _hadamard_join(operands, depth, scalar=None) -> Breakable:
@@ -220,7 +222,7 @@ class ProjectLatexPrinter(ConstantMatricesMixin, LatexPrinter):
             elif k > 1:
                 s = superscript_base(s)
             out.append(s if k == 1 else "%s^{%d}" % (s, k))
-        return (" " if all(map(_is_scalar_factor, counts)) else r" \odot ").join(out)
+        return (" " if all(map(is_row_scalar, counts)) else r" \odot ").join(out)
 
     def _break_SumOf(self, expr, depth):
         """``u^\\top v`` for a dot product, else ``\\mathbf{1}^\\top v`` (v bracketed unless
@@ -355,11 +357,3 @@ def _symbol_latex(sym) -> str:
 
 register_latex(_symbol_latex)
 register_display(lambda cell: "$$" + cell_equations_latex(cell) + "$$")
-
-
-def _is_scalar_factor(a) -> bool:
-    """One number per batch row (a 1 x 1 value or a broadcast one): in a product with
-    vectors it is written in front, without the Hadamard sign."""
-    from sympy import MatrixSymbol
-    return is_batch_scalar(a) or (not isinstance(a, MatrixSymbol) and bool(a.atoms(MatrixSymbol))
-                                  and all(m.shape == (1, 1) for m in a.atoms(MatrixSymbol)))

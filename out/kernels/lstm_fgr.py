@@ -720,12 +720,19 @@ def _affine_scan_reverse(A, g, ds, out, chunk=None):
 # -- the chunked scan of a matrix state: S_t = S_{t-1} M_t + B_t ----------------------------
 
 def _chunk_size(T, chunk):
-    """The chunk length K: ``chunk`` (checked: an int >= 1), by default ceil(sqrt(T))."""
-    if chunk is None:
-        return max(1, int(numpy.ceil(numpy.sqrt(T))))
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, numpy.integer)) or chunk < 1:
-        raise ValueError(f"chunk: must be a positive integer or None, got {chunk!r}")
-    return int(chunk)
+    """The chunk length K: ``chunk`` (checked by the API: None or an int >= 1), by default
+    ceil(sqrt(T))."""
+    return int(chunk) if chunk is not None else max(1, int(numpy.ceil(numpy.sqrt(T))))
+
+
+def _side(width):
+    """n for a matrix state held as its n^2-vector of ``width`` entries."""
+    return int(numpy.sqrt(width) + 0.5)
+
+
+def _per_step(KEPT):
+    """The kept values with a value per step (their dims start with T), not constants."""
+    return {name for name, spec in KEPT.items() if spec[:1] == ("T",)}
 
 
 def _to_chunks(a, n, K, extra=0):
@@ -745,27 +752,19 @@ def _from_chunks(a, n, B):
 def _chunk_caches(c, n, K, KEPT):
     """A forward cache cut into (the n full chunks of K steps batched chunk-major, the tail):
     two caches of the loop's form, the tail None when K divides T."""
-    xs, T = c["xs"], c["xs"].shape[0]
-    per_step = {name for name, spec in KEPT.items() if spec[:1] == ("T",)}
-    out = []
-    if n:
-        out.append(dict(c, xs=_to_chunks(xs, n, K), S=tuple(_to_chunks(s, n, K, 1) for s in c["S"]),
-                        V={k: (_to_chunks(v, n, K) if k in per_step else v) for k, v in c["V"].items()}))
-    else:
-        out.append(None)
-    if T > n * K:
-        a = n * K
-        out.append(dict(c, xs=xs[a:], S=tuple(s[a:] for s in c["S"]),
-                        V={k: (v[a:] if k in per_step else v) for k, v in c["V"].items()}))
-    else:
-        out.append(None)
-    return out
+    xs, T, a = c["xs"], c["xs"].shape[0], n * K
+    per_step = _per_step(KEPT)
+    full = dict(c, xs=_to_chunks(xs, n, K), S=tuple(_to_chunks(s, n, K, 1) for s in c["S"]),
+                V={k: (_to_chunks(v, n, K) if k in per_step else v) for k, v in c["V"].items()})
+    tail = dict(c, xs=xs[a:], S=tuple(s[a:] for s in c["S"]),
+                V={k: (v[a:] if k in per_step else v) for k, v in c["V"].items()})
+    return [full if n else None, tail if T > a else None]
 
 
 def _join_chunks(parts, s0, n, B, KEPT):
     """One forward cache (the loop's form) from the caches of the batched full chunks and the
     tail (either may be None), the states from s0 on."""
-    per_step = {name for name, spec in KEPT.items() if spec[:1] == ("T",)}
+    per_step = _per_step(KEPT)
     full, tail = parts
     some = full or tail
 
@@ -784,7 +783,7 @@ def _compositions(jvp_at, p, c, r, widths):
     at a time by the cell's derived JVP at each step (the map dS -> dS M_t reads only the
     stored state-free values; the other states' tangents are 0)."""
     N, K = c["xs"].shape[1], c["xs"].shape[0]
-    H = int(numpy.sqrt(widths[r]) + 0.5)
+    H = _side(widths[r])
     dt = c["xs"].dtype
     zeros = tuple(numpy.zeros((N, w), dt) for w in widths)
     P = numpy.broadcast_to(numpy.eye(H, dtype=dt).reshape(1, H * H), (N, H * H)).copy()
@@ -808,11 +807,11 @@ def _right_scan_forward(fwd, jvp_at, KEPT, p, xs, s0, r, chunk=None):
     dt = s0[r].dtype
     widths = tuple(s.shape[1] for s in s0)
     width = widths[r]
-    H = int(numpy.sqrt(width) + 0.5)
+    H = _side(width)
     C = n + (rest > 0)
     starts = [s0[r].reshape(B, H, H)]
     if C > 1:
-        m = C - 1 if not rest else n                   # the full chunks followed by another
+        m = C - 1                                      # the full chunks followed by another
         X = _to_chunks(xs, m, K)
         zero = tuple(numpy.zeros((m * B, s.shape[1]), dt) for s in s0)
         c1 = fwd(p, X, zero)
@@ -843,14 +842,14 @@ def _right_scan_backward(bwd, jvp_at, KEPT, p, c, dhs, ds, want_dx, r, chunk=Non
     the loop's values (the loop's, or this scan's)."""
     xs = c["xs"]
     T, B = xs.shape[:2]
-    K = _chunk_size(T, chunk if chunk is not None else c.get("chunk"))
+    K = _chunk_size(T, chunk)
     if T == 0:
         return bwd(p, c, dhs, ds, want_dx)
     n, rest = divmod(T, K)
     dt = ds[r].dtype
     widths = tuple(s.shape[1] for s in ds)
     width = widths[r]
-    H = int(numpy.sqrt(width) + 0.5)
+    H = _side(width)
     C = n + (rest > 0)
     full, tail = _chunk_caches(c, n, K, KEPT)
     dh = [_to_chunks(dhs, n, K) if n else None, dhs[n * K:] if rest else None]
@@ -1306,7 +1305,7 @@ def backward(params, cache, dhs, dstate=None, *, return_dxs=False, method=None, 
         ds = _zero_state(STATE, B, dims["H"], dt, STATE_SHAPES)
     else:
         ds = _check_state("dstate", dstate, STATE, B, dims["H"], dt, STATE_SHAPES)
-    chunk = _check_chunk(chunk)
+    chunk = _check_chunk(chunk if chunk is not None else cache.get("chunk"))  # the forward's
     if held:
         _check_held(method, ds)
         grads, dstate0, dxs = _held_backward(p, cache, dhs, ds, bool(return_dxs))
